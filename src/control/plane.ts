@@ -1,0 +1,28 @@
+/** The control plane's operations over one store; the agent API calls these. */
+import type { InvalidHandler } from './collection.js';
+import { createContext, type Context } from './context.js';
+import { NetworkOps } from './networks.js';
+import { NodeOps } from './nodes.js';
+import { ServiceOps } from './services.js';
+import { TaskOps } from './tasks.js';
+import type { Store } from './types.js';
+
+export class ControlPlane {
+  readonly ctx: Context;
+  readonly networks: NetworkOps;
+  readonly nodes: NodeOps;
+  readonly services: ServiceOps;
+  readonly tasks: TaskOps;
+
+  constructor(store: Store, localNode: string, onInvalid: InvalidHandler) {
+    this.ctx = createContext(store, localNode, onInvalid);
+    this.networks = new NetworkOps(this.ctx);
+    this.nodes = new NodeOps(this.ctx);
+    this.services = new ServiceOps(this.ctx, this.networks);
+    this.tasks = new TaskOps(this.ctx, this.services, this.networks, this.nodes);
+  }
+
+  removeService(ref: string) {
+    return this.services.remove(ref, (id) => this.tasks.remove(id));
+  }
+}

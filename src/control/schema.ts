@@ -1,0 +1,173 @@
+/**
+ * The data model and its schemas. Every object is validated on write and on read
+ * (a stored object may come from another agent or an older version).
+ */
+import { isIPv4 } from 'node:net';
+import { Type, type Static, type TSchema, type TUnion, type TLiteral } from '@sinclair/typebox';
+import { FormatRegistry } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
+import { ValidationError } from '../util/errors.js';
+import { PROTOCOLS, SCHEDULERS } from './constants.js';
+import { parseCidr } from './cidr.js';
+
+FormatRegistry.Set('ipv4', (v) => isIPv4(v));
+FormatRegistry.Set('cidr4', (v) => parseCidr(v) !== undefined);
+FormatRegistry.Set('endpoint', (v) => parseEndpoint(v) !== undefined);
+
+function literals<const T extends readonly string[]>(values: T): TUnion<TLiteral<T[number]>[]> {
+  return Type.Union(values.map((v) => Type.Literal(v))) as TUnion<TLiteral<T[number]>[]>;
+}
+
+/** A DNS label (RFC 1123 section 2.1): names become DNS names in the embedded DNS. */
+export const NameSchema = Type.String({ pattern: '^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$' });
+const Id = Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$' });
+const Port = Type.Integer({ minimum: 1, maximum: 65535 });
+const Ip = Type.String({ format: 'ipv4' });
+const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 1024 }));
+const Millis = Type.Integer({ minimum: 1, maximum: 86_400_000 });
+
+export const ProtocolSchema = literals(PROTOCOLS);
+export const SchedulerSchema = literals(SCHEDULERS);
+export const EndpointModeSchema = literals(['vip', 'dnsrr'] as const);
+export const ProxyProtocolSchema = literals(['none', 'v1', 'v2'] as const);
+export const AvailabilitySchema = literals(['active', 'pause', 'drain'] as const);
+
+export const NodeSchema = Type.Object({
+  id: Id,
+  addr: Ip,
+  hostname: Type.String({ maxLength: 255 }),
+  availability: AvailabilitySchema,
+  labels: Labels,
+  status: literals(['ready', 'down'] as const),
+  /** Milliseconds since the epoch of the last heartbeat. */
+  lastSeen: Type.Integer({ minimum: 0 }),
+});
+export type Node = Static<typeof NodeSchema>;
+
+export const NetworkSchema = Type.Object({
+  id: Id,
+  name: NameSchema,
+  driver: Type.Literal('overlay'),
+  vni: Type.Integer({ minimum: 1, maximum: 0xffffff }),
+  subnet: Type.String({ format: 'cidr4' }),
+  gateway: Ip,
+  encrypted: Type.Boolean(),
+  attachable: Type.Boolean(),
+  labels: Labels,
+  createdAt: Type.Integer({ minimum: 0 }),
+});
+export type Network = Static<typeof NetworkSchema>;
+
+export const PortConfigSchema = Type.Object({
+  protocol: ProtocolSchema,
+  target: Port,
+  published: Port,
+  /** ingress: every node listens and balances to any task; host: only nodes with tasks, to local tasks. */
+  mode: literals(['ingress', 'host'] as const),
+});
+export type PortConfig = Static<typeof PortConfigSchema>;
+
+export const HealthCheckSchema = Type.Object({
+  interval: Millis,
+  timeout: Millis,
+  /** Consecutive failures before a task leaves rotation. */
+  retries: Type.Integer({ minimum: 1, maximum: 100 }),
+});
+export type HealthCheck = Static<typeof HealthCheckSchema>;
+
+export const ServiceSchema = Type.Object({
+  id: Id,
+  name: NameSchema,
+  endpointMode: EndpointModeSchema,
+  ports: Type.Array(PortConfigSchema, { maxItems: 64 }),
+  networks: Type.Array(Type.Object({ network: Id, vip: Type.Optional(Ip) }), { maxItems: 16 }),
+  lb: SchedulerSchema,
+  proxyProtocol: ProxyProtocolSchema,
+  healthCheck: Type.Optional(HealthCheckSchema),
+  labels: Labels,
+  createdAt: Type.Integer({ minimum: 0 }),
+  updatedAt: Type.Integer({ minimum: 0 }),
+});
+export type Service = Static<typeof ServiceSchema>;
+
+export const TaskSchema = Type.Object({
+  id: Id,
+  name: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$' }),
+  service: Id,
+  node: Id,
+  /** An endpoint outside any overlay: `IP` or `IP:PORT` (the port overrides the target of a single-port service). */
+  addr: Type.Optional(Type.String({ format: 'endpoint' })),
+  addresses: Type.Array(Type.Object({ network: Id, ip: Ip }), { maxItems: 16 }),
+  weight: Type.Integer({ minimum: 0, maximum: 65535 }),
+  state: literals(['running', 'shutdown'] as const),
+  createdAt: Type.Integer({ minimum: 0 }),
+});
+export type Task = Static<typeof TaskSchema>;
+
+/** An IPAM claim: who holds a name, port, subnet, VNI or IP. Created with compare-and-set. */
+export const ClaimSchema = Type.Object({ owner: Type.String({ minLength: 1 }), kind: Type.String() });
+export type Claim = Static<typeof ClaimSchema>;
+
+/** A compiled validator that throws ValidationError naming the first bad field. */
+export interface Validator<T> {
+  check(value: unknown): value is T;
+  assert(value: unknown, prefix?: string): T;
+}
+
+export function validator<S extends TSchema>(schema: S): Validator<Static<S>> {
+  const compiled: TypeCheck<S> = TypeCompiler.Compile(schema);
+  return {
+    check: (value): value is Static<S> => compiled.Check(value),
+    assert(value, prefix = '') {
+      if (compiled.Check(value)) return value;
+      const first = compiled.Errors(value).First();
+      if (!first) throw new ValidationError(prefix, 'invalid');
+      throw new ValidationError(joinPath(prefix, first.path), describe(first));
+    },
+  };
+}
+
+/** `/ports/0/published` -> `ports[0].published`. */
+function joinPath(prefix: string, pointer: string): string {
+  let out = prefix;
+  for (const part of pointer.split('/').slice(1)) {
+    out += /^\d+$/.test(part) ? `[${part}]` : out ? `.${part}` : part;
+  }
+  return out;
+}
+
+/** Human wording for the errors users actually hit; TypeBox's message otherwise. */
+function describe(e: ValueError): string {
+  const s = e.schema as { anyOf?: Array<{ const?: unknown }>; minimum?: number; maximum?: number; format?: string; pattern?: string };
+  if (e.type === ValueErrorType.Union && s.anyOf?.every((x) => x.const !== undefined)) {
+    return `must be one of ${s.anyOf.map((x) => String(x.const)).join(', ')} (got ${JSON.stringify(e.value)})`;
+  }
+  if ((e.type === ValueErrorType.NumberMinimum || e.type === ValueErrorType.NumberMaximum) && s.minimum !== undefined && s.maximum !== undefined) {
+    return `must be from ${s.minimum} to ${s.maximum} (got ${JSON.stringify(e.value)})`;
+  }
+  if (e.type === ValueErrorType.StringFormat) return `${JSON.stringify(e.value)} is not a valid ${FORMAT_NAMES[s.format ?? ''] ?? s.format}`;
+  if (e.type === ValueErrorType.StringPattern) return `${JSON.stringify(e.value)} is not a valid name (letters, digits and '-', at most 63, not starting or ending with '-')`;
+  if (e.type === ValueErrorType.ObjectRequiredProperty) return 'is required';
+  if (e.type === ValueErrorType.ObjectAdditionalProperties) return 'unknown field';
+  return e.message;
+}
+
+const FORMAT_NAMES: Record<string, string> = { ipv4: 'IPv4 address', cidr4: 'IPv4 CIDR (a.b.c.d/len)', endpoint: 'endpoint (IP or IP:PORT)' };
+
+/** Parses `IP` or `IP:PORT`; undefined when malformed. */
+export function parseEndpoint(v: string): { ip: string; port?: number } | undefined {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(v);
+  if (!m || !isIPv4(m[1]!)) return undefined;
+  if (m[2] === undefined) return { ip: m[1]! };
+  const port = Number(m[2]);
+  return port >= 1 && port <= 65535 ? { ip: m[1]!, port } : undefined;
+}
+
+export const validate = {
+  node: validator(NodeSchema),
+  network: validator(NetworkSchema),
+  service: validator(ServiceSchema),
+  task: validator(TaskSchema),
+  claim: validator(ClaimSchema),
+};

@@ -1,0 +1,123 @@
+/**
+ * Tasks are a service's endpoints: either an address reachable from the node
+ * (`addr`, for workloads outside swarmnet) or an IP on one of the service's overlay
+ * networks. Task IPs and names are claims, like everything unique.
+ */
+import { ConflictError, NotFoundError, ValidationError } from '../util/errors.js';
+import { contains, parseCidr } from './cidr.js';
+import type { Versioned } from './collection.js';
+import { transaction, type Context } from './context.js';
+import { claimKey } from './ipam.js';
+import { newId } from './ids.js';
+import type { NetworkOps } from './networks.js';
+import type { NodeOps } from './nodes.js';
+import { parseEndpoint, type Task } from './schema.js';
+import type { ServiceOps } from './services.js';
+import { validateSpec } from './spec.js';
+
+export class TaskOps {
+  constructor(
+    private readonly ctx: Context,
+    private readonly services: ServiceOps,
+    private readonly networks: NetworkOps,
+    private readonly nodes: NodeOps,
+  ) {}
+
+  async resolve(ref: string): Promise<Versioned<Task>> {
+    const owner = await this.ctx.ipam.owner(claimKey.name('task', ref));
+    const found = await this.ctx.tasks.get(owner ?? ref);
+    if (found) return found;
+    const matches = (await this.ctx.tasks.list()).filter((t) => t.id.startsWith(ref));
+    if (matches.length === 1) return (await this.ctx.tasks.get(matches[0]!.id))!;
+    throw new NotFoundError(`task ${ref} not found`);
+  }
+
+  async list(serviceRef?: string): Promise<Task[]> {
+    const all = await this.ctx.tasks.list();
+    const svc = serviceRef ? (await this.services.resolve(serviceRef)).value.id : undefined;
+    return all.filter((t) => !svc || t.service === svc).sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+  }
+
+  async add(input: unknown): Promise<Task> {
+    const spec = validateSpec.task.assert(input);
+    if ((spec.addr === undefined) === (spec.network === undefined)) throw new ValidationError('addr', 'give exactly one of addr (IP:PORT) or network');
+    if (spec.ip && !spec.network) throw new ValidationError('ip', 'an ip needs a network');
+    const svc = await this.services.resolve(spec.service).catch((err) => {
+      throw err instanceof NotFoundError ? new ValidationError('service', err.message) : err;
+    });
+    const node = await this.nodes.resolve(spec.node ?? this.ctx.localNode).catch((err) => {
+      throw err instanceof NotFoundError ? new ValidationError('node', err.message) : err;
+    });
+    if (spec.addr && parseEndpoint(spec.addr)?.port !== undefined && svc.value.ports.length > 1) {
+      throw new ValidationError('addr', `service ${svc.value.name} publishes ${svc.value.ports.length} ports; give the task an IP without a port, each port goes to its target`);
+    }
+    const id = newId();
+    const { ctx } = this;
+    return transaction(async (undo) => {
+      const name = await this.#claimName(id, spec.name, svc.value.name, undo);
+      const addresses: Task['addresses'] = [];
+      if (spec.network) {
+        const net = (await this.networks.resolve(spec.network).catch((err) => {
+          throw err instanceof NotFoundError ? new ValidationError('network', err.message) : err;
+        })).value;
+        if (!svc.value.networks.some((n) => n.network === net.id)) throw new ValidationError('network', `service ${svc.value.name} is not attached to network ${net.name}`);
+        const subnet = parseCidr(net.subnet)!;
+        let ip = spec.ip;
+        if (ip) {
+          if (!contains(subnet, ip) || ip === net.gateway) throw new ValidationError('ip', `${ip} is not a usable address of ${net.name} (${net.subnet})`);
+          await ctx.ipam.claim(claimKey.ip(net.id, ip), id, 'task').catch((err) => {
+            throw err instanceof ConflictError ? new ConflictError(`${ip} is ${err.message}`, 'ip') : err;
+          });
+        } else {
+          ip = await ctx.ipam.allocIp(net.id, subnet, id, 'task');
+        }
+        const claimed = ip;
+        undo(() => ctx.ipam.release(claimKey.ip(net.id, claimed), id));
+        addresses.push({ network: net.id, ip });
+      }
+      const task: Task = {
+        id,
+        name,
+        service: svc.value.id,
+        node: node.value.id,
+        ...(spec.addr && { addr: spec.addr }),
+        addresses,
+        weight: spec.weight ?? 1,
+        state: 'running',
+        createdAt: ctx.now(),
+      };
+      await ctx.tasks.create(id, task);
+      return task;
+    });
+  }
+
+  async remove(ref: string): Promise<Task> {
+    const { value: task, revision } = await this.resolve(ref);
+    await this.ctx.tasks.delete(task.id, revision);
+    for (const a of task.addresses) await this.ctx.ipam.release(claimKey.ip(a.network, a.ip), task.id);
+    await this.ctx.ipam.release(claimKey.name('task', task.name), task.id);
+    return task;
+  }
+
+  /** A given name must be free; otherwise `<service>.<slot>` with the lowest free slot, as Swarm names tasks. */
+  async #claimName(id: string, wanted: string | undefined, service: string, undo: (s: () => Promise<void>) => void): Promise<string> {
+    if (wanted) {
+      await this.ctx.ipam.claim(claimKey.name('task', wanted), id, 'task').catch((err) => {
+        throw err instanceof ConflictError ? new ConflictError(`task ${wanted} already exists`, 'name') : err;
+      });
+      undo(() => this.ctx.ipam.release(claimKey.name('task', wanted), id));
+      return wanted;
+    }
+    for (let slot = 1; ; slot++) {
+      const name = `${service}.${slot}`;
+      try {
+        await this.ctx.ipam.claim(claimKey.name('task', name), id, 'task');
+      } catch (err) {
+        if (err instanceof ConflictError) continue;
+        throw err;
+      }
+      undo(() => this.ctx.ipam.release(claimKey.name('task', name), id));
+      return name;
+    }
+  }
+}

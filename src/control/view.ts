@@ -1,0 +1,92 @@
+/**
+ * A local, validated mirror of desired state, kept current by one watch per kind.
+ * Consumers (reconciler, DNS) read it synchronously and subscribe to `onChange`,
+ * which is coalesced: a burst of store events yields one call.
+ */
+import type { InvalidHandler } from './collection.js';
+import { KINDS, type Kind } from './constants.js';
+import { validate, type Network, type Node, type Service, type Task, type Validator } from './schema.js';
+import type { Store, Unwatch, WatchEvent } from './types.js';
+
+type Listener = () => void;
+
+export class View {
+  readonly nodes = new Map<string, Node>();
+  readonly networks = new Map<string, Network>();
+  readonly services = new Map<string, Service>();
+  readonly tasks = new Map<string, Task>();
+  readonly #listeners = new Set<Listener>();
+  readonly #unwatch: Unwatch[] = [];
+  #scheduled = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly onInvalid: InvalidHandler,
+  ) {}
+
+  /** Resolves once every kind's current entries are loaded. */
+  async start(): Promise<void> {
+    for (const kind of KINDS) {
+      if (kind === 'ipam') continue;
+      await new Promise<void>((ready, fail) => {
+        this.store.watch(kind, (e) => this.#onEvent(e), ready).then((u) => this.#unwatch.push(u), fail);
+      });
+    }
+  }
+
+  stop(): void {
+    for (const u of this.#unwatch.splice(0)) u();
+    this.#listeners.clear();
+  }
+
+  onChange(fn: Listener): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  tasksOf(serviceId: string): Task[] {
+    return [...this.tasks.values()].filter((t) => t.service === serviceId);
+  }
+
+  #onEvent(e: WatchEvent): void {
+    const [map, schema] = this.#target(e.kind);
+    if (e.op === 'del') map.delete(e.key);
+    else {
+      const ok = schema.check(e.value);
+      if (!ok) {
+        // Never trust a malformed entry, and never let it take down the agent.
+        try {
+          schema.assert(e.value);
+        } catch (err) {
+          this.onInvalid(e.kind, e.key, err as Error);
+        }
+        map.delete(e.key);
+      } else map.set(e.key, e.value);
+    }
+    this.#schedule();
+  }
+
+  #target(kind: Kind): [Map<string, unknown>, Validator<unknown>] {
+    switch (kind) {
+      case 'nodes':
+        return [this.nodes, validate.node];
+      case 'networks':
+        return [this.networks, validate.network];
+      case 'services':
+        return [this.services, validate.service];
+      case 'tasks':
+        return [this.tasks, validate.task];
+      default:
+        throw new TypeError(`view does not mirror ${kind}`);
+    }
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      for (const fn of this.#listeners) fn();
+    });
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Error classes, one per failure mode, each with a stable `code` that callers
+ * branch on (undici `errors.js` style). The original error is kept in `cause`.
+ */
+export class SwarmnetError extends Error {
+  readonly code: string = 'ESWARMNET';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Input that fails validation. `field` names the offending field, e.g. `ports[0].published`. */
+export class ValidationError extends SwarmnetError {
+  override readonly code = 'EINVALID';
+  constructor(readonly field: string, readonly problem: string) {
+    super(field ? `${field}: ${problem}` : problem);
+  }
+}
+
+/** The named object does not exist. */
+export class NotFoundError extends SwarmnetError {
+  override readonly code = 'ENOTFOUND';
+}
+
+/** A key that must be unique is taken (a name, a published port, an IP). */
+export class ConflictError extends SwarmnetError {
+  override readonly code = 'ECONFLICT';
+  constructor(message: string, readonly field = '') {
+    super(field ? `${field}: ${message}` : message);
+  }
+}
+
+/** A compare-and-set lost: the entry changed since it was read. Retry the read-modify-write. */
+export class RevisionMismatchError extends SwarmnetError {
+  override readonly code = 'EREVISION';
+}
+
+/** An address pool is used up. */
+export class ExhaustedError extends SwarmnetError {
+  override readonly code = 'EEXHAUSTED';
+}
+
+/** The store failed below us (disk, NATS). */
+export class StoreError extends SwarmnetError {
+  override readonly code = 'ESTORE';
+}
+
+/** Talking to the agent API failed (CLI side). */
+export class ApiError extends SwarmnetError {
+  constructor(message: string, override readonly code: string, readonly status: number) {
+    super(message);
+  }
+}
+
+export function isCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}
