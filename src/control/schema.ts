@@ -143,7 +143,7 @@ function describe(e: ValueError): string {
   if (e.type === ValueErrorType.Union && s.anyOf?.every((x) => x.const !== undefined)) {
     return `must be one of ${s.anyOf.map((x) => String(x.const)).join(', ')} (got ${JSON.stringify(e.value)})`;
   }
-  if ((e.type === ValueErrorType.NumberMinimum || e.type === ValueErrorType.NumberMaximum) && s.minimum !== undefined && s.maximum !== undefined) {
+  if ((e.type === ValueErrorType.NumberMinimum || e.type === ValueErrorType.NumberMaximum || e.type === ValueErrorType.IntegerMinimum || e.type === ValueErrorType.IntegerMaximum) && s.minimum !== undefined && s.maximum !== undefined) {
     return `must be from ${s.minimum} to ${s.maximum} (got ${JSON.stringify(e.value)})`;
   }
   if (e.type === ValueErrorType.StringFormat) return `${JSON.stringify(e.value)} is not a valid ${FORMAT_NAMES[s.format ?? ''] ?? s.format}`;

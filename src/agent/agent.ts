@@ -1,0 +1,116 @@
+/**
+ * The agent: one per node. Wires store -> view -> reconciler -> mesh, registers and
+ * heartbeats this node, and serves the HTTP API.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import { ControlPlane } from '../control/plane.js';
+import { EmbeddedStore } from '../control/store/embedded.js';
+import type { Store } from '../control/types.js';
+import { View } from '../control/view.js';
+import { newId } from '../control/ids.js';
+import { Mesh, type MeshSettings } from '../mesh/index.js';
+import { createApi } from './api.js';
+import { createMetrics } from './metrics.js';
+import { Reconciler } from './reconciler.js';
+
+export interface AgentOptions {
+  nodeId?: string;
+  advertiseAddr: string;
+  dataDir: string;
+  apiHost: string;
+  apiPort: number;
+  ingressAddr: string;
+  mesh: Partial<MeshSettings>;
+  heartbeatMs: number;
+  nodeTimeoutMs: number;
+  version: string;
+  logger: Logger;
+  /** Defaults to the embedded store in dataDir. */
+  store?: Store;
+}
+
+export class Agent {
+  #heartbeat: NodeJS.Timeout | undefined;
+
+  private constructor(
+    readonly nodeId: string,
+    readonly store: Store,
+    readonly plane: ControlPlane,
+    readonly view: View,
+    readonly mesh: Mesh,
+    readonly reconciler: Reconciler,
+    readonly api: Server,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(o: AgentOptions): Promise<Agent> {
+    mkdirSync(o.dataDir, { recursive: true });
+    const nodeId = o.nodeId ?? persistentNodeId(o.dataDir);
+    const log = o.logger.child({ node: nodeId });
+    const onInvalid = (kind: string, key: string, err: Error) => log.warn({ kind, key, err: err.message }, 'skipping malformed stored object');
+    const store = o.store ?? EmbeddedStore.open(join(o.dataDir, 'store'));
+    const plane = new ControlPlane(store, nodeId, onInvalid);
+    const self = { id: nodeId, addr: o.advertiseAddr, hostname: hostname() };
+    await plane.nodes.heartbeat(self);
+    const view = new View(store, onInvalid);
+    await view.start();
+    const mesh = new Mesh(o.mesh);
+    const reconciler = new Reconciler({
+      view,
+      mesh,
+      localNode: nodeId,
+      ingressAddr: o.ingressAddr,
+      nodeTimeoutMs: o.nodeTimeoutMs,
+      onErrors: (errs) => {
+        for (const e of errs) log.error({ listener: e.key, err: e.error.message }, 'cannot open published port');
+      },
+    });
+    reconciler.start();
+    await reconciler.idle();
+    const api = createApi({ plane, mesh, reconciler, metrics: createMetrics(mesh), nodeId, version: o.version });
+    await new Promise<void>((resolve, reject) => {
+      api.once('error', reject);
+      api.listen(o.apiPort, o.apiHost, () => resolve());
+    });
+    const agent = new Agent(nodeId, store, plane, view, mesh, reconciler, api, log);
+    agent.#heartbeat = setInterval(() => {
+      plane.nodes.heartbeat(self).catch((err: Error) => log.warn({ err: err.message }, 'heartbeat failed'));
+      // Liveness is time-based: re-evaluate even when nothing was written.
+      void reconciler.kick();
+    }, o.heartbeatMs);
+    const addr = api.address() as AddressInfo;
+    log.info({ api: `${addr.address}:${addr.port}`, ingress: o.ingressAddr, listening: mesh.listening() }, 'agent ready');
+    return agent;
+  }
+
+  get apiAddress(): AddressInfo {
+    return this.api.address() as AddressInfo;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#heartbeat);
+    this.reconciler.stop();
+    this.view.stop();
+    this.mesh.close();
+    await new Promise<void>((r) => {
+      this.api.close(() => r());
+      this.api.closeAllConnections();
+    });
+    await this.store.close();
+    this.log.info('agent stopped');
+  }
+}
+
+/** A node keeps its id across restarts, like a Swarm node's identity. */
+function persistentNodeId(dir: string): string {
+  const file = join(dir, 'node-id');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const id = newId();
+  writeFileSync(file, id + '\n');
+  return id;
+}

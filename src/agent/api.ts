@@ -1,0 +1,66 @@
+/**
+ * The agent's HTTP API: the CLI's only way in. Writes go through the control plane
+ * (validated, claimed, stored); the reply waits for the local reconciler so that
+ * when `service create` returns on a single node, its ports already listen.
+ */
+import { createServer, type Server } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { ControlPlane } from '../control/plane.js';
+import type { Task } from '../control/schema.js';
+import type { Mesh } from '../mesh/index.js';
+import { dispatch, route, type Route } from './http.js';
+import type { Reconciler } from './reconciler.js';
+
+export interface ApiDeps {
+  plane: ControlPlane;
+  mesh: Mesh;
+  reconciler: Reconciler;
+  metrics: Registry;
+  nodeId: string;
+  version: string;
+}
+
+export function createApi(d: ApiDeps): Server {
+  const { plane, mesh } = d;
+  /** Lets the store's watch reach the view, then waits for the reconciler. */
+  const settle = async <T>(result: T): Promise<T> => {
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    await d.reconciler.kick();
+    return result;
+  };
+  const observed = (t: Task) => {
+    const s = mesh.backendStats().filter((b) => b.name === t.name);
+    const state = s.length === 0 ? 'no-port' : s.some((b) => b.draining) ? 'draining' : !s.every((b) => b.healthy) ? 'unhealthy' : s.some((b) => b.backoff) ? 'backoff' : 'up';
+    return { ...t, observed: { state, active: s.reduce((n, b) => n + b.active, 0) } };
+  };
+
+  const routes: Route[] = [
+    route('GET', '/v1/info', async () => ({ node: d.nodeId, version: d.version, listening: mesh.listening() })),
+    route('GET', '/metrics', () => d.metrics.metrics()),
+
+    route('GET', '/v1/services', () => plane.services.list()),
+    route('POST', '/v1/services', async (r) => settle(await plane.services.create(r.body))),
+    route('GET', '/v1/services/:ref', async (r) => (await plane.services.resolve(r.params[0]!)).value),
+    route('PATCH', '/v1/services/:ref', async (r) => settle(await plane.services.update(r.params[0]!, r.body))),
+    route('DELETE', '/v1/services/:ref', async (r) => settle(await plane.removeService(r.params[0]!))),
+    route('GET', '/v1/services/:ref/tasks', async (r) => (await plane.tasks.list(r.params[0]!)).map(observed)),
+
+    route('GET', '/v1/tasks', async (r) => (await plane.tasks.list(r.query.get('service') ?? undefined)).map(observed)),
+    route('POST', '/v1/tasks', async (r) => settle(await plane.tasks.add(r.body))),
+    route('GET', '/v1/tasks/:ref', async (r) => observed((await plane.tasks.resolve(r.params[0]!)).value)),
+    route('DELETE', '/v1/tasks/:ref', async (r) => settle(await plane.tasks.remove(r.params[0]!))),
+
+    route('GET', '/v1/nodes', () => plane.nodes.list()),
+    route('GET', '/v1/nodes/:ref', async (r) => (await plane.nodes.resolve(r.params[0]!)).value),
+    route('PATCH', '/v1/nodes/:ref', async (r) => settle(await plane.nodes.update(r.params[0]!, r.body))),
+
+    route('GET', '/v1/networks', () => plane.networks.list()),
+    route('POST', '/v1/networks', async (r) => settle(await plane.networks.create(r.body))),
+    route('GET', '/v1/networks/:ref', async (r) => (await plane.networks.resolve(r.params[0]!)).value),
+    route('DELETE', '/v1/networks/:ref', async (r) => settle(await plane.networks.remove(r.params[0]!))),
+
+    route('GET', '/v1/conns', async (r) => mesh.conns(r.query.get('service') ?? undefined)),
+  ];
+  return createServer((req, res) => void dispatch(routes, req, res));
+}

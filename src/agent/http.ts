@@ -1,0 +1,71 @@
+/** Minimal JSON-over-HTTP plumbing for the agent API: routing, bodies, error mapping. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SwarmnetError, ValidationError } from '../util/errors.js';
+
+export interface Request {
+  params: string[];
+  query: URLSearchParams;
+  body: unknown;
+}
+
+export type Handler = (req: Request) => Promise<unknown>;
+
+export interface Route {
+  method: string;
+  pattern: RegExp;
+  handler: Handler;
+}
+
+/** Error code -> HTTP status; callers (the CLI) branch on the code in the body. */
+const STATUS: Record<string, number> = { EINVALID: 400, ENOTFOUND: 404, ECONFLICT: 409, EREVISION: 409, EEXHAUSTED: 409 };
+const MAX_BODY = 1 << 20;
+
+export function route(method: string, path: string, handler: Handler): Route {
+  const pattern = new RegExp('^' + path.replace(/:[a-z]+/g, '([^/]+)') + '$');
+  return { method, pattern, handler };
+}
+
+export async function dispatch(routes: Route[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+  try {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    let allowed = false;
+    for (const r of routes) {
+      const m = r.pattern.exec(url.pathname);
+      if (!m) continue;
+      allowed = true;
+      if (r.method !== req.method) continue;
+      const body = req.method === 'POST' || req.method === 'PATCH' ? await readJson(req) : undefined;
+      const result = await r.handler({ params: m.slice(1).map(decodeURIComponent), query: url.searchParams, body });
+      if (typeof result === 'string') return send(res, 200, result, 'text/plain; version=0.0.4; charset=utf-8');
+      return send(res, req.method === 'POST' ? 201 : 200, JSON.stringify(result ?? {}), 'application/json');
+    }
+    const err = allowed ? { code: 'EMETHOD', message: `${req.method} not allowed on ${url.pathname}` } : { code: 'ENOTFOUND', message: `no such endpoint ${url.pathname}` };
+    send(res, allowed ? 405 : 404, JSON.stringify({ error: err }), 'application/json');
+  } catch (err) {
+    const e = err as SwarmnetError & { field?: string };
+    const status = STATUS[e.code] ?? 500;
+    const payload = { code: e.code ?? 'EINTERNAL', message: e.message, ...(e.field && { field: e.field }) };
+    send(res, status, JSON.stringify({ error: payload }), 'application/json');
+  }
+}
+
+function send(res: ServerResponse, status: number, body: string, type: string): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY) throw new ValidationError('body', `larger than ${MAX_BODY} bytes`);
+    chunks.push(c);
+  }
+  if (size === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new ValidationError('body', 'not valid JSON');
+  }
+}

@@ -1,0 +1,2 @@
+export { Agent, type AgentOptions } from './agent.js';
+export { Reconciler } from './reconciler.js';

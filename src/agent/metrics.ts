@@ -1,0 +1,86 @@
+/**
+ * Prometheus metrics. The data path bumps plain numbers; these collectors read them
+ * at scrape time, so serving traffic never touches prom-client.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Mesh } from '../mesh/index.js';
+
+export function createMetrics(mesh: Mesh): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'swarmnet_process_' });
+
+  new Gauge({
+    name: 'swarmnet_service_connections_active',
+    help: 'Open flows (TCP connections, UDP flows) per service',
+    labelNames: ['service'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of mesh.serviceStats()) this.set({ service: s.service }, s.active);
+    },
+  });
+  const serviceCounter = (name: string, help: string, pick: (s: ReturnType<Mesh['serviceStats']>[number]) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['service'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const s of mesh.serviceStats()) this.inc({ service: s.service }, pick(s));
+      },
+    });
+  serviceCounter('swarmnet_service_connections_total', 'Flows accepted per service', (s) => s.total);
+  serviceCounter('swarmnet_service_no_backend_total', 'Flows refused because no task was available', (s) => s.noBackend);
+  serviceCounter('swarmnet_service_retries_total', 'Flows moved to another task after a failure', (s) => s.retries);
+  serviceCounter('swarmnet_service_bytes_received_total', 'Bytes from clients of closed flows', (s) => s.bytesIn);
+  serviceCounter('swarmnet_service_bytes_sent_total', 'Bytes to clients of closed flows', (s) => s.bytesOut);
+
+  const labels = ['service', 'protocol', 'port', 'backend', 'task'] as const;
+  const lbl = (b: ReturnType<Mesh['backendStats']>[number]) => ({ service: b.service, protocol: b.protocol, port: String(b.port), backend: b.backend, task: b.name });
+  new Gauge({
+    name: 'swarmnet_backend_connections_active',
+    help: 'Open flows per backend',
+    labelNames: labels,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const b of mesh.backendStats()) this.set(lbl(b), b.active);
+    },
+  });
+  new Gauge({
+    name: 'swarmnet_backend_up',
+    help: '1 when the backend takes new flows (healthy, not draining, not backing off)',
+    labelNames: labels,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const b of mesh.backendStats()) this.set(lbl(b), b.healthy && !b.draining && !b.backoff ? 1 : 0);
+    },
+  });
+  const backendCounter = (name: string, help: string, pick: (b: ReturnType<Mesh['backendStats']>[number]) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: labels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const b of mesh.backendStats()) this.inc(lbl(b), pick(b));
+      },
+    });
+  backendCounter('swarmnet_backend_connections_total', 'Flows sent to a backend', (b) => b.total);
+  backendCounter('swarmnet_backend_bytes_received_total', 'Bytes from clients forwarded to a backend', (b) => b.bytesIn);
+  backendCounter('swarmnet_backend_bytes_sent_total', 'Bytes from a backend forwarded to clients', (b) => b.bytesOut);
+  new Counter({
+    name: 'swarmnet_backend_errors_total',
+    help: 'Failures per backend by kind (connect, refused, reset, empty)',
+    labelNames: [...labels, 'kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const b of mesh.backendStats()) for (const [kind, n] of Object.entries(b.errors)) this.inc({ ...lbl(b), kind }, n);
+    },
+  });
+  return registry;
+}

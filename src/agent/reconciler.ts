@@ -1,0 +1,113 @@
+/**
+ * Desired state (View) -> routing mesh. Level-triggered: every change recomputes the
+ * full listener set from the view and hands it to the mesh, which applies the diff.
+ *
+ * A task is eligible for new flows when its node is known, active (not paused or
+ * drained) and alive (heard from within the liveness timeout).
+ */
+import type { View } from '../control/view.js';
+import type { Node, Service, Task } from '../control/schema.js';
+import { parseEndpoint } from '../control/schema.js';
+import type { ApplyError, BackendSpec, ListenerSpec, Mesh } from '../mesh/index.js';
+
+export interface ReconcilerOptions {
+  view: View;
+  mesh: Mesh;
+  localNode: string;
+  /** Address the routing mesh listens on. */
+  ingressAddr: string;
+  /** A node not heard from for this long is down. */
+  nodeTimeoutMs: number;
+  onErrors(errors: ApplyError[]): void;
+}
+
+export class Reconciler {
+  #running: Promise<void> | undefined;
+  #again = false;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(private readonly o: ReconcilerOptions) {}
+
+  start(): void {
+    this.#unsubscribe = this.o.view.onChange(() => this.kick());
+    this.kick();
+  }
+
+  stop(): void {
+    this.#unsubscribe?.();
+  }
+
+  /** Runs a pass now, or once more after the one in progress. */
+  kick(): Promise<void> {
+    if (this.#running) {
+      this.#again = true;
+      return this.#running;
+    }
+    this.#running = (async () => {
+      do {
+        this.#again = false;
+        const errors = await this.o.mesh.apply(this.desired());
+        if (errors.length) this.o.onErrors(errors);
+      } while (this.#again);
+      this.#running = undefined;
+    })();
+    return this.#running;
+  }
+
+  /** Settles once no pass is running or pending. */
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  desired(now = Date.now()): ListenerSpec[] {
+    const { view } = this.o;
+    const byService = new Map<string, Task[]>();
+    for (const t of view.tasks.values()) {
+      if (t.state !== 'running') continue;
+      const list = byService.get(t.service) ?? [];
+      list.push(t);
+      byService.set(t.service, list);
+    }
+    const out: ListenerSpec[] = [];
+    for (const svc of view.services.values()) {
+      const tasks = byService.get(svc.id) ?? [];
+      svc.ports.forEach((port, i) => {
+        // Host mode: only nodes running a task listen, and only to their own tasks.
+        const own = port.mode === 'host' ? tasks.filter((t) => t.node === this.o.localNode) : tasks;
+        if (port.mode === 'host' && own.length === 0) return;
+        out.push({
+          service: svc.name,
+          protocol: port.protocol,
+          host: this.o.ingressAddr,
+          port: port.published,
+          proxyProtocol: svc.proxyProtocol,
+          lb: svc.lb,
+          ...(svc.healthCheck && { healthCheck: svc.healthCheck }),
+          backends: own.flatMap((t) => this.#backend(svc, i, t, now)),
+        });
+      });
+    }
+    this.o.mesh.pruneCounters(new Set([...view.services.values()].map((s) => s.name)));
+    return out;
+  }
+
+  #backend(svc: Service, portIndex: number, t: Task, now: number): BackendSpec[] {
+    const port = svc.ports[portIndex]!;
+    let host: string;
+    let target = port.target;
+    if (t.addr) {
+      const ep = parseEndpoint(t.addr)!;
+      host = ep.ip;
+      if (ep.port !== undefined && svc.ports.length === 1) target = ep.port;
+    } else {
+      const a = t.addresses[0];
+      if (!a) return [];
+      host = a.ip;
+    }
+    return [{ id: t.id, name: t.name, host, port: target, weight: t.weight, node: t.node, eligible: this.#nodeOk(this.o.view.nodes.get(t.node), now) }];
+  }
+
+  #nodeOk(node: Node | undefined, now: number): boolean {
+    return !!node && node.availability === 'active' && node.status === 'ready' && now - node.lastSeen < this.o.nodeTimeoutMs;
+  }
+}

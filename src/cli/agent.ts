@@ -1,0 +1,80 @@
+/** `swarmnet agent`: runs the node agent in this process until SIGINT/SIGTERM. */
+import { isIPv4 } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { Agent } from '../agent/index.js';
+import { DEFAULT_API } from './client.js';
+import { parseDuration, UsageError } from './format.js';
+import { VERSION } from './version.js';
+
+function hostPort(text: string, flag: string): { host: string; port: number } {
+  const m = /^([^:]+):(\d+)$/.exec(text);
+  if (!m || Number(m[2]) > 65535) throw new UsageError(`${flag}: '${text}' is not HOST:PORT`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+function ipv4(text: string, flag: string): string {
+  if (!isIPv4(text)) throw new UsageError(`${flag}: '${text}' is not an IPv4 address`);
+  return text;
+}
+
+function defaultDataDir(): string {
+  if (process.env.SWARMNET_DATA_DIR) return process.env.SWARMNET_DATA_DIR;
+  return process.getuid?.() === 0 ? '/var/lib/swarmnet' : join(homedir(), '.local', 'share', 'swarmnet');
+}
+
+export function agentCommand(program: Command): void {
+  program
+    .command('agent')
+    .description('run the swarmnet agent on this node')
+    .option('--node-id <id>', 'node id (default: generated once, kept in the data dir)')
+    .option('--advertise-addr <ip>', 'underlay address other nodes reach this one on', '127.0.0.1')
+    .option('--data-dir <dir>', 'state directory (env SWARMNET_DATA_DIR)', defaultDataDir())
+    .option('--api <host:port>', 'HTTP API address', DEFAULT_API)
+    .option('--ingress-addr <ip>', 'address the routing mesh listens on', '0.0.0.0')
+    .option('--tcp-timeout <duration>', 'idle timeout of TCP flows', '900s')
+    .option('--udp-timeout <duration>', 'idle timeout of UDP flows', '300s')
+    .option('--drain-timeout <duration>', "how long a removed task's connections may run", '300s')
+    .option('--connect-timeout <duration>', 'connect timeout toward tasks', '3s')
+    .option('--heartbeat <duration>', 'node heartbeat interval', '2s')
+    .option('--node-timeout <duration>', 'a node not heard from this long is down', '10s')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .action(async (o) => {
+      const api = hostPort(o.api, '--api');
+      const logger = pino({ level: o.logLevel, base: { pid: process.pid } });
+      const agent = await Agent.start({
+        ...(o.nodeId && { nodeId: o.nodeId }),
+        advertiseAddr: ipv4(o.advertiseAddr, '--advertise-addr'),
+        dataDir: o.dataDir,
+        apiHost: api.host,
+        apiPort: api.port,
+        ingressAddr: ipv4(o.ingressAddr, '--ingress-addr'),
+        mesh: {
+          tcpIdleTimeoutMs: parseDuration(o.tcpTimeout, '--tcp-timeout'),
+          udpIdleTimeoutMs: parseDuration(o.udpTimeout, '--udp-timeout'),
+          drainTimeoutMs: parseDuration(o.drainTimeout, '--drain-timeout'),
+          connectTimeoutMs: parseDuration(o.connectTimeout, '--connect-timeout'),
+        },
+        heartbeatMs: parseDuration(o.heartbeat, '--heartbeat'),
+        nodeTimeoutMs: parseDuration(o.nodeTimeout, '--node-timeout'),
+        version: VERSION,
+        logger,
+      });
+      let stopping = false;
+      const stop = () => {
+        if (stopping) return;
+        stopping = true;
+        agent.stop().then(
+          () => process.exit(0),
+          (err: Error) => {
+            logger.error({ err: err.message }, 'stop failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+}

@@ -1,0 +1,52 @@
+/** `swarmnet network ...` */
+import type { Command } from 'commander';
+import type { Network } from '../control/schema.js';
+import type { Client } from './client.js';
+import { collect, json, print, table, UsageError } from './format.js';
+
+export function networkCommands(program: Command, client: () => Client): void {
+  const net = program.command('network').description('manage overlay networks');
+
+  net
+    .command('create <name>')
+    .description('create an overlay network')
+    .option('-d, --driver <driver>', 'overlay', 'overlay')
+    .option('--subnet <cidr>', 'subnet (default: next free /24 of 10.0.0.0/8)')
+    .option('-o, --opt <opt>', 'driver option: encrypted', collect)
+    .option('--attachable', 'allow standalone containers to attach')
+    .action(async (name: string, o) => {
+      const opts = (o.opt as string[] | undefined) ?? [];
+      const unknown = opts.find((x) => x !== 'encrypted' && x !== 'encrypted=true');
+      if (unknown) throw new UsageError(`--opt: unknown option '${unknown}' (known: encrypted)`);
+      const n = await client().post<Network>('/v1/networks', {
+        name,
+        driver: o.driver,
+        ...(o.subnet && { subnet: o.subnet }),
+        ...(opts.length && { encrypted: true }),
+        ...(o.attachable && { attachable: true }),
+      });
+      print(n.id);
+    });
+
+  net
+    .command('ls')
+    .description('list networks')
+    .option('--format <format>', 'json')
+    .action(async (o) => {
+      const list = await client().get<Network[]>('/v1/networks');
+      if (o.format === 'json') return print(json(list));
+      print(table(['ID', 'NAME', 'DRIVER', 'SUBNET', 'VNI', 'ENCRYPTED'], list.map((n) => [n.id.slice(0, 12), n.name, n.driver, n.subnet, n.vni, n.encrypted ? 'yes' : 'no'])));
+    });
+
+  net
+    .command('inspect <network>')
+    .description('show a network')
+    .action(async (ref: string) => print(json([await client().get<Network>(`/v1/networks/${encodeURIComponent(ref)}`)])));
+
+  net
+    .command('rm <network...>')
+    .description('remove networks no service uses')
+    .action(async (refs: string[]) => {
+      for (const ref of refs) print((await client().del<Network>(`/v1/networks/${encodeURIComponent(ref)}`)).name);
+    });
+}

@@ -1,0 +1,155 @@
+/** `swarmnet service ...` */
+import type { Command } from 'commander';
+import type { Network, Service } from '../control/schema.js';
+import type { Client } from './client.js';
+import { collect, json, parseDuration, parseIntArg, print, table, UsageError } from './format.js';
+import { parsePublish } from './publish.js';
+
+type TaskRow = { id: string; name: string; node: string; addr?: string; addresses: Array<{ ip: string }>; weight: number; state: string; observed: { state: string; active: number } };
+
+const ports = (s: Service) => s.ports.map((p) => `*:${p.published}->${p.target}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}`).join(', ');
+
+function healthCheck(o: { healthInterval?: string; healthTimeout?: string; healthRetries?: string }) {
+  if (!o.healthInterval && !o.healthTimeout && !o.healthRetries) return undefined;
+  return {
+    interval: o.healthInterval ? parseDuration(o.healthInterval, '--health-interval') : 5000,
+    timeout: o.healthTimeout ? parseDuration(o.healthTimeout, '--health-timeout') : 2000,
+    retries: o.healthRetries ? parseIntArg(o.healthRetries, '--health-retries') : 3,
+  };
+}
+
+function labels(list: string[] | undefined): Record<string, string> | undefined {
+  if (!list) return undefined;
+  return Object.fromEntries(
+    list.map((l) => {
+      const i = l.indexOf('=');
+      return i < 0 ? [l, ''] : [l.slice(0, i), l.slice(i + 1)];
+    }),
+  );
+}
+
+export function serviceCommands(program: Command, client: () => Client): void {
+  const svc = program.command('service').description('manage services');
+
+  svc
+    .command('create')
+    .description('create a service')
+    .requiredOption('--name <name>', 'service name')
+    .option('-p, --publish <spec>', 'publish a port: [PUBLISHED:]TARGET[/tcp|udp] or published=,target=,protocol=,mode=', collect)
+    .option('--endpoint-mode <mode>', 'vip or dnsrr')
+    .option('--network <net>', 'attach to an overlay network', collect)
+    .option('--lb <scheduler>', 'rr, wrr, lc, wlc, sh or mh')
+    .option('--proxy-protocol <version>', 'send a PROXY protocol header to tasks: v1 or v2')
+    .option('--health-interval <duration>', 'active TCP health check interval')
+    .option('--health-timeout <duration>', 'active TCP health check timeout')
+    .option('--health-retries <n>', 'failed checks before a task leaves rotation')
+    .option('-l, --label <key=value>', 'service label', collect)
+    .option('-q, --quiet', 'print only the id')
+    .action(async (o) => {
+      const hc = healthCheck(o);
+      const spec = {
+        name: o.name,
+        ...(o.publish && { ports: (o.publish as string[]).map(parsePublish) }),
+        ...(o.endpointMode && { endpointMode: o.endpointMode }),
+        ...(o.network && { networks: o.network }),
+        ...(o.lb && { lb: o.lb }),
+        ...(o.proxyProtocol && { proxyProtocol: o.proxyProtocol }),
+        ...(hc && { healthCheck: hc }),
+        ...(o.label && { labels: labels(o.label) }),
+      };
+      const s = await client().post<Service>('/v1/services', spec);
+      print(o.quiet ? s.id : `${s.id}\n${s.ports.map((p) => `published ${p.published}/${p.protocol} -> ${p.target}`).join('\n')}`);
+    });
+
+  svc
+    .command('ls')
+    .description('list services')
+    .option('--format <format>', 'json')
+    .action(async (o) => {
+      const list = await client().get<Service[]>('/v1/services');
+      if (o.format === 'json') return print(json(list));
+      const tasks = await client().get<Array<{ service: string }>>('/v1/tasks');
+      print(table(['ID', 'NAME', 'MODE', 'LB', 'TASKS', 'PORTS'], list.map((s) => [s.id.slice(0, 12), s.name, s.endpointMode, s.lb, tasks.filter((t) => t.service === s.id).length, ports(s)])));
+    });
+
+  svc
+    .command('inspect <service>')
+    .description('show a service')
+    .option('--pretty', 'human-readable')
+    .action(async (ref: string, o) => {
+      const s = await client().get<Service>(`/v1/services/${encodeURIComponent(ref)}`);
+      if (!o.pretty) return print(json([s]));
+      const nets = await client().get<Network[]>('/v1/networks');
+      const lines = [
+        `ID:\t\t${s.id}`,
+        `Name:\t\t${s.name}`,
+        `Endpoint Mode:\t${s.endpointMode}`,
+        `Scheduler:\t${s.lb}`,
+        `Proxy Protocol:\t${s.proxyProtocol}`,
+        `Ports:`,
+        ...s.ports.map((p) => ` PublishedPort = ${p.published}\n  Protocol = ${p.protocol}\n  TargetPort = ${p.target}\n  PublishMode = ${p.mode}`),
+        `Networks:`,
+        ...s.networks.map((n) => ` ${nets.find((x) => x.id === n.network)?.name ?? n.network}${n.vip ? ` VIP ${n.vip}` : ''}`),
+        ...(s.healthCheck ? [`Health Check:\tTCP every ${s.healthCheck.interval}ms, timeout ${s.healthCheck.timeout}ms, ${s.healthCheck.retries} retries`] : []),
+        ...(Object.keys(s.labels).length ? ['Labels:', ...Object.entries(s.labels).map(([k, v]) => ` ${k}=${v}`)] : []),
+      ];
+      print(lines.join('\n'));
+    });
+
+  svc
+    .command('ps <service>')
+    .description("list a service's tasks with their observed state")
+    .option('--format <format>', 'json')
+    .action(async (ref: string, o) => {
+      const tasks = await client().get<TaskRow[]>(`/v1/services/${encodeURIComponent(ref)}/tasks`);
+      if (o.format === 'json') return print(json(tasks));
+      print(table(['ID', 'NAME', 'NODE', 'ENDPOINT', 'WEIGHT', 'STATE', 'OBSERVED', 'ACTIVE'], tasks.map((t) => [t.id.slice(0, 12), t.name, t.node.slice(0, 12), t.addr ?? t.addresses.map((a) => a.ip).join(','), t.weight, t.state, t.observed.state, t.observed.active])));
+    });
+
+  svc
+    .command('update <service>')
+    .description('update a service')
+    .option('--publish-add <spec>', 'publish another port', collect)
+    .option('--publish-rm <target>', 'unpublish by target port, TARGET[/PROTO]', collect)
+    .option('--network-add <net>', 'attach to a network', collect)
+    .option('--network-rm <net>', 'detach from a network', collect)
+    .option('--endpoint-mode <mode>', 'vip or dnsrr')
+    .option('--lb <scheduler>', 'rr, wrr, lc, wlc, sh or mh')
+    .option('--proxy-protocol <version>', 'none, v1 or v2')
+    .option('--health-interval <duration>', 'active TCP health check interval')
+    .option('--health-timeout <duration>', 'active TCP health check timeout')
+    .option('--health-retries <n>', 'failed checks before a task leaves rotation')
+    .option('--no-healthcheck', 'remove the health check')
+    .option('--label-add <key=value>', 'add a label', collect)
+    .option('--label-rm <key>', 'remove a label', collect)
+    .action(async (ref: string, o) => {
+      const hc = o.healthcheck === false ? null : healthCheck(o);
+      const up = {
+        ...(o.publishAdd && { portsAdd: (o.publishAdd as string[]).map(parsePublish) }),
+        ...(o.publishRm && {
+          portsRm: (o.publishRm as string[]).map((t) => {
+            const [port, protocol] = t.split('/');
+            if (!port || !/^\d+$/.test(port)) throw new UsageError(`--publish-rm: '${t}' is not TARGET[/PROTO]`);
+            return { target: Number(port), ...(protocol && { protocol }) };
+          }),
+        }),
+        ...(o.networkAdd && { networksAdd: o.networkAdd }),
+        ...(o.networkRm && { networksRm: o.networkRm }),
+        ...(o.endpointMode && { endpointMode: o.endpointMode }),
+        ...(o.lb && { lb: o.lb }),
+        ...(o.proxyProtocol && { proxyProtocol: o.proxyProtocol }),
+        ...(hc !== undefined && { healthCheck: hc }),
+        ...(o.labelAdd && { labelsAdd: labels(o.labelAdd) }),
+        ...(o.labelRm && { labelsRm: o.labelRm }),
+      };
+      const s = await client().patch<Service>(`/v1/services/${encodeURIComponent(ref)}`, up);
+      print(s.name);
+    });
+
+  svc
+    .command('rm <service...>')
+    .description('remove services and their tasks')
+    .action(async (refs: string[]) => {
+      for (const ref of refs) print((await client().del<Service>(`/v1/services/${encodeURIComponent(ref)}`)).name);
+    });
+}

@@ -1,0 +1,52 @@
+/** `swarmnet task ...`: register and remove service endpoints. */
+import type { Command } from 'commander';
+import type { Task } from '../control/schema.js';
+import type { Client } from './client.js';
+import { json, parseIntArg, print, table } from './format.js';
+
+export function taskCommands(program: Command, client: () => Client): void {
+  const task = program.command('task').description('manage tasks (service endpoints)');
+
+  task
+    .command('add')
+    .description('add a task to a service')
+    .requiredOption('--service <service>', 'service name or id')
+    .option('--addr <ip:port>', 'endpoint reachable from the node')
+    .option('--network <net>', 'overlay network of the task')
+    .option('--ip <ip>', 'address on --network (default: allocated)')
+    .option('--node <id>', 'node running the task (default: this agent)')
+    .option('--weight <w>', 'scheduler weight (wrr, wlc, sh)')
+    .option('--name <name>', 'task name (default: SERVICE.SLOT)')
+    .action(async (o) => {
+      const spec = {
+        service: o.service,
+        ...(o.addr && { addr: o.addr }),
+        ...(o.network && { network: o.network }),
+        ...(o.ip && { ip: o.ip }),
+        ...(o.node && { node: o.node }),
+        ...(o.weight !== undefined && { weight: parseIntArg(o.weight, '--weight') }),
+        ...(o.name && { name: o.name }),
+      };
+      const t = await client().post<Task>('/v1/tasks', spec);
+      print(`${t.id}\t${t.name}`);
+    });
+
+  task
+    .command('ls')
+    .description('list tasks')
+    .option('--service <service>', 'only this service')
+    .option('--format <format>', 'json')
+    .action(async (o) => {
+      const q = o.service ? `?service=${encodeURIComponent(o.service)}` : '';
+      const list = await client().get<Array<Task & { observed: { state: string } }>>(`/v1/tasks${q}`);
+      if (o.format === 'json') return print(json(list));
+      print(table(['ID', 'NAME', 'NODE', 'ENDPOINT', 'WEIGHT', 'OBSERVED'], list.map((t) => [t.id.slice(0, 12), t.name, t.node.slice(0, 12), t.addr ?? t.addresses.map((a) => a.ip).join(','), t.weight, t.observed.state])));
+    });
+
+  task
+    .command('rm <task...>')
+    .description('remove tasks (their connections drain)')
+    .action(async (refs: string[]) => {
+      for (const ref of refs) print((await client().del<Task>(`/v1/tasks/${encodeURIComponent(ref)}`)).name);
+    });
+}

@@ -1,0 +1,184 @@
+/**
+ * The routing mesh: one listener per published port, each with its pool of
+ * backends. `apply` takes the complete wanted set (level-triggered, like
+ * kube-proxy) and changes only what differs; established flows survive every change.
+ */
+import type { HealthCheck } from '../control/schema.js';
+import type { SchedulerName } from '../control/constants.js';
+import { ConnTable, type ConnView } from './conntable.js';
+import { DEFAULTS, type MeshSettings } from './constants.js';
+import { HealthChecker } from './health.js';
+import { newCounters, type ListenerInfo, type ServiceCounters } from './listener.js';
+import { Pool } from './pool.js';
+import { TcpListener } from './tcp.js';
+import type { BackendSpec } from './types.js';
+import { UdpListener } from './udp.js';
+
+export interface ListenerSpec extends ListenerInfo {
+  lb: SchedulerName;
+  healthCheck?: HealthCheck;
+  backends: BackendSpec[];
+}
+
+export interface BackendStats {
+  service: string;
+  protocol: string;
+  port: number;
+  backend: string;
+  name: string;
+  active: number;
+  total: number;
+  bytesIn: number;
+  bytesOut: number;
+  healthy: boolean;
+  draining: boolean;
+  backoff: boolean;
+  errors: Record<string, number>;
+}
+
+export interface ServiceStats extends ServiceCounters {
+  service: string;
+}
+
+interface Slot {
+  spec: ListenerSpec;
+  pool: Pool;
+  listener: TcpListener | UdpListener;
+  counters: ServiceCounters;
+  health: HealthChecker | undefined;
+}
+
+export interface ApplyError {
+  key: string;
+  error: Error;
+}
+
+export class Mesh {
+  readonly settings: MeshSettings;
+  readonly table: ConnTable;
+  readonly #slots = new Map<string, Slot>();
+  /** Service counters outlive listeners so metrics stay monotonic across updates. */
+  readonly #counters = new Map<string, ServiceCounters>();
+  /** Pools whose listener is gone but whose flows still drain. */
+  readonly #draining = new Set<Pool>();
+
+  constructor(settings: Partial<MeshSettings> = {}) {
+    this.settings = { ...DEFAULTS, ...settings };
+    this.table = new ConnTable(this.settings.sweepIntervalMs);
+  }
+
+  static key(s: { protocol: string; host: string; port: number }): string {
+    return `${s.protocol}/${s.host}:${s.port}`;
+  }
+
+  /** Converges listeners and pools on `specs`; returns the listeners that could not be opened. */
+  async apply(specs: readonly ListenerSpec[]): Promise<ApplyError[]> {
+    const wanted = new Map(specs.map((s) => [Mesh.key(s), s]));
+    for (const [key, slot] of this.#slots) {
+      const next = wanted.get(key);
+      if (!next || next.service !== slot.spec.service || next.proxyProtocol !== slot.spec.proxyProtocol) this.#remove(key, slot);
+    }
+    const errors: ApplyError[] = [];
+    for (const [key, spec] of wanted) {
+      const slot = this.#slots.get(key);
+      if (slot) {
+        this.#update(slot, spec);
+        continue;
+      }
+      try {
+        await this.#add(key, spec);
+      } catch (error) {
+        errors.push({ key, error: error as Error });
+      }
+    }
+    return errors;
+  }
+
+  async #add(key: string, spec: ListenerSpec): Promise<void> {
+    const pool = new Pool(spec.lb, this.settings);
+    pool.update(spec.backends, spec.lb);
+    const counters = this.#countersFor(spec.service);
+    const listener =
+      spec.protocol === 'tcp'
+        ? new TcpListener(spec, pool, this.table, this.settings, counters)
+        : new UdpListener(spec, pool, this.table, this.settings, counters);
+    await listener.listen();
+    const health = spec.healthCheck && new HealthChecker(pool, spec.healthCheck);
+    this.#slots.set(key, { spec, pool, listener, counters, health });
+  }
+
+  #update(slot: Slot, spec: ListenerSpec): void {
+    slot.spec = spec;
+    slot.pool.update(spec.backends, spec.lb);
+    if (spec.healthCheck && slot.health) slot.health.reconfigure(spec.healthCheck);
+    else if (spec.healthCheck) slot.health = new HealthChecker(slot.pool, spec.healthCheck);
+    else if (slot.health) {
+      slot.health.stop();
+      slot.health = undefined;
+      slot.pool.rebuild();
+    }
+  }
+
+  #remove(key: string, slot: Slot): void {
+    slot.listener.close();
+    slot.health?.stop();
+    slot.pool.close();
+    if (!slot.pool.empty) this.#draining.add(slot.pool);
+    this.#slots.delete(key);
+  }
+
+  #countersFor(service: string): ServiceCounters {
+    let c = this.#counters.get(service);
+    if (!c) this.#counters.set(service, (c = newCounters()));
+    return c;
+  }
+
+  /** Forgets counters of services that no longer exist (called by the reconciler). */
+  pruneCounters(live: ReadonlySet<string>): void {
+    for (const name of this.#counters.keys()) if (!live.has(name)) this.#counters.delete(name);
+  }
+
+  conns(service?: string): ConnView[] {
+    return this.table.list(service);
+  }
+
+  serviceStats(): ServiceStats[] {
+    return [...this.#counters].map(([service, c]) => ({ service, ...c }));
+  }
+
+  backendStats(): BackendStats[] {
+    const now = Date.now();
+    const out: BackendStats[] = [];
+    for (const slot of this.#slots.values()) {
+      for (const b of slot.pool.backends.values()) {
+        out.push({
+          service: slot.spec.service,
+          protocol: slot.spec.protocol,
+          port: slot.spec.port,
+          backend: `${b.spec.host}:${b.spec.port}`,
+          name: b.spec.name,
+          active: b.active,
+          total: b.total,
+          bytesIn: b.bytesIn,
+          bytesOut: b.bytesOut,
+          healthy: b.healthy,
+          draining: b.draining,
+          backoff: b.downUntil > now,
+          errors: Object.fromEntries(b.errors),
+        });
+      }
+    }
+    for (const p of this.#draining) if (p.empty) this.#draining.delete(p);
+    return out;
+  }
+
+  listening(): string[] {
+    return [...this.#slots.keys()];
+  }
+
+  close(): void {
+    for (const [key, slot] of this.#slots) this.#remove(key, slot);
+    for (const p of this.#draining) for (const b of p.backends.values()) for (const f of [...b.flows]) f.close('shutdown');
+    this.table.close();
+  }
+}
