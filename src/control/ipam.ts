@@ -26,7 +26,7 @@ export const claimKey = {
 
 export class Ipam {
   /** Where the next scan starts; per process, so a busy range is not rescanned. */
-  #portCursor = PUBLISHED_PORT_MIN;
+  readonly #portCursor: Record<Protocol, number> = { tcp: PUBLISHED_PORT_MIN, udp: PUBLISHED_PORT_MIN };
   #vniCursor = VNI_MIN;
   #subnetCursor = 1; // 10.0.0.0/24 is left for an ingress network, as in Swarm
   readonly #pool = parseCidr(DEFAULT_POOL)!;
@@ -58,9 +58,9 @@ export class Ipam {
   async allocPort(proto: Protocol, owner: string): Promise<number> {
     const span = PUBLISHED_PORT_MAX - PUBLISHED_PORT_MIN + 1;
     for (let i = 0; i < span; i++) {
-      const port = PUBLISHED_PORT_MIN + ((this.#portCursor - PUBLISHED_PORT_MIN + i) % span);
+      const port = PUBLISHED_PORT_MIN + ((this.#portCursor[proto] - PUBLISHED_PORT_MIN + i) % span);
       if (await this.#tryClaim(claimKey.port(proto, port), owner, 'service')) {
-        this.#portCursor = port + 1;
+        this.#portCursor[proto] = port + 1;
         return port;
       }
     }

@@ -1,0 +1,94 @@
+/** Real clients for integration tests. */
+import { connect, type Socket } from 'node:net';
+import { createSocket } from 'node:dgram';
+
+export interface ReqOpts {
+  localAddress?: string;
+  timeoutMs?: number;
+}
+
+/** Opens a TCP connection, sends `line\n`, resolves with the first reply line. */
+export function tcpRequest(host: string, port: number, line = 'hello', o: ReqOpts = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port, ...(o.localAddress && { localAddress: o.localAddress }) });
+    let buf = '';
+    const timer = setTimeout(() => s.destroy(new Error('timeout')), o.timeoutMs ?? 5000);
+    s.on('connect', () => s.write(line + '\n'));
+    s.on('data', (d) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        s.end();
+        resolve(buf.slice(0, nl));
+      }
+    });
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      if (!buf.includes('\n')) reject(new Error(`closed without reply (${buf})`));
+    });
+  });
+}
+
+/** A TCP connection kept open; `ask` sends a line and awaits one reply line. */
+export async function openConn(host: string, port: number): Promise<{ sock: Socket; ask(line: string): Promise<string>; close(): void }> {
+  const sock = connect({ host, port });
+  await new Promise<void>((res, rej) => {
+    sock.once('connect', res);
+    sock.once('error', rej);
+  });
+  let buf = '';
+  const waiters: Array<(l: string) => void> = [];
+  sock.on('data', (d) => {
+    buf += d.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const l = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      waiters.shift()?.(l);
+    }
+  });
+  sock.on('error', () => undefined);
+  return {
+    sock,
+    ask: (line) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no reply')), 5000);
+        waiters.push((l) => {
+          clearTimeout(timer);
+          resolve(l);
+        });
+        sock.write(line + '\n');
+      }),
+    close: () => sock.destroy(),
+  };
+}
+
+/** Sends one datagram from a fresh socket, resolves with the reply. */
+export function udpRequest(host: string, port: number, payload: string, timeoutMs = 3000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    const timer = setTimeout(() => {
+      s.close();
+      reject(new Error('udp timeout'));
+    }, timeoutMs);
+    s.on('message', (m) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(m.toString());
+    });
+    s.send(payload, port, host);
+  });
+}
+
+export function countBy<T>(items: T[]): Map<T, number> {
+  const m = new Map<T, number>();
+  for (const i of items) m.set(i, (m.get(i) ?? 0) + 1);
+  return m;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

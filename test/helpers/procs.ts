@@ -1,0 +1,146 @@
+/**
+ * Real processes for integration tests: agents, backends and the CLI. Every process
+ * started here is killed by pid in the test's teardown, pass or fail.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const DIST = fileURLToPath(new URL('../../', import.meta.url)); // dist/
+export const CLI = join(DIST, 'src/cli/main.js');
+const BACKEND = join(DIST, 'test/fixtures/backend.js');
+
+type Teardown = { teardown(fn: () => unknown): void };
+
+let subnet = 0;
+/**
+ * A loopback /24 of this test's own (127.A.B.0), so tests running in parallel never
+ * share an address or port. Linux routes all of 127/8 to lo.
+ */
+export function loopbackNet(): (host: number) => string {
+  const a = (process.pid % 200) + 20;
+  const b = (++subnet * 7 + Math.floor(Math.random() * 30)) % 250 + 1;
+  return (host) => `127.${a}.${b}.${host}`;
+}
+
+export function killOnTeardown(t: Teardown, child: ChildProcess): void {
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+}
+
+function waitForLine(child: ChildProcess, pattern: RegExp, what: string, timeoutMs = 15000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${what}: no ${pattern} within ${timeoutMs} ms; output: ${out}`)), timeoutMs);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => pattern.test(l));
+      if (line) {
+        clearTimeout(timer);
+        child.stdout?.off('data', onData);
+        resolve(line);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}: ${out}`));
+    });
+  });
+}
+
+export interface BackendProc {
+  child: ChildProcess;
+  kill(): void;
+}
+
+/** Starts one backend process serving `NAME@HOST:PORT` specs. */
+export async function startBackends(t: Teardown, specs: string[]): Promise<BackendProc> {
+  const child = spawn(process.execPath, [BACKEND, ...specs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  killOnTeardown(t, child);
+  await waitForLine(child, /^ready$/, 'backend');
+  return { child, kill: () => process.kill(child.pid!, 'SIGKILL') };
+}
+
+export interface AgentProc {
+  child: ChildProcess;
+  api: string;
+  dataDir: string;
+  ingress: string;
+  /** Runs the CLI against this agent. */
+  cli(...args: string[]): Promise<CliResult>;
+  stop(): Promise<void>;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(api: string, args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, '--host', api, ...args], { timeout: 20000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export interface AgentOpts {
+  ip: string;
+  dataDir?: string;
+  args?: string[];
+}
+
+/** Starts `swarmnet agent` on `ip` (API on port 2377, routing mesh on the same ip). */
+export async function startAgent(t: Teardown, o: AgentOpts): Promise<AgentProc> {
+  const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'swarmnet-test-'));
+  if (!o.dataDir) t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const api = `${o.ip}:2377`;
+  const child = spawn(process.execPath, [CLI, 'agent', '--data-dir', dataDir, '--api', api, '--ingress-addr', o.ip, '--log-level', 'warn', ...(o.args ?? [])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  killOnTeardown(t, child);
+  await waitForApi(api, child);
+  return {
+    child,
+    api,
+    dataDir,
+    ingress: o.ip,
+    cli: (...args) => runCli(api, args),
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+async function waitForApi(api: string, child: ChildProcess): Promise<void> {
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const deadline = Date.now() + 15000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}: ${stderr}`);
+    try {
+      const res = await fetch(`http://${api}/v1/info`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`agent API ${api} not up: ${stderr}`);
+}
