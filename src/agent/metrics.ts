@@ -7,7 +7,7 @@ import type { Mesh } from '../mesh/index.js';
 
 export function createMetrics(mesh: Mesh): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'swarmnet_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'swarmnet_' });
 
   new Gauge({
     name: 'swarmnet_service_connections_active',

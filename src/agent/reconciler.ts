@@ -98,7 +98,7 @@ export class Reconciler {
     if (t.addr) {
       const ep = parseEndpoint(t.addr)!;
       host = ep.ip;
-      if (ep.port !== undefined && svc.ports.length === 1) target = ep.port;
+      if (ep.port !== undefined && portIndex === 0) target = ep.port;
     } else {
       const a = t.addresses[0];
       if (!a) return [];

@@ -15,8 +15,8 @@ export class Client {
         ...(body !== undefined && { body: JSON.stringify(body) }),
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause;
-      throw new ApiError(`cannot reach the agent at ${this.host} (${cause?.code ?? (err as Error).message}); is 'swarmnet agent' running?`, 'EUNREACHABLE', 0);
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new ApiError(`cannot reach the agent at ${this.host} (${cause?.code ?? cause?.message ?? (err as Error).message}); is 'swarmnet agent' running?`, 'EUNREACHABLE', 0);
     }
     const text = await res.text();
     if (!res.ok) {

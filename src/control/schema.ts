@@ -96,7 +96,7 @@ export const TaskSchema = Type.Object({
   name: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$' }),
   service: Id,
   node: Id,
-  /** An endpoint outside any overlay: `IP` or `IP:PORT` (the port overrides the target of a single-port service). */
+  /** An endpoint outside any overlay: `IP` or `IP:PORT`. PORT serves the service's first port; other ports reach IP:TARGET. */
   addr: Type.Optional(Type.String({ format: 'endpoint' })),
   addresses: Type.Array(Type.Object({ network: Id, ip: Ip }), { maxItems: 16 }),
   weight: Type.Integer({ minimum: 0, maximum: 65535 }),

@@ -11,7 +11,7 @@ import { claimKey } from './ipam.js';
 import { newId } from './ids.js';
 import type { NetworkOps } from './networks.js';
 import type { NodeOps } from './nodes.js';
-import { parseEndpoint, type Task } from './schema.js';
+import type { Task } from './schema.js';
 import type { ServiceOps } from './services.js';
 import { validateSpec } from './spec.js';
 
@@ -48,9 +48,6 @@ export class TaskOps {
     const node = await this.nodes.resolve(spec.node ?? this.ctx.localNode).catch((err) => {
       throw err instanceof NotFoundError ? new ValidationError('node', err.message) : err;
     });
-    if (spec.addr && parseEndpoint(spec.addr)?.port !== undefined && svc.value.ports.length > 1) {
-      throw new ValidationError('addr', `service ${svc.value.name} publishes ${svc.value.ports.length} ports; give the task an IP without a port, each port goes to its target`);
-    }
     const id = newId();
     const { ctx } = this;
     return transaction(async (undo) => {
