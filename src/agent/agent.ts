@@ -26,6 +26,8 @@ export interface AgentOptions {
   apiPort: number;
   ingressAddr: string;
   mesh: Partial<MeshSettings>;
+  /** Use the native splice relay for TCP when it is built (default true). */
+  nativeRelay: boolean;
   heartbeatMs: number;
   nodeTimeoutMs: number;
   version: string;
@@ -59,7 +61,7 @@ export class Agent {
     await plane.nodes.heartbeat(self);
     const view = new View(store, onInvalid);
     await view.start();
-    const mesh = new Mesh(o.mesh);
+    const mesh = new Mesh(o.mesh, { nativeRelay: o.nativeRelay });
     const reconciler = new Reconciler({
       view,
       mesh,
@@ -84,7 +86,7 @@ export class Agent {
       void reconciler.kick();
     }, o.heartbeatMs);
     const addr = api.address() as AddressInfo;
-    log.info({ api: `${addr.address}:${addr.port}`, ingress: o.ingressAddr, listening: mesh.listening() }, 'agent ready');
+    log.info({ api: `${addr.address}:${addr.port}`, ingress: o.ingressAddr, relay: mesh.relay ? 'native' : 'js', listening: mesh.listening() }, 'agent ready');
     return agent;
   }
 

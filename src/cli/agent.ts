@@ -40,6 +40,7 @@ export function agentCommand(program: Command): void {
     .option('--connect-timeout <duration>', 'connect timeout toward tasks', '3s')
     .option('--heartbeat <duration>', 'node heartbeat interval', '2s')
     .option('--node-timeout <duration>', 'a node not heard from this long is down', '10s')
+    .option('--no-native-relay', 'relay TCP in JavaScript even when the native splice relay is built (env SWARMNET_NATIVE_RELAY=0)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
     .action(async (o) => {
       const api = hostPort(o.api, '--api');
@@ -57,6 +58,7 @@ export function agentCommand(program: Command): void {
           drainTimeoutMs: parseDuration(o.drainTimeout, '--drain-timeout'),
           connectTimeoutMs: parseDuration(o.connectTimeout, '--connect-timeout'),
         },
+        nativeRelay: o.nativeRelay !== false && process.env.SWARMNET_NATIVE_RELAY !== '0',
         heartbeatMs: parseDuration(o.heartbeat, '--heartbeat'),
         nodeTimeoutMs: parseDuration(o.nodeTimeout, '--node-timeout'),
         version: VERSION,

@@ -10,6 +10,7 @@ import { DEFAULTS, type MeshSettings } from './constants.js';
 import { HealthChecker } from './health.js';
 import { newCounters, type ListenerInfo, type ServiceCounters } from './listener.js';
 import { Pool } from './pool.js';
+import { NativeRelay } from './relay.js';
 import { TcpListener } from './tcp.js';
 import type { BackendSpec } from './types.js';
 import { UdpListener } from './udp.js';
@@ -62,8 +63,12 @@ export class Mesh {
   /** Pools whose listener is gone but whose flows still drain. */
   readonly #draining = new Set<Pool>();
 
-  constructor(settings: Partial<MeshSettings> = {}) {
+  /** The native splice relay for TCP, when built and not disabled. */
+  readonly relay: NativeRelay | undefined;
+
+  constructor(settings: Partial<MeshSettings> = {}, options: { nativeRelay?: boolean } = {}) {
     this.settings = { ...DEFAULTS, ...settings };
+    this.relay = options.nativeRelay === false ? undefined : NativeRelay.shared();
     this.table = new ConnTable(this.settings.sweepIntervalMs);
   }
 
@@ -100,7 +105,7 @@ export class Mesh {
     const counters = this.#countersFor(spec.service);
     const listener =
       spec.protocol === 'tcp'
-        ? new TcpListener(spec, pool, this.table, this.settings, counters)
+        ? new TcpListener(spec, pool, this.table, this.settings, counters, this.relay)
         : new UdpListener(spec, pool, this.table, this.settings, counters);
     await listener.listen();
     const health = spec.healthCheck && new HealthChecker(pool, spec.healthCheck);

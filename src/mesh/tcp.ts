@@ -17,6 +17,8 @@ import type { MeshSettings } from './constants.js';
 import type { Pool } from './pool.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
 import type { ListenerInfo, ServiceCounters } from './listener.js';
+import type { NativeRelay } from './relay.js';
+import { NativeTcpSession } from './tcp-native.js';
 
 export class TcpListener {
   readonly #server: Server;
@@ -27,6 +29,8 @@ export class TcpListener {
     private readonly table: ConnTable,
     private readonly settings: MeshSettings,
     private readonly counters: ServiceCounters,
+    /** The native splice relay; the pure-JS relay below when undefined. */
+    private readonly relay: NativeRelay | undefined,
   ) {
     this.#server = createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (c) => this.#accept(c));
   }
@@ -51,7 +55,8 @@ export class TcpListener {
       client.destroy();
       return;
     }
-    new TcpSession(client, this.info, this.pool, this.table, this.settings, this.counters);
+    if (this.relay) new NativeTcpSession(client, this.info, this.pool, this.table, this.settings, this.counters, this.relay);
+    else new TcpSession(client, this.info, this.pool, this.table, this.settings, this.counters);
   }
 }
 
@@ -170,7 +175,10 @@ class TcpSession implements ConnEntry {
 
   #retry(up: Socket, b: Backend, why: string): void {
     if (this.#closed) return;
-    if (why === 'empty' || why === 'reset') this.pool.fail(b);
+    if (why === 'empty' || why === 'reset') {
+      b.error(why);
+      this.pool.fail(b);
+    }
     this.#detach?.();
     this.#detach = undefined;
     this.#upstream = undefined;

@@ -34,7 +34,9 @@ t.test('removing one of N tasks moves about 1/N of the clients', async (t) => {
       if (b !== victim) movedOthers++;
     }
   }
-  t.equal(moved, onVictim, `only the ${onVictim} clients of the removed task moved`);
+  t.equal(moved - movedOthers, onVictim, `all ${onVictim} clients of the removed task moved`);
+  t.notOk([...after.values()].includes(victim), 'nobody reaches the removed task');
+  // Maglev's disruption is near-minimal, not exactly minimal: a slot or two of other tasks may shift.
   t.ok(movedOthers <= 2, `clients of surviving tasks that moved: ${movedOthers}`);
   t.ok(moved / before.size < 2 / N, `moved ${moved}/${before.size}, under 2/N`);
   t.equal((await agent.cli('task', 'add', '--service', 'mh', '--addr', `${ip(2)}:${9600 + Number(victim.slice(1))}`, '--name', `mh-${victim}b`)).code, 0);

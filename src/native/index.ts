@@ -1,0 +1,35 @@
+/**
+ * Loader for the C addon in native/ (built by `npm ci` through node-gyp). Every call
+ * returns 0 or -errno; `check` turns that into an Error with code, errno and syscall.
+ * When the addon is missing (no compiler at install time) callers fall back to JS.
+ */
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+
+export interface Addon {
+  relayInit(onEvent: (id: number, type: number, err: number, bytesIn: number, bytesOut: number, replay?: Buffer) => void): number;
+  relayStart(id: number, fd: number, ip: string, port: number, connectTimeoutMs: number, prefix: Buffer | undefined, replayHave: number, replayLimit: number): number;
+  relayClose(id: number, graceful: boolean): number;
+  relayInfo(id: number): [bytesIn: number, bytesOut: number, idleMs: number] | undefined;
+}
+
+export function loadAddon(): Addon | undefined {
+  try {
+    return createRequire(import.meta.url)('../../../build/Release/swarmnet.node') as Addon;
+  } catch {
+    return undefined;
+  }
+}
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `E${errno}`;
+}
+
+/** Throws for a negative return, like libuv's UVException. */
+export function check(rc: number, syscall: string): number {
+  if (rc >= 0) return rc;
+  const code = errnoName(-rc);
+  throw Object.assign(new Error(`${syscall} failed: ${code}`), { code, errno: rc, syscall });
+}
