@@ -1,16 +1,16 @@
 /*
- * TCP relay engine (see relay.h for the state machine).
+ * TCP relay engine (see relay.h for the life of a relay).
  *
- * Threading: JS calls relay_start/relay_close, which only queue commands and wake the
- * engine through an eventfd; the engine thread owns every relay and is the only one
- * that touches sockets, pipes and relay memory. relay_get_info reads counters under
- * `mu`, which the engine holds while it handles a batch, and relays are freed only at
- * the end of a batch, so no event can point at freed memory.
+ * Threading: JS calls relay_listen/unlisten/connect/close, which queue commands and
+ * wake the engine through an eventfd; the engine thread owns every listener and relay
+ * and is the only one that touches their sockets, pipes and memory. relay_get_info
+ * reads counters under `mu`, which the engine holds while handling a batch; relays
+ * are freed only at the end of a batch, so no epoll event points at freed memory.
  *
  * Data path per wakeup (level-triggered epoll, "pump until EAGAIN"):
- *   client->task: pending bytes (header/replay/partial write) -> copy or splice
- *   task->client: splice socket -> pipe -> socket
- *   EOF on one side -> shutdown(SHUT_WR) on the other once its pipe is empty
+ *   client->task: pending bytes (header, replay, partial write) -> copy or splice
+ *   task->client: pending bytes -> copy or splice
+ *   EOF on one side -> shutdown(SHUT_WR) toward the other once nothing is buffered
  */
 #define _GNU_SOURCE
 #include "relay.h"
@@ -32,15 +32,32 @@
 #define SPLICE_CHUNK (1 << 20)
 #define COPY_CHUNK (64 * 1024)
 #define PIPE_BYTES (1 << 20)
+/* A direction switches from copying to splice() after this many bytes: short
+ * exchanges (most connections) never pay for pipes and their setup. */
+#define COPY_SWITCH (64 * 1024)
 #define MAX_EVENTS 256
+#define ACCEPT_BATCH 64
+#define LISTEN_BACKLOG 4096
 #define TICK_MS 100
 
-enum { ST_CONNECTING = 1, ST_RUNNING = 2, ST_DEAD = 3 };
+enum { ST_PENDING = 1, ST_CONNECTING = 2, ST_RUNNING = 3, ST_DEAD = 4 };
+enum { K_RELAY = 1, K_LISTENER = 2 };
 
 struct relay;
 struct endpoint {
-  struct relay *r;
+  int kind; /* K_RELAY */
   int side; /* 0 client, 1 task */
+  struct relay *r;
+};
+
+struct listener {
+  int kind; /* K_LISTENER */
+  uint32_t lid;
+  int fd;
+  uint32_t ip;
+  uint16_t port;
+  int keepalive_s;
+  struct listener *next;
 };
 
 struct relay {
@@ -52,8 +69,10 @@ struct relay {
   int reg_c, reg_u;
   int pcu[2], puc[2];
   size_t in_cu, in_uc;
-  char *pending;
-  size_t pending_len, pending_off;
+  char *up; /* client -> task bytes not yet written */
+  size_t up_len, up_off;
+  char *dn; /* task -> client bytes not yet written */
+  size_t dn_len, dn_off;
   char *replay;
   size_t replay_len, replay_limit;
   int replay_on, answered;
@@ -65,19 +84,24 @@ struct relay {
 };
 
 struct cmd {
-  int close; /* 0 start, 1 close */
+  int op; /* CMD_* */
   int graceful;
-  struct relay_start_args a;
-  char *prefix;
+  struct relay_connect_args a;
+  char *header;
+  struct listener *l;
+  uint32_t lid;
   struct cmd *next;
 };
+enum { CMD_CONNECT = 1, CMD_CLOSE = 2, CMD_LISTEN = 3, CMD_UNLISTEN = 4 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;  /* relays, hash */
 static pthread_mutex_t qmu = PTHREAD_MUTEX_INITIALIZER; /* command queue */
 static struct cmd *q_head, *q_tail;
 static struct relay *buckets[HASH_BUCKETS];
 static struct relay *dead;
+static struct listener *listeners, *dead_listeners;
 static int epfd = -1, evfd = -1, connecting;
+static uint32_t next_id = 1;
 static relay_emit_fn emit_fn;
 static void *emit_ctx;
 static char copybuf[COPY_CHUNK];
@@ -94,7 +118,7 @@ static struct relay **slot_of(uint32_t id) {
   return p;
 }
 
-static void emit(struct relay *r, int type, int err, char *replay, size_t replay_len) {
+static void emit(struct relay *r, int type, int err, const uint32_t *extra) {
   struct relay_event *ev = calloc(1, sizeof *ev);
   if (!ev) return;
   ev->id = r->id;
@@ -102,8 +126,13 @@ static void emit(struct relay *r, int type, int err, char *replay, size_t replay
   ev->err = err;
   ev->bytes_in = r->bytes_in;
   ev->bytes_out = r->bytes_out;
-  ev->replay = replay;
-  ev->replay_len = replay_len;
+  if (extra) {
+    ev->a = extra[0];
+    ev->b = extra[1];
+    ev->c = extra[2];
+    ev->d = extra[3];
+    ev->e = extra[4];
+  }
   emit_fn(ev, emit_ctx);
 }
 
@@ -119,20 +148,44 @@ static void set_mask(struct relay *r, int side, uint32_t mask) {
   }
 }
 
-/* Ends a relay: deregisters both fds (the client fd before JS may close it), closes
- * what the engine owns, and queues the memory for release at the end of the batch. */
+static void close_pipe(int p[2]) {
+  for (int i = 0; i < 2; i++) {
+    if (p[i] >= 0) close(p[i]);
+    p[i] = -1;
+  }
+}
+
+/* Drops everything of the task side, keeping the client and the replay bytes. */
+static void reset_task_side(struct relay *r) {
+  if (r->state == ST_CONNECTING) connecting--;
+  if (r->reg_u) epoll_ctl(epfd, EPOLL_CTL_DEL, r->ufd, NULL);
+  r->reg_u = 0;
+  if (r->ufd >= 0) close(r->ufd);
+  r->ufd = -1;
+  free(r->up);
+  r->up = NULL;
+  r->up_len = r->up_off = 0;
+  free(r->dn);
+  r->dn = NULL;
+  r->dn_len = r->dn_off = 0;
+  close_pipe(r->pcu);
+  close_pipe(r->puc);
+  r->in_cu = r->in_uc = 0;
+  r->u_eof = r->shut_u = 0;
+  if (r->reg_c) { /* stop watching the client until the next task (a hang-up would spin) */
+    epoll_ctl(epfd, EPOLL_CTL_DEL, r->cfd, NULL);
+    r->reg_c = 0;
+  }
+}
+
+/* Ends a relay: closes both sockets and queues the memory for release after the batch. */
 static void destroy(struct relay *r) {
   if (r->state == ST_DEAD) return;
-  if (r->state == ST_CONNECTING) connecting--;
+  reset_task_side(r);
   if (r->reg_c) epoll_ctl(epfd, EPOLL_CTL_DEL, r->cfd, NULL);
-  if (r->reg_u) epoll_ctl(epfd, EPOLL_CTL_DEL, r->ufd, NULL);
-  if (r->ufd >= 0) close(r->ufd);
-  for (int i = 0; i < 2; i++) {
-    if (r->pcu[i] >= 0) close(r->pcu[i]);
-    if (r->puc[i] >= 0) close(r->puc[i]);
-  }
-  free(r->pending);
-  r->pending = NULL;
+  close(r->cfd);
+  free(r->replay);
+  r->replay = NULL;
   struct relay **p = slot_of(r->id);
   if (*p == r) *p = r->next_hash;
   r->state = ST_DEAD;
@@ -140,18 +193,16 @@ static void destroy(struct relay *r) {
   dead = r;
 }
 
-static void finish(struct relay *r, int type, int err) {
-  char *replay = NULL;
-  size_t len = 0;
-  if (type == RELAY_EMPTY) {
-    replay = r->replay;
-    len = r->replay_len;
-    r->replay = NULL;
-  }
-  free(r->replay);
-  r->replay = NULL;
+static void finish(struct relay *r, int err) {
+  emit(r, RELAY_DONE, err, NULL);
   destroy(r);
-  emit(r, type, err, replay, len);
+}
+
+/* The task failed before answering: back to PENDING, JS picks the next task. */
+static void back_to_pending(struct relay *r, int type, int err) {
+  reset_task_side(r);
+  r->state = ST_PENDING;
+  emit(r, type, err, NULL);
 }
 
 /* Replay is possible while every client byte is still held and the client still waits. */
@@ -166,211 +217,252 @@ static void stop_replay(struct relay *r) {
   r->replay_len = 0;
 }
 
-static int keep_replay(struct relay *r, const char *p, size_t n) {
-  if (r->replay_len + n > r->replay_limit) {
-    stop_replay(r);
-    return 0;
-  }
+static void keep_replay(struct relay *r, const char *p, size_t n) {
+  if (r->replay_len + n > r->replay_limit) return stop_replay(r);
   char *grown = realloc(r->replay, r->replay_len + n);
-  if (!grown) {
-    stop_replay(r);
-    return 0;
-  }
+  if (!grown) return stop_replay(r);
   memcpy(grown + r->replay_len, p, n);
   r->replay = grown;
   r->replay_len += n;
+}
+
+static int queue_bytes(char **buf, size_t *len, size_t *off, const char *p, size_t n) {
+  char *copy = malloc(n);
+  if (!copy) return -ENOMEM;
+  memcpy(copy, p, n);
+  free(*buf);
+  *buf = copy;
+  *len = n;
+  *off = 0;
   return 0;
 }
 
-static int queue_pending(struct relay *r, const char *p, size_t n) {
-  char *buf = malloc(n);
-  if (!buf) return -ENOMEM;
-  memcpy(buf, p, n);
-  free(r->pending);
-  r->pending = buf;
-  r->pending_len = n;
-  r->pending_off = 0;
+/* Pipes are made on first splice only; a large pipe lets one splice move more. */
+static int ensure_pipe(int p[2]) {
+  if (p[0] >= 0) return 0;
+  if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
+  fcntl(p[0], F_SETPIPE_SZ, PIPE_BYTES); /* best effort: capped by fs.pipe-max-size */
   return 0;
 }
 
 static void update_masks(struct relay *r) {
-  int pending = r->pending_off < r->pending_len;
-  uint32_t mc = 0, mu_ = 0;
-  if (!r->shut_u && !pending && r->in_cu == 0 && !r->c_eof) mc |= EPOLLIN;
-  if (!r->shut_c && r->in_uc > 0) mc |= EPOLLOUT;
-  if (!r->shut_c && r->in_uc == 0 && !r->u_eof) mu_ |= EPOLLIN;
-  if (!r->shut_u && (pending || r->in_cu > 0)) mu_ |= EPOLLOUT;
+  int up = r->up_off < r->up_len;
+  int dn = r->dn_off < r->dn_len;
+  uint32_t mc = 0, mt = 0;
+  if (!r->shut_u && !up && r->in_cu == 0 && !r->c_eof) mc |= EPOLLIN;
+  if (!r->shut_c && (dn || r->in_uc > 0)) mc |= EPOLLOUT;
+  if (!r->shut_c && !dn && r->in_uc == 0 && !r->u_eof) mt |= EPOLLIN;
+  if (!r->shut_u && (up || r->in_cu > 0)) mt |= EPOLLOUT;
   set_mask(r, 0, mc);
-  set_mask(r, 1, mu_);
+  set_mask(r, 1, mt);
 }
 
-/* client -> task. Returns 1 on progress, 0 when blocked, -errno on failure (<<8 marks the client side). */
-static int pump_up(struct relay *r) {
-  if (r->shut_u) return 0;
-  if (r->pending_off < r->pending_len) {
-    ssize_t w = send(r->ufd, r->pending + r->pending_off, r->pending_len - r->pending_off, MSG_NOSIGNAL);
-    if (w > 0) {
-      r->pending_off += (size_t)w;
-      return 1;
-    }
-    return errno == EAGAIN ? 0 : -errno;
+/* Moves buffered bytes `*buf[*off..*len]` to fd. 1 progress, 0 blocked, -errno. */
+static int flush_buf(int fd, char *buf, size_t len, size_t *off) {
+  ssize_t w = send(fd, buf + *off, len - *off, MSG_NOSIGNAL);
+  if (w > 0) {
+    *off += (size_t)w;
+    return 1;
+  }
+  return errno == EAGAIN ? 0 : -errno;
+}
+
+/* Result of one step in one direction. */
+enum { STEP_BLOCKED = 0, STEP_PROGRESS = 1, STEP_FAIL_CLIENT = 2, STEP_FAIL_TASK = 3, STEP_EMPTY = 4 };
+
+/* client -> task */
+static int pump_up(struct relay *r, int *err) {
+  if (r->shut_u) return STEP_BLOCKED;
+  if (r->up_off < r->up_len) {
+    int rc = flush_buf(r->ufd, r->up, r->up_len, &r->up_off);
+    if (rc < 0) *err = -rc;
+    return rc < 0 ? STEP_FAIL_TASK : rc;
   }
   if (r->in_cu > 0) {
     ssize_t w = splice(r->pcu[0], NULL, r->ufd, NULL, r->in_cu, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (w > 0) {
       r->in_cu -= (size_t)w;
-      return 1;
+      return STEP_PROGRESS;
     }
-    return errno == EAGAIN ? 0 : -errno;
+    if (errno == EAGAIN) return STEP_BLOCKED;
+    *err = errno;
+    return STEP_FAIL_TASK;
   }
   if (r->c_eof) {
     shutdown(r->ufd, SHUT_WR);
     r->shut_u = 1;
-    return 1;
+    return STEP_PROGRESS;
   }
-  if (r->replay_on) {
+  if (r->replay_on || r->bytes_in < COPY_SWITCH) {
     ssize_t n = recv(r->cfd, copybuf, sizeof copybuf, 0);
     if (n == 0) {
       r->c_eof = 1;
-      return 1;
+      return STEP_PROGRESS;
     }
-    if (n < 0) return errno == EAGAIN ? 0 : -(errno << 8);
+    if (n < 0) {
+      if (errno == EAGAIN) return STEP_BLOCKED;
+      *err = errno;
+      return STEP_FAIL_CLIENT;
+    }
     r->bytes_in += (uint64_t)n;
     r->last_ms = relay_now_ms();
-    keep_replay(r, copybuf, (size_t)n);
+    if (r->replay_on) keep_replay(r, copybuf, (size_t)n);
     ssize_t w = send(r->ufd, copybuf, (size_t)n, MSG_NOSIGNAL);
-    if (w < 0 && errno != EAGAIN) return -errno;
+    if (w < 0 && errno != EAGAIN) {
+      *err = errno;
+      return STEP_FAIL_TASK;
+    }
     if (w < n) {
       size_t off = w > 0 ? (size_t)w : 0;
-      if (queue_pending(r, copybuf + off, (size_t)n - off) < 0) return -ENOMEM;
+      if (queue_bytes(&r->up, &r->up_len, &r->up_off, copybuf + off, (size_t)n - off) < 0) {
+        *err = ENOMEM;
+        return STEP_FAIL_CLIENT;
+      }
     }
-    return 1;
+    return STEP_PROGRESS;
+  }
+  int perr = ensure_pipe(r->pcu);
+  if (perr) {
+    *err = -perr;
+    return STEP_FAIL_CLIENT;
   }
   ssize_t n = splice(r->cfd, NULL, r->pcu[1], NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
   if (n == 0) {
     r->c_eof = 1;
-    return 1;
+    return STEP_PROGRESS;
   }
-  if (n < 0) return errno == EAGAIN ? 0 : -(errno << 8);
+  if (n < 0) {
+    if (errno == EAGAIN) return STEP_BLOCKED;
+    *err = errno;
+    return STEP_FAIL_CLIENT;
+  }
   r->in_cu += (size_t)n;
   r->bytes_in += (uint64_t)n;
   r->last_ms = relay_now_ms();
-  return 1;
+  return STEP_PROGRESS;
 }
 
-/* task -> client. Same return convention; 2 means "task gave up before answering". */
-static int pump_down(struct relay *r, int *empty_err) {
-  if (r->shut_c) return 0;
+/* task -> client */
+static int pump_down(struct relay *r, int *err) {
+  if (r->shut_c) return STEP_BLOCKED;
+  if (r->dn_off < r->dn_len) {
+    int rc = flush_buf(r->cfd, r->dn, r->dn_len, &r->dn_off);
+    if (rc < 0) *err = -rc;
+    return rc < 0 ? STEP_FAIL_CLIENT : rc;
+  }
   if (r->in_uc > 0) {
     ssize_t w = splice(r->puc[0], NULL, r->cfd, NULL, r->in_uc, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (w > 0) {
       r->in_uc -= (size_t)w;
-      return 1;
+      return STEP_PROGRESS;
     }
-    return errno == EAGAIN ? 0 : -(errno << 8);
+    if (errno == EAGAIN) return STEP_BLOCKED;
+    *err = errno;
+    return STEP_FAIL_CLIENT;
   }
   if (r->u_eof) {
     shutdown(r->cfd, SHUT_WR);
     r->shut_c = 1;
-    return 1;
+    return STEP_PROGRESS;
   }
-  ssize_t n = splice(r->ufd, NULL, r->puc[1], NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  ssize_t n;
+  int copy = r->bytes_out < COPY_SWITCH;
+  if (copy) {
+    n = recv(r->ufd, copybuf, sizeof copybuf, 0);
+  } else {
+    int perr = ensure_pipe(r->puc);
+    if (perr) {
+      *err = -perr;
+      return STEP_FAIL_CLIENT;
+    }
+    n = splice(r->ufd, NULL, r->puc[1], NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  }
   if (n > 0) {
-    r->in_uc += (size_t)n;
     r->bytes_out += (uint64_t)n;
     r->last_ms = relay_now_ms();
     if (!r->answered) {
       r->answered = 1;
       stop_replay(r);
     }
-    return 1;
+    if (!copy) {
+      r->in_uc += (size_t)n;
+      return STEP_PROGRESS;
+    }
+    ssize_t w = send(r->cfd, copybuf, (size_t)n, MSG_NOSIGNAL);
+    if (w < 0 && errno != EAGAIN) {
+      *err = errno;
+      return STEP_FAIL_CLIENT;
+    }
+    if (w < n) {
+      size_t off = w > 0 ? (size_t)w : 0;
+      if (queue_bytes(&r->dn, &r->dn_len, &r->dn_off, copybuf + off, (size_t)n - off) < 0) {
+        *err = ENOMEM;
+        return STEP_FAIL_CLIENT;
+      }
+    }
+    return STEP_PROGRESS;
   }
-  if (n < 0 && errno == EAGAIN) return 0;
-  if (!r->answered && can_replay(r)) {
-    *empty_err = n == 0 ? 0 : errno;
-    return 2;
-  }
+  if (n < 0 && errno == EAGAIN) return STEP_BLOCKED;
+  *err = n == 0 ? 0 : errno;
+  if (!r->answered && can_replay(r)) return STEP_EMPTY;
   if (n == 0) {
     r->u_eof = 1;
-    return 1;
+    return STEP_PROGRESS;
   }
-  return -errno;
+  return STEP_FAIL_TASK;
 }
 
 static void pump(struct relay *r) {
   for (;;) {
-    int empty_err = 0;
-    int up = pump_up(r);
-    if (up < 0) {
-      int client_side = ((-up) >> 8) != 0;
-      int err = client_side ? (-up) >> 8 : -up;
-      /* The task reset while we were still sending the request: replay elsewhere. */
-      if (!client_side && !r->answered && can_replay(r)) return finish(r, RELAY_EMPTY, err);
-      return finish(r, RELAY_DONE, err);
-    }
-    int down = pump_down(r, &empty_err);
-    if (down == 2) return finish(r, RELAY_EMPTY, empty_err);
-    if (down < 0) return finish(r, RELAY_DONE, (-down) >> 8 ? (-down) >> 8 : -down);
-    if (r->shut_u && r->shut_c) return finish(r, RELAY_DONE, 0);
-    if (up == 0 && down == 0) break;
+    int err = 0;
+    int up = pump_up(r, &err);
+    if (up == STEP_FAIL_TASK && !r->answered && can_replay(r)) return back_to_pending(r, RELAY_EMPTY, err);
+    if (up >= STEP_FAIL_CLIENT) return finish(r, err);
+    int down = pump_down(r, &err);
+    if (down == STEP_EMPTY) return back_to_pending(r, RELAY_EMPTY, err);
+    if (down >= STEP_FAIL_CLIENT) return finish(r, err);
+    if (r->shut_u && r->shut_c) return finish(r, 0);
+    if (up == STEP_BLOCKED && down == STEP_BLOCKED) break;
   }
   update_masks(r);
-}
-
-static int make_pipe(int p[2]) {
-  if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
-  fcntl(p[0], F_SETPIPE_SZ, PIPE_BYTES); /* best effort: capped by fs.pipe-max-size */
-  return 0;
 }
 
 static void on_connect(struct relay *r) {
   int err = 0;
   socklen_t len = sizeof err;
   if (getsockopt(r->ufd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-  if (err == 0) {
-    int e1 = make_pipe(r->pcu), e2 = e1 ? 0 : make_pipe(r->puc);
-    err = e1 ? -e1 : e2 ? -e2 : 0;
-  }
-  if (err) return finish(r, RELAY_CONNECT_FAILED, err);
+  if (err) return back_to_pending(r, RELAY_CONNECT_FAILED, err);
   r->state = ST_RUNNING;
   connecting--;
-  emit(r, RELAY_CONNECTED, 0, NULL, 0);
   pump(r);
 }
 
-static void do_start(struct cmd *c) {
-  struct relay *r = calloc(1, sizeof *r);
-  if (!r) return;
-  r->id = c->a.id;
-  r->cfd = c->a.client_fd;
-  r->ufd = -1;
-  r->pcu[0] = r->pcu[1] = r->puc[0] = r->puc[1] = -1;
-  r->ec = (struct endpoint){r, 0};
-  r->eu = (struct endpoint){r, 1};
+static void do_connect(struct cmd *c) {
+  struct relay *r = *slot_of(c->a.id);
+  if (!r || r->state != ST_PENDING) return;
   r->replay_limit = c->a.replay_limit;
-  r->replay_on = c->a.replay_limit > 0;
-  r->last_ms = relay_now_ms();
-  r->deadline = r->last_ms + c->a.connect_timeout_ms;
+  if (r->replay_limit == 0) stop_replay(r);
+  /* First attempt: replay on until proven otherwise. Later attempts keep the state. */
+  if (!r->answered && r->replay_limit && r->bytes_in == 0) r->replay_on = 1;
+  size_t n = c->a.header_len + r->replay_len;
+  if (n) {
+    r->up = malloc(n);
+    if (!r->up) return finish(r, ENOMEM);
+    if (c->a.header_len) memcpy(r->up, c->header, c->a.header_len);
+    if (r->replay_len) memcpy(r->up + c->a.header_len, r->replay, r->replay_len);
+    r->up_len = n;
+    r->up_off = 0;
+  }
+  r->deadline = relay_now_ms() + c->a.connect_timeout_ms;
   r->state = ST_CONNECTING;
   connecting++;
-  struct relay **slot = slot_of(r->id);
-  if (*slot) { /* id reuse while alive would be a JS bug; refuse it */
-    connecting--;
-    free(r);
-    return;
-  }
-  *slot = r;
-  if (c->a.prefix_len) {
-    queue_pending(r, c->prefix, c->a.prefix_len);
-    if (r->replay_on && c->a.replay_have) keep_replay(r, c->prefix + c->a.prefix_len - c->a.replay_have, c->a.replay_have);
-  }
   r->ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (r->ufd < 0) return finish(r, RELAY_CONNECT_FAILED, errno);
+  if (r->ufd < 0) return back_to_pending(r, RELAY_CONNECT_FAILED, errno);
   int one = 1;
   setsockopt(r->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   setsockopt(r->ufd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(c->a.port), .sin_addr.s_addr = c->a.ip};
-  if (connect(r->ufd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) return finish(r, RELAY_CONNECT_FAILED, errno);
+  if (connect(r->ufd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) return back_to_pending(r, RELAY_CONNECT_FAILED, errno);
   set_mask(r, 1, EPOLLOUT);
 }
 
@@ -381,7 +473,71 @@ static void do_close(uint32_t id, int graceful) {
     shutdown(r->cfd, SHUT_WR);
     shutdown(r->ufd, SHUT_WR);
   }
-  finish(r, RELAY_DONE, graceful ? 0 : ECANCELED);
+  finish(r, graceful ? 0 : ECANCELED);
+}
+
+static void on_accept(struct listener *l) {
+  for (int i = 0; i < ACCEPT_BATCH; i++) {
+    struct sockaddr_in peer;
+    socklen_t plen = sizeof peer;
+    int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return; /* EAGAIN, or out of fds: the backlog waits for the next wakeup */
+    struct relay *r = calloc(1, sizeof *r);
+    if (!r) {
+      close(fd);
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (l->keepalive_s > 0) {
+      setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &l->keepalive_s, sizeof l->keepalive_s);
+    }
+    uint32_t lip = l->ip, lport = l->port;
+    if (lip == htonl(INADDR_ANY)) { /* a wildcard listener: which local address did the client reach? */
+      struct sockaddr_in self;
+      socklen_t slen = sizeof self;
+      if (getsockname(fd, (struct sockaddr *)&self, &slen) == 0) lip = self.sin_addr.s_addr;
+    }
+    do {
+      r->id = next_id++;
+      if (next_id == 0) next_id = 1;
+    } while (r->id == 0 || *slot_of(r->id));
+    r->cfd = fd;
+    r->ufd = -1;
+    r->pcu[0] = r->pcu[1] = r->puc[0] = r->puc[1] = -1;
+    r->ec = (struct endpoint){K_RELAY, 0, r};
+    r->eu = (struct endpoint){K_RELAY, 1, r};
+    r->state = ST_PENDING;
+    r->last_ms = relay_now_ms();
+    *slot_of(r->id) = r;
+    uint32_t extra[5] = {l->lid, peer.sin_addr.s_addr, ntohs(peer.sin_port), lip, lport};
+    emit(r, RELAY_ACCEPTED, 0, extra);
+  }
+}
+
+static void do_listen(struct listener *l) {
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0) {
+    close(l->fd);
+    free(l);
+    return;
+  }
+  l->next = listeners;
+  listeners = l;
+}
+
+static void do_unlisten(uint32_t lid) {
+  for (struct listener **p = &listeners; *p; p = &(*p)->next) {
+    if ((*p)->lid != lid) continue;
+    struct listener *l = *p;
+    *p = l->next;
+    epoll_ctl(epfd, EPOLL_CTL_DEL, l->fd, NULL);
+    close(l->fd);
+    l->next = dead_listeners; /* freed after the batch: an event of this batch may still name it */
+    dead_listeners = l;
+    return;
+  }
 }
 
 static void drain_commands(void) {
@@ -394,9 +550,13 @@ static void drain_commands(void) {
   pthread_mutex_unlock(&qmu);
   while (c) {
     struct cmd *next = c->next;
-    if (c->close) do_close(c->a.id, c->graceful);
-    else do_start(c);
-    free(c->prefix);
+    switch (c->op) {
+      case CMD_CONNECT: do_connect(c); break;
+      case CMD_CLOSE: do_close(c->a.id, c->graceful); break;
+      case CMD_LISTEN: do_listen(c->l); break;
+      case CMD_UNLISTEN: do_unlisten(c->lid); break;
+    }
+    free(c->header);
     free(c);
     c = next;
   }
@@ -406,7 +566,7 @@ static void check_deadlines(int64_t now) {
   for (int b = 0; b < HASH_BUCKETS && connecting > 0; b++) {
     for (struct relay *r = buckets[b], *next; r; r = next) {
       next = r->next_hash;
-      if (r->state == ST_CONNECTING && now >= r->deadline) finish(r, RELAY_CONNECT_FAILED, ETIMEDOUT);
+      if (r->state == ST_CONNECTING && now >= r->deadline) back_to_pending(r, RELAY_CONNECT_FAILED, ETIMEDOUT);
     }
   }
 }
@@ -417,19 +577,24 @@ static void *engine(void *arg) {
   for (;;) {
     int n = epoll_wait(epfd, events, MAX_EVENTS, TICK_MS);
     pthread_mutex_lock(&mu);
+    /* Commands first (they may close listeners), then sockets. */
     for (int i = 0; i < n; i++) {
-      struct endpoint *e = events[i].data.ptr;
-      if (!e) {
-        drain_commands();
+      if (!events[i].data.ptr) drain_commands();
+    }
+    for (int i = 0; i < n; i++) {
+      int *kind = events[i].data.ptr;
+      if (!kind) continue;
+      if (*kind == K_LISTENER) {
+        struct listener *l = (struct listener *)kind;
+        int live = 0;
+        for (struct listener *x = listeners; x; x = x->next) live |= x == l;
+        if (live) on_accept(l);
         continue;
       }
+      struct endpoint *e = (struct endpoint *)kind;
       struct relay *r = e->r;
-      if (r->state == ST_DEAD) continue;
-      if (r->state == ST_CONNECTING) {
-        if (e->side == 1) on_connect(r);
-      } else {
-        pump(r);
-      }
+      if (r->state == ST_CONNECTING && e->side == 1) on_connect(r);
+      else if (r->state == ST_RUNNING) pump(r);
     }
     int64_t now = relay_now_ms();
     if (connecting > 0 && now - last_tick >= TICK_MS) {
@@ -440,6 +605,11 @@ static void *engine(void *arg) {
       struct relay *d = dead;
       dead = d->next_dead;
       free(d);
+    }
+    while (dead_listeners) {
+      struct listener *l = dead_listeners;
+      dead_listeners = l->next;
+      free(l);
     }
     pthread_mutex_unlock(&mu);
   }
@@ -465,29 +635,68 @@ int relay_engine_init(relay_emit_fn emit_cb, void *ctx) {
 
 static int enqueue(struct cmd *c) {
   pthread_mutex_lock(&qmu);
+  int was_empty = q_head == NULL;
   if (q_tail) q_tail->next = c;
   else q_head = c;
   q_tail = c;
   pthread_mutex_unlock(&qmu);
+  /* One wakeup per batch: the engine drains the whole queue when it runs. */
+  if (!was_empty) return 0;
   uint64_t one = 1;
   if (write(evfd, &one, sizeof one) < 0 && errno != EAGAIN) return -errno;
   return 0;
 }
 
-int relay_start(const struct relay_start_args *a) {
+int relay_listen(uint32_t lid, uint32_t ip, uint16_t port, int keepalive_s) {
+  if (epfd < 0) return -EINVAL;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = ip};
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  struct listener *l = calloc(1, sizeof *l);
+  struct cmd *c = calloc(1, sizeof *c);
+  if (!l || !c) {
+    free(l);
+    free(c);
+    close(fd);
+    return -ENOMEM;
+  }
+  *l = (struct listener){K_LISTENER, lid, fd, ip, port, keepalive_s, NULL};
+  c->op = CMD_LISTEN;
+  c->l = l;
+  return enqueue(c);
+}
+
+int relay_unlisten(uint32_t lid) {
   if (epfd < 0) return -EINVAL;
   struct cmd *c = calloc(1, sizeof *c);
   if (!c) return -ENOMEM;
+  c->op = CMD_UNLISTEN;
+  c->lid = lid;
+  return enqueue(c);
+}
+
+int relay_connect(const struct relay_connect_args *a) {
+  if (epfd < 0) return -EINVAL;
+  struct cmd *c = calloc(1, sizeof *c);
+  if (!c) return -ENOMEM;
+  c->op = CMD_CONNECT;
   c->a = *a;
-  if (a->prefix_len) {
-    c->prefix = malloc(a->prefix_len);
-    if (!c->prefix) {
+  c->a.header = NULL;
+  if (a->header_len) {
+    c->header = malloc(a->header_len);
+    if (!c->header) {
       free(c);
       return -ENOMEM;
     }
-    memcpy(c->prefix, a->prefix, a->prefix_len);
+    memcpy(c->header, a->header, a->header_len);
   }
-  c->a.prefix = NULL;
   return enqueue(c);
 }
 
@@ -495,7 +704,7 @@ int relay_close(uint32_t id, int graceful) {
   if (epfd < 0) return -EINVAL;
   struct cmd *c = calloc(1, sizeof *c);
   if (!c) return -ENOMEM;
-  c->close = 1;
+  c->op = CMD_CLOSE;
   c->graceful = graceful;
   c->a.id = id;
   return enqueue(c);

@@ -1,16 +1,17 @@
 /*
- * TCP relay engine: one thread, one epoll set, many relays. Each relay owns the
- * upstream socket (connected here, non-blocking) and moves bytes between it and a
- * client socket whose fd belongs to Node (never closed here).
+ * TCP relay engine: one thread, one epoll set, listeners and relays. The engine
+ * accepts clients on its listeners, asks JS (event ACCEPTED) which task to use,
+ * connects, and moves the bytes; JS only decides.
  *
- * Per relay:
- *   CONNECTING --connect ok--> send PROXY header + replay bytes
- *              --fail/timeout--> event CONNECT_FAILED (JS picks another task)
- *   COPY   client->task by read()/write(), keeping a copy (replay) until the task
- *          answers or the copy exceeds its limit; task->client by splice()
- *   SPLICE both ways by splice() through a pipe: zero-copy in the kernel
- * A task that closes or resets before answering a still-waiting client ends the
- * relay with event EMPTY and the replay bytes, so JS can retry on another task.
+ * Relay life:
+ *   ACCEPTED -> PENDING --relay_connect--> CONNECTING --ok--> RUNNING --> DONE
+ *                  ^                           | fail/timeout        |
+ *                  +------ CONNECT_FAILED -----+                     |
+ *                  +------ EMPTY (task closed/reset before answering a waiting client)
+ * RUNNING moves client->task by read()/write() while the client's bytes are kept for
+ * a replay (until the task answers or 64 KiB), and any direction by copying for its
+ * first 64 KiB; after that by splice() through a pipe, zero-copy in the kernel.
+ * After EMPTY the kept bytes are replayed to the next task JS chooses.
  */
 #ifndef SWARMNET_RELAY_H
 #define SWARMNET_RELAY_H
@@ -19,49 +20,48 @@
 #include <stdint.h>
 
 enum relay_event_type {
-  RELAY_CONNECTED = 1,
-  RELAY_CONNECT_FAILED = 2,
-  RELAY_EMPTY = 3,
-  RELAY_DONE = 4,
+  RELAY_ACCEPTED = 1,       /* a: listener id; b: client ip (network order); c: client port; d: local ip; e: local port */
+  RELAY_CONNECT_FAILED = 2, /* err */
+  RELAY_EMPTY = 3,          /* err (0 = orderly close) */
+  RELAY_DONE = 4,           /* err; bytes */
 };
 
 struct relay_event {
   uint32_t id;
   int type;
-  int err; /* errno, 0 if none */
+  int err;
   uint64_t bytes_in;  /* client -> task */
   uint64_t bytes_out; /* task -> client */
-  char *replay;       /* RELAY_EMPTY: malloc'ed client bytes to replay (owned by receiver) */
-  size_t replay_len;
+  uint32_t a, b, c, d, e;
 };
 
 typedef void (*relay_emit_fn)(struct relay_event *ev, void *ctx);
 
-struct relay_start_args {
+struct relay_connect_args {
   uint32_t id;
-  int client_fd;
   uint32_t ip;   /* network order */
   uint16_t port; /* host order */
   int connect_timeout_ms;
-  const char *prefix; /* PROXY header + replay bytes, sent first; copied */
-  size_t prefix_len;
-  size_t replay_have;  /* how many bytes of prefix are replay (already counted as client bytes) */
+  const char *header; /* PROXY header sent first; copied */
+  size_t header_len;
   size_t replay_limit; /* 0 disables replay */
 };
 
 struct relay_info {
   uint64_t bytes_in, bytes_out;
   int64_t last_ms; /* CLOCK_MONOTONIC ms of the last byte */
-  int state;
+  int state;       /* 1 pending, 2 connecting, 3 running */
 };
 
 /* Starts the engine thread once; events are delivered via emit on that thread. */
 int relay_engine_init(relay_emit_fn emit, void *ctx);
-/* Queues a relay; returns 0 or -errno. */
-int relay_start(const struct relay_start_args *a);
-/* Queues a close: graceful sends FIN both ways, else ends at once. Events follow. */
+/* Binds and listens on ip:port (JS thread, so errors are immediate), then hands the
+ * socket to the engine. Returns 0 or -errno. */
+int relay_listen(uint32_t lid, uint32_t ip, uint16_t port, int keepalive_s);
+int relay_unlisten(uint32_t lid);
+int relay_connect(const struct relay_connect_args *a);
+/* graceful: FIN both ways; else close at once. A DONE event follows. */
 int relay_close(uint32_t id, int graceful);
-/* Snapshot of a live relay; -ENOENT when gone. */
 int relay_get_info(uint32_t id, struct relay_info *out);
 int64_t relay_now_ms(void);
 

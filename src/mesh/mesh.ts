@@ -12,6 +12,7 @@ import { newCounters, type ListenerInfo, type ServiceCounters } from './listener
 import { Pool } from './pool.js';
 import { NativeRelay } from './relay.js';
 import { TcpListener } from './tcp.js';
+import { NativeTcpListener } from './tcp-native.js';
 import type { BackendSpec } from './types.js';
 import { UdpListener } from './udp.js';
 
@@ -44,7 +45,7 @@ export interface ServiceStats extends ServiceCounters {
 interface Slot {
   spec: ListenerSpec;
   pool: Pool;
-  listener: TcpListener | UdpListener;
+  listener: TcpListener | NativeTcpListener | UdpListener;
   counters: ServiceCounters;
   health: HealthChecker | undefined;
 }
@@ -104,9 +105,11 @@ export class Mesh {
     pool.update(spec.backends, spec.lb);
     const counters = this.#countersFor(spec.service);
     const listener =
-      spec.protocol === 'tcp'
-        ? new TcpListener(spec, pool, this.table, this.settings, counters, this.relay)
-        : new UdpListener(spec, pool, this.table, this.settings, counters);
+      spec.protocol === 'udp'
+        ? new UdpListener(spec, pool, this.table, this.settings, counters)
+        : this.relay
+          ? new NativeTcpListener(spec, pool, this.table, this.settings, counters, this.relay)
+          : new TcpListener(spec, pool, this.table, this.settings, counters);
     await listener.listen();
     const health = spec.healthCheck && new HealthChecker(pool, spec.healthCheck);
     this.#slots.set(key, { spec, pool, listener, counters, health });

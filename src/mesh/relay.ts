@@ -1,33 +1,45 @@
 /**
- * The native splice relay (native/src/relay.c) as seen from TypeScript: one engine
- * per process, relays addressed by id, events dispatched to per-relay handlers.
+ * The native relay engine (native/src/relay.c) as seen from TypeScript: one engine
+ * per process; listeners and relays addressed by id; events dispatched to handlers.
  */
 import { check, loadAddon, type Addon } from '../native/index.js';
 
-export const RelayEvent = { CONNECTED: 1, CONNECT_FAILED: 2, EMPTY: 3, DONE: 4 } as const;
+export const RelayEvent = { ACCEPTED: 1, CONNECT_FAILED: 2, EMPTY: 3, DONE: 4 } as const;
+export const RelayState = { PENDING: 1, CONNECTING: 2, RUNNING: 3 } as const;
 
-export type RelayHandler = (type: number, err: number, bytesIn: number, bytesOut: number, replay?: Buffer) => void;
+/** A client the engine accepted; the handler decides where it goes. */
+export interface Accepted {
+  id: number;
+  clientIp: string;
+  clientPort: number;
+  localIp: string;
+  localPort: number;
+}
 
-export interface RelayStart {
-  fd: number;
+export type RelayHandler = (type: number, err: number, bytesIn: number, bytesOut: number) => void;
+
+export interface ConnectArgs {
   host: string;
   port: number;
   connectTimeoutMs: number;
-  /** PROXY header and/or replay bytes sent to the task first. */
-  prefix: Buffer | undefined;
-  /** How many trailing bytes of prefix are client bytes to keep for a further replay. */
-  replayHave: number;
+  header: Buffer | undefined;
   replayLimit: number;
+}
+
+/** in_addr.s_addr as read on a little-endian host -> dotted quad. */
+function ipOf(v: number): string {
+  return `${v & 255}.${(v >>> 8) & 255}.${(v >>> 16) & 255}.${v >>> 24}`;
 }
 
 export class NativeRelay {
   readonly #addon: Addon;
+  readonly #listeners = new Map<number, (a: Accepted) => RelayHandler | undefined>();
   readonly #handlers = new Map<number, RelayHandler>();
-  #nextId = 1;
+  #nextListener = 1;
 
   private constructor(addon: Addon) {
     this.#addon = addon;
-    check(addon.relayInit((id, type, err, bytesIn, bytesOut, replay) => this.#dispatch(id, type, err, bytesIn, bytesOut, replay)), 'relayInit');
+    check(addon.relayInit((...args) => this.#dispatch(...args)), 'relayInit');
   }
 
   /**
@@ -42,27 +54,43 @@ export class NativeRelay {
     return sharedRelay;
   }
 
-  start(args: RelayStart, handler: RelayHandler): number {
-    const id = this.#nextId;
-    this.#nextId = this.#nextId >= 0xfffffff0 ? 1 : this.#nextId + 1;
-    check(this.#addon.relayStart(id, args.fd, args.host, args.port, args.connectTimeoutMs, args.prefix, args.replayHave, args.replayLimit), 'relayStart');
-    this.#handlers.set(id, handler);
-    return id;
+  /** Listens on ip:port; `onAccept` returns the new relay's event handler. */
+  listen(ip: string, port: number, keepaliveS: number, onAccept: (a: Accepted) => RelayHandler | undefined): number {
+    const lid = this.#nextListener++;
+    check(this.#addon.relayListen(lid, ip, port, keepaliveS), 'listen');
+    this.#listeners.set(lid, onAccept);
+    return lid;
+  }
+
+  unlisten(lid: number): void {
+    this.#listeners.delete(lid);
+    this.#addon.relayUnlisten(lid);
+  }
+
+  connect(id: number, a: ConnectArgs): void {
+    check(this.#addon.relayConnect(id, a.host, a.port, a.connectTimeoutMs, a.header, a.replayLimit), 'connect');
   }
 
   close(id: number, graceful: boolean): void {
     this.#addon.relayClose(id, graceful);
   }
 
-  info(id: number): [bytesIn: number, bytesOut: number, idleMs: number] | undefined {
+  info(id: number): [bytesIn: number, bytesOut: number, idleMs: number, state: number] | undefined {
     return this.#addon.relayInfo(id);
   }
 
-  #dispatch(id: number, type: number, err: number, bytesIn: number, bytesOut: number, replay?: Buffer): void {
+  #dispatch(id: number, type: number, err: number, bytesIn: number, bytesOut: number, a: number, b: number, c: number, d: number, e: number): void {
+    if (type === RelayEvent.ACCEPTED) {
+      const onAccept = this.#listeners.get(a);
+      const handler = onAccept?.({ id, clientIp: ipOf(b), clientPort: c, localIp: ipOf(d), localPort: e });
+      if (handler) this.#handlers.set(id, handler);
+      else this.#addon.relayClose(id, false); // listener gone meanwhile
+      return;
+    }
     const h = this.#handlers.get(id);
     if (!h) return;
-    if (type !== RelayEvent.CONNECTED) this.#handlers.delete(id);
-    h(type, err, bytesIn, bytesOut, replay);
+    if (type === RelayEvent.DONE) this.#handlers.delete(id);
+    h(type, err, bytesIn, bytesOut);
   }
 }
 

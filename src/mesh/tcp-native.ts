@@ -1,45 +1,65 @@
 /**
- * TCP session on the native splice relay: JS accepts and decides (which task, retry,
- * drain, idle expiry), C moves the bytes. The client socket is accepted paused and
- * never read by Node; its fd is lent to the relay and closed here only after the
- * relay reported DONE (so the fd cannot be reused under the relay's feet).
+ * TCP routing mesh on the native relay engine: C accepts, connects and moves the
+ * bytes (splice after the first 64 KiB); JS only decides per connection.
  *
- *   accept (paused) -> pick task -> relayStart(fd, task, PROXY header + replay)
- *     CONNECT_FAILED -> back-off, next task       EMPTY -> back-off, replay to next task
- *     CONNECTED      -> counted on the task       DONE  -> close client, forget
+ *   ACCEPTED -> pick task -> connect(task, PROXY header)
+ *   CONNECT_FAILED -> back-off, next task     EMPTY -> back-off, the engine replays
+ *   DONE -> counters, forget                                 the kept bytes to the next task
  */
-import type { Socket } from 'node:net';
 import type { Backend } from './backend.js';
 import { ConnTable, type ConnEntry, type ConnState } from './conntable.js';
 import type { MeshSettings } from './constants.js';
 import type { ListenerInfo, ServiceCounters } from './listener.js';
 import type { Pool } from './pool.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
-import { RelayEvent, type NativeRelay } from './relay.js';
+import { RelayEvent, RelayState, type Accepted, type NativeRelay } from './relay.js';
 import { errnoName } from '../native/index.js';
 
-export class NativeTcpSession implements ConnEntry {
+export class NativeTcpListener {
+  #lid = 0;
+
+  constructor(
+    readonly info: ListenerInfo,
+    private readonly pool: Pool,
+    private readonly table: ConnTable,
+    private readonly settings: MeshSettings,
+    private readonly counters: ServiceCounters,
+    private readonly relay: NativeRelay,
+  ) {}
+
+  async listen(): Promise<void> {
+    this.#lid = this.relay.listen(this.info.host, this.info.port, Math.round(this.settings.keepAliveMs / 1000), (a) => {
+      const s = new NativeTcpSession(a, this.info, this.pool, this.table, this.settings, this.counters, this.relay);
+      return (type, err, bytesIn, bytesOut) => s.onEvent(type, err, bytesIn, bytesOut);
+    });
+  }
+
+  close(): void {
+    if (this.#lid) this.relay.unlisten(this.#lid);
+    this.#lid = 0;
+  }
+}
+
+class NativeTcpSession implements ConnEntry {
   readonly key: string;
   readonly proto = 'tcp' as const;
   readonly client: string;
   readonly local: string;
   readonly service: string;
   backend: Backend | undefined;
-  state: ConnState = 'SYN_SENT';
   readonly created = Date.now();
   readonly idleTimeoutMs: number;
   #last: number;
-  /** Bytes of relays already finished (a retried session had several). */
-  #doneIn = 0;
-  #doneOut = 0;
-  #relayId = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
+  #state: ConnState = 'SYN_SENT';
   #detach: (() => void) | undefined;
   readonly #tried = new Set<Backend>();
-  readonly #fd: number;
-  #closed = false;
+  readonly #id: number;
+  #closing = false;
 
   constructor(
-    private readonly sock: Socket,
+    private readonly a: Accepted,
     private readonly info: ListenerInfo,
     private readonly pool: Pool,
     private readonly table: ConnTable,
@@ -47,124 +67,106 @@ export class NativeTcpSession implements ConnEntry {
     private readonly counters: ServiceCounters,
     private readonly relay: NativeRelay,
   ) {
-    this.client = `${sock.remoteAddress}:${sock.remotePort}`;
-    this.local = `${sock.localAddress}:${sock.localPort}`;
+    this.#id = a.id;
+    this.client = `${a.clientIp}:${a.clientPort}`;
+    this.local = `${a.localIp}:${a.localPort}`;
     this.service = info.service;
-    this.key = ConnTable.key('tcp', sock.remoteAddress!, sock.remotePort!, sock.localAddress ?? '', sock.localPort ?? 0);
+    this.key = ConnTable.key('tcp', a.clientIp, a.clientPort, a.localIp, a.localPort);
     this.idleTimeoutMs = settings.tcpIdleTimeoutMs;
     this.#last = table.clock;
-    this.#fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
-    sock.on('error', () => undefined);
-    sock.setKeepAlive(true, settings.keepAliveMs);
     table.add(this);
     counters.active++;
     counters.total++;
-    if (this.#fd < 0) this.#end();
-    else this.#connectNext(undefined);
+    this.#connectNext();
   }
 
-  /** Time of the last byte, read from the relay (the sweep asks for expiry). */
+  /** Live values come from the engine; the sweep reads `last` for idle expiry. */
   get last(): number {
-    const i = this.#relayId && this.relay.info(this.#relayId);
+    const i = this.relay.info(this.#id);
     if (i) this.#last = Math.max(this.#last, Date.now() - i[2]);
     return this.#last;
   }
 
+  get state(): ConnState {
+    if (this.#state === 'CLOSE') return this.#state;
+    return this.relay.info(this.#id)?.[3] === RelayState.RUNNING ? 'ESTABLISHED' : 'SYN_SENT';
+  }
+
   get bytesIn(): number {
-    return this.#doneIn + ((this.#relayId && this.relay.info(this.#relayId)?.[0]) || 0);
+    return this.relay.info(this.#id)?.[0] ?? this.#bytesIn;
   }
 
   get bytesOut(): number {
-    return this.#doneOut + ((this.#relayId && this.relay.info(this.#relayId)?.[1]) || 0);
+    return this.relay.info(this.#id)?.[1] ?? this.#bytesOut;
   }
 
-  #connectNext(replay: Buffer | undefined): void {
-    const b = this.pool.pick({ srcIp: this.sock.remoteAddress!, srcPort: this.sock.remotePort! }, this.#tried);
+  #connectNext(): void {
+    const b = this.pool.pick({ srcIp: this.a.clientIp, srcPort: this.a.clientPort }, this.#tried);
     if (!b || this.#tried.size > this.settings.retries) {
       this.counters.noBackend++;
-      return this.#end();
+      this.relay.close(this.#id, false);
+      return;
     }
     this.#tried.add(b);
     this.backend = b;
-    this.state = 'SYN_SENT';
-    const header = this.info.proxyProtocol === 'none' ? undefined : this.#proxyHeader();
-    const prefix = header && replay ? Buffer.concat([header, replay]) : (header ?? replay);
+    this.#detach = this.pool.attach(b, this);
     try {
-      this.#relayId = this.relay.start(
-        {
-          fd: this.#fd,
-          host: b.spec.host,
-          port: b.spec.port,
-          connectTimeoutMs: this.settings.connectTimeoutMs,
-          prefix,
-          replayHave: replay?.length ?? 0,
-          replayLimit: this.settings.replayLimitBytes,
-        },
-        (type, err, bytesIn, bytesOut, replayed) => this.#onEvent(b, type, err, bytesIn, bytesOut, replayed),
-      );
+      this.relay.connect(this.#id, {
+        host: b.spec.host,
+        port: b.spec.port,
+        connectTimeoutMs: this.settings.connectTimeoutMs,
+        header: this.info.proxyProtocol === 'none' ? undefined : this.#proxyHeader(),
+        replayLimit: this.settings.replayLimitBytes,
+      });
     } catch {
       b.error('relay');
-      this.#end();
+      this.relay.close(this.#id, false);
     }
   }
 
-  #onEvent(b: Backend, type: number, err: number, bytesIn: number, bytesOut: number, replay?: Buffer): void {
-    if (type === RelayEvent.CONNECTED) {
-      this.pool.succeed(b);
-      this.#detach = this.pool.attach(b, this);
-      this.state = 'ESTABLISHED';
-      return;
-    }
-    this.#relayId = 0;
-    this.#doneIn += bytesIn;
-    this.#doneOut += bytesOut;
-    b.bytesIn += bytesIn;
-    b.bytesOut += bytesOut;
+  onEvent(type: number, err: number, bytesIn: number, bytesOut: number): void {
+    const b = this.backend;
     this.#detach?.();
     this.#detach = undefined;
-    if (this.#closed) return this.#end();
-    if (type === RelayEvent.CONNECT_FAILED) {
-      b.error(err === 111 ? 'refused' : errnoName(err).toLowerCase());
+    if (type === RelayEvent.DONE) return this.#end(b, err, bytesIn, bytesOut);
+    if (b) {
+      b.error(type === RelayEvent.EMPTY ? 'empty' : err === 111 ? 'refused' : errnoName(err).toLowerCase());
       this.pool.fail(b);
-      this.counters.retries++;
-      return this.#connectNext(replay);
     }
-    if (type === RelayEvent.EMPTY) {
-      b.error('empty');
-      this.pool.fail(b);
-      this.counters.retries++;
-      return this.#connectNext(replay);
-    }
-    if (err) b.error('reset');
-    this.#end();
+    this.counters.retries++;
+    if (this.#closing) this.relay.close(this.#id, false);
+    else this.#connectNext();
   }
 
   #proxyHeader(): Buffer {
-    const a = { srcIp: this.sock.remoteAddress!, srcPort: this.sock.remotePort!, dstIp: this.sock.localAddress!, dstPort: this.sock.localPort! };
+    const a = { srcIp: this.a.clientIp, srcPort: this.a.clientPort, dstIp: this.a.localIp, dstPort: this.a.localPort };
     return this.info.proxyProtocol === 'v1' ? proxyV1(a) : proxyV2(a);
   }
 
-  /** Idle expiry and drain: FIN both ways (in C), then the DONE event ends the session. */
+  /** Idle expiry and drain: FIN both ways (in C); the DONE event ends the session. */
   close(_reason: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#relayId) this.relay.close(this.#relayId, true);
-    else this.#end();
+    if (this.#closing) return;
+    this.#closing = true;
+    this.relay.close(this.#id, true);
   }
 
   expire(): void {
     this.close('idle');
   }
 
-  /** Only once no relay holds the fd. */
-  #end(): void {
-    if (this.state === 'CLOSE') return;
-    this.state = 'CLOSE';
-    this.#closed = true;
-    this.sock.destroy();
+  #end(b: Backend | undefined, err: number, bytesIn: number, bytesOut: number): void {
+    this.#state = 'CLOSE';
+    this.#bytesIn = bytesIn;
+    this.#bytesOut = bytesOut;
+    if (b) {
+      if (bytesOut > 0) this.pool.succeed(b);
+      b.bytesIn += bytesIn;
+      b.bytesOut += bytesOut;
+      if (err && err !== 125 /* ECANCELED: our own close */) b.error('reset');
+    }
     this.table.remove(this);
     this.counters.active--;
-    this.counters.bytesIn += this.#doneIn;
-    this.counters.bytesOut += this.#doneOut;
+    this.counters.bytesIn += bytesIn;
+    this.counters.bytesOut += bytesOut;
   }
 }

@@ -1,5 +1,6 @@
 /**
- * TCP routing-mesh data path. One session per accepted client:
+ * TCP routing-mesh data path in JavaScript (used when the native relay engine is
+ * not built or is disabled; see tcp-native.ts). One session per accepted client:
  *
  *   accept (paused) -> pick task -> connect (timeout) -> [PROXY header] -> replay
  *   -> relay both ways with back-pressure -> half-close -> close
@@ -17,8 +18,6 @@ import type { MeshSettings } from './constants.js';
 import type { Pool } from './pool.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
 import type { ListenerInfo, ServiceCounters } from './listener.js';
-import type { NativeRelay } from './relay.js';
-import { NativeTcpSession } from './tcp-native.js';
 
 export class TcpListener {
   readonly #server: Server;
@@ -29,8 +28,6 @@ export class TcpListener {
     private readonly table: ConnTable,
     private readonly settings: MeshSettings,
     private readonly counters: ServiceCounters,
-    /** The native splice relay; the pure-JS relay below when undefined. */
-    private readonly relay: NativeRelay | undefined,
   ) {
     this.#server = createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (c) => this.#accept(c));
   }
@@ -55,8 +52,7 @@ export class TcpListener {
       client.destroy();
       return;
     }
-    if (this.relay) new NativeTcpSession(client, this.info, this.pool, this.table, this.settings, this.counters, this.relay);
-    else new TcpSession(client, this.info, this.pool, this.table, this.settings, this.counters);
+    new TcpSession(client, this.info, this.pool, this.table, this.settings, this.counters);
   }
 }
 

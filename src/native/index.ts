@@ -7,10 +7,12 @@ import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 
 export interface Addon {
-  relayInit(onEvent: (id: number, type: number, err: number, bytesIn: number, bytesOut: number, replay?: Buffer) => void): number;
-  relayStart(id: number, fd: number, ip: string, port: number, connectTimeoutMs: number, prefix: Buffer | undefined, replayHave: number, replayLimit: number): number;
+  relayInit(onEvent: (id: number, type: number, err: number, bytesIn: number, bytesOut: number, a: number, b: number, c: number, d: number, e: number) => void): number;
+  relayListen(lid: number, ip: string, port: number, keepaliveS: number): number;
+  relayUnlisten(lid: number): number;
+  relayConnect(id: number, ip: string, port: number, connectTimeoutMs: number, header: Buffer | undefined, replayLimit: number): number;
   relayClose(id: number, graceful: boolean): number;
-  relayInfo(id: number): [bytesIn: number, bytesOut: number, idleMs: number] | undefined;
+  relayInfo(id: number): [bytesIn: number, bytesOut: number, idleMs: number, state: number] | undefined;
 }
 
 export function loadAddon(): Addon | undefined {

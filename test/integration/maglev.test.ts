@@ -43,6 +43,8 @@ t.test('removing one of N tasks moves about 1/N of the clients', async (t) => {
   const back = await mapping();
   let restored = 0;
   for (const [client, b] of before) if (back.get(client) === b) restored++;
-  // The re-added task has a new id (a new task), so it gets a new permutation: only its own share changes.
-  t.ok(restored >= before.size - 2 * onVictim - 2, `re-adding a task disturbs about 1/N again (${before.size - restored} moved)`);
+  // The re-added task has a new id (a new task) and so its own permutation: the removed task's
+  // clients stay where they went, and the new task takes about 1/N from everyone.
+  const disturbed = before.size - restored;
+  t.ok(disturbed <= onVictim + Math.ceil((2 * before.size) / N), `re-adding a task disturbs about 1/N more (${disturbed} differ from the start)`);
 });
