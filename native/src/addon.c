@@ -2,7 +2,8 @@
  * Node-API surface of the native addon: a few flat calls, each returning 0 or
  * -errno (TypeScript turns that into an Error with code/errno/syscall).
  *
- *   relayInit(onEvent)   onEvent(id, type, errno, bytesIn, bytesOut, a, b, c, d, e)
+ *   relayInit(onEvent)   onEvent(id, type, errno, bytesIn, bytesOut, a, b, c, d, e), called
+ *                        synchronously on the JS thread (also from inside the calls below)
  *   relayListen(lid, ip, port, keepaliveS)                          -> 0 | -errno
  *   relayUnlisten(lid)                                              -> 0 | -errno
  *   relayConnect(id, ip, port, connectTimeoutMs, header?, replayLimit) -> 0 | -errno
@@ -11,6 +12,7 @@
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <uv.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -23,30 +25,66 @@
     if ((call) != napi_ok) return NULL; \
   } while (0)
 
-static napi_threadsafe_function tsfn;
-
-static void call_js(napi_env env, napi_value cb, void *context, void *data) {
-  struct relay_event *ev = data;
-  if (env && cb) {
-    napi_value argv[10], undef;
-    napi_get_undefined(env, &undef);
-    napi_create_uint32(env, ev->id, &argv[0]);
-    napi_create_int32(env, ev->type, &argv[1]);
-    napi_create_int32(env, ev->err, &argv[2]);
-    napi_create_double(env, (double)ev->bytes_in, &argv[3]);
-    napi_create_double(env, (double)ev->bytes_out, &argv[4]);
-    napi_create_uint32(env, ev->a, &argv[5]);
-    napi_create_uint32(env, ev->b, &argv[6]);
-    napi_create_uint32(env, ev->c, &argv[7]);
-    napi_create_uint32(env, ev->d, &argv[8]);
-    napi_create_uint32(env, ev->e, &argv[9]);
-    napi_call_function(env, undef, cb, 10, argv, NULL);
-  }
-  free(ev);
-}
+/* The engine runs on Node's loop: libuv polls its epoll fd, and events are passed to
+ * the JS callback synchronously, inside one callback scope per batch. */
+static napi_env cb_env;
+static napi_ref cb_ref;
+static napi_async_context cb_async;
+static uv_poll_t poll_handle;
+static uv_timer_t timer_handle;
+static int started;
 
 static void emit(struct relay_event *ev, void *ctx) {
-  if (napi_call_threadsafe_function(tsfn, ev, napi_tsfn_nonblocking) != napi_ok) free(ev);
+  napi_env env = cb_env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value argv[10], undef, cb;
+  napi_get_undefined(env, &undef);
+  napi_get_reference_value(env, cb_ref, &cb);
+  napi_create_uint32(env, ev->id, &argv[0]);
+  napi_create_int32(env, ev->type, &argv[1]);
+  napi_create_int32(env, ev->err, &argv[2]);
+  napi_create_double(env, (double)ev->bytes_in, &argv[3]);
+  napi_create_double(env, (double)ev->bytes_out, &argv[4]);
+  napi_create_uint32(env, ev->a, &argv[5]);
+  napi_create_uint32(env, ev->b, &argv[6]);
+  napi_create_uint32(env, ev->c, &argv[7]);
+  napi_create_uint32(env, ev->d, &argv[8]);
+  napi_create_uint32(env, ev->e, &argv[9]);
+  if (napi_call_function(env, undef, cb, 10, argv, NULL) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err); /* as an uncaught exception in a callback would be */
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+/* Runs `fn` as libuv callbacks run JS: in a callback scope, so microtasks (promise
+ * continuations) are processed when it closes. */
+static void in_callback_scope(void (*fn)(void)) {
+  napi_env env = cb_env;
+  napi_handle_scope hs;
+  napi_callback_scope cs;
+  napi_value resource;
+  if (napi_open_handle_scope(env, &hs) != napi_ok) return;
+  napi_create_object(env, &resource);
+  if (napi_open_callback_scope(env, resource, cb_async, &cs) == napi_ok) {
+    fn();
+    napi_close_callback_scope(env, cs);
+  }
+  napi_close_handle_scope(env, hs);
+}
+
+static void process_ready(void) {
+  relay_process();
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  in_callback_scope(process_ready);
+}
+
+static void on_timer(uv_timer_t *h) {
+  in_callback_scope(relay_timer);
 }
 
 static napi_value ret_int(napi_env env, int v) {
@@ -69,12 +107,26 @@ static napi_value relay_init_js(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], name;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (tsfn) return ret_int(env, 0);
+  if (started) return ret_int(env, 0);
+  int fd = relay_engine_init(emit, NULL);
+  if (fd < 0) return ret_int(env, fd);
+  cb_env = env;
+  CHECK(napi_create_reference(env, argv[0], 1, &cb_ref));
   CHECK(napi_create_string_utf8(env, "swarmnet-relay", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &tsfn));
-  /* The engine must not keep the event loop alive on its own. */
-  CHECK(napi_unref_threadsafe_function(env, tsfn));
-  return ret_int(env, relay_engine_init(emit, NULL));
+  CHECK(napi_async_init(env, NULL, name, &cb_async));
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  int rc = uv_poll_init(loop, &poll_handle, fd);
+  if (rc == 0) rc = uv_poll_start(&poll_handle, UV_READABLE, on_poll);
+  if (rc == 0) rc = uv_timer_init(loop, &timer_handle);
+  if (rc == 0) rc = uv_timer_start(&timer_handle, on_timer, 100, 100);
+  if (rc != 0) return ret_int(env, rc); /* libuv errors are already -errno */
+  /* Listeners are owned by the mesh, which the agent keeps alive; the engine's own
+   * handles must not keep a finished process running. */
+  uv_unref((uv_handle_t *)&poll_handle);
+  uv_unref((uv_handle_t *)&timer_handle);
+  started = 1;
+  return ret_int(env, 0);
 }
 
 static napi_value relay_listen_js(napi_env env, napi_callback_info info) {

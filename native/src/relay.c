@@ -1,13 +1,15 @@
 /*
  * TCP relay engine (see relay.h for the life of a relay).
  *
- * Threading: JS calls relay_listen/unlisten/connect/close, which queue commands and
- * wake the engine through an eventfd; the engine thread owns every listener and relay
- * and is the only one that touches their sockets, pipes and memory. relay_get_info
- * reads counters under `mu`, which the engine holds while handling a batch; relays
- * are freed only at the end of a batch, so no epoll event points at freed memory.
+ * Threading: none of its own. The engine is an epoll set that Node's event loop
+ * polls (uv_poll on the epoll fd, see addon.c); relay_process() handles what is
+ * ready and calls back into JS synchronously. Accept, decide, connect and copy all
+ * happen on the JS thread, like HAProxy's single thread: no locks, no cross-thread
+ * wakeups (which cost more than the work itself on small machines). Relays are
+ * freed only after a batch, so no epoll event of the batch points at freed memory;
+ * every callback into JS is the last thing a step does with its relay.
  *
- * Data path per wakeup (level-triggered epoll, "pump until EAGAIN"):
+ * Data path per readiness (level-triggered, "pump until EAGAIN"):
  *   client->task: pending bytes (header, replay, partial write) -> copy or splice
  *   task->client: pending bytes -> copy or splice
  *   EOF on one side -> shutdown(SHUT_WR) toward the other once nothing is buffered
@@ -19,11 +21,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,24 +83,13 @@ struct relay {
   struct relay *next_hash, *next_dead;
 };
 
-struct cmd {
-  int op; /* CMD_* */
-  int graceful;
-  struct relay_connect_args a;
-  char *header;
-  struct listener *l;
-  uint32_t lid;
-  struct cmd *next;
-};
-enum { CMD_CONNECT = 1, CMD_CLOSE = 2, CMD_LISTEN = 3, CMD_UNLISTEN = 4 };
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;  /* relays, hash */
-static pthread_mutex_t qmu = PTHREAD_MUTEX_INITIALIZER; /* command queue */
-static struct cmd *q_head, *q_tail;
+
 static struct relay *buckets[HASH_BUCKETS];
 static struct relay *dead;
 static struct listener *listeners, *dead_listeners;
-static int epfd = -1, evfd = -1, connecting;
+static int epfd = -1, connecting;
+static int64_t last_tick;
 static uint32_t next_id = 1;
 static relay_emit_fn emit_fn;
 static void *emit_ctx;
@@ -118,22 +107,21 @@ static struct relay **slot_of(uint32_t id) {
   return p;
 }
 
-static void emit(struct relay *r, int type, int err, const uint32_t *extra) {
-  struct relay_event *ev = calloc(1, sizeof *ev);
-  if (!ev) return;
-  ev->id = r->id;
-  ev->type = type;
-  ev->err = err;
-  ev->bytes_in = r->bytes_in;
-  ev->bytes_out = r->bytes_out;
+static struct relay_event event_of(struct relay *r, int type, int err, const uint32_t *extra) {
+  struct relay_event ev = {.id = r->id, .type = type, .err = err, .bytes_in = r->bytes_in, .bytes_out = r->bytes_out};
   if (extra) {
-    ev->a = extra[0];
-    ev->b = extra[1];
-    ev->c = extra[2];
-    ev->d = extra[3];
-    ev->e = extra[4];
+    ev.a = extra[0];
+    ev.b = extra[1];
+    ev.c = extra[2];
+    ev.d = extra[3];
+    ev.e = extra[4];
   }
-  emit_fn(ev, emit_ctx);
+  return ev;
+}
+
+/* Calls into JS, which may call back in (connect, close) before this returns. */
+static void emit(struct relay_event ev) {
+  emit_fn(&ev, emit_ctx);
 }
 
 static void set_mask(struct relay *r, int side, uint32_t mask) {
@@ -194,15 +182,16 @@ static void destroy(struct relay *r) {
 }
 
 static void finish(struct relay *r, int err) {
-  emit(r, RELAY_DONE, err, NULL);
+  struct relay_event ev = event_of(r, RELAY_DONE, err, NULL);
   destroy(r);
+  emit(ev);
 }
 
 /* The task failed before answering: back to PENDING, JS picks the next task. */
 static void back_to_pending(struct relay *r, int type, int err) {
   reset_task_side(r);
   r->state = ST_PENDING;
-  emit(r, type, err, NULL);
+  emit(event_of(r, type, err, NULL));
 }
 
 /* Replay is possible while every client byte is still held and the client still waits. */
@@ -437,43 +426,52 @@ static void on_connect(struct relay *r) {
   pump(r);
 }
 
-static void do_connect(struct cmd *c) {
-  struct relay *r = *slot_of(c->a.id);
-  if (!r || r->state != ST_PENDING) return;
-  r->replay_limit = c->a.replay_limit;
+int relay_connect(const struct relay_connect_args *a) {
+  if (epfd < 0) return -EINVAL;
+  struct relay *r = *slot_of(a->id);
+  if (!r || r->state != ST_PENDING) return -ENOENT;
+  r->replay_limit = a->replay_limit;
   if (r->replay_limit == 0) stop_replay(r);
   /* First attempt: replay on until proven otherwise. Later attempts keep the state. */
   if (!r->answered && r->replay_limit && r->bytes_in == 0) r->replay_on = 1;
-  size_t n = c->a.header_len + r->replay_len;
+  size_t n = a->header_len + r->replay_len;
   if (n) {
     r->up = malloc(n);
-    if (!r->up) return finish(r, ENOMEM);
-    if (c->a.header_len) memcpy(r->up, c->header, c->a.header_len);
-    if (r->replay_len) memcpy(r->up + c->a.header_len, r->replay, r->replay_len);
+    if (!r->up) return -ENOMEM;
+    if (a->header_len) memcpy(r->up, a->header, a->header_len);
+    if (r->replay_len) memcpy(r->up + a->header_len, r->replay, r->replay_len);
     r->up_len = n;
     r->up_off = 0;
   }
-  r->deadline = relay_now_ms() + c->a.connect_timeout_ms;
+  r->deadline = relay_now_ms() + a->connect_timeout_ms;
   r->state = ST_CONNECTING;
   connecting++;
   r->ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (r->ufd < 0) return back_to_pending(r, RELAY_CONNECT_FAILED, errno);
+  if (r->ufd < 0) {
+    back_to_pending(r, RELAY_CONNECT_FAILED, errno);
+    return 0;
+  }
   int one = 1;
   setsockopt(r->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   setsockopt(r->ufd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(c->a.port), .sin_addr.s_addr = c->a.ip};
-  if (connect(r->ufd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) return back_to_pending(r, RELAY_CONNECT_FAILED, errno);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(a->port), .sin_addr.s_addr = a->ip};
+  if (connect(r->ufd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
+    back_to_pending(r, RELAY_CONNECT_FAILED, errno); /* reported as an event, like an async failure */
+    return 0;
+  }
   set_mask(r, 1, EPOLLOUT);
+  return 0;
 }
 
-static void do_close(uint32_t id, int graceful) {
-  struct relay *r = *slot_of(id);
-  if (!r) return;
+int relay_close(uint32_t id, int graceful) {
+  struct relay *r = epfd < 0 ? NULL : *slot_of(id);
+  if (!r) return -ENOENT;
   if (graceful && r->state == ST_RUNNING) {
     shutdown(r->cfd, SHUT_WR);
     shutdown(r->ufd, SHUT_WR);
   }
   finish(r, graceful ? 0 : ECANCELED);
+  return 0;
 }
 
 static void on_accept(struct listener *l) {
@@ -512,53 +510,7 @@ static void on_accept(struct listener *l) {
     r->last_ms = relay_now_ms();
     *slot_of(r->id) = r;
     uint32_t extra[5] = {l->lid, peer.sin_addr.s_addr, ntohs(peer.sin_port), lip, lport};
-    emit(r, RELAY_ACCEPTED, 0, extra);
-  }
-}
-
-static void do_listen(struct listener *l) {
-  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
-  if (epoll_ctl(epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0) {
-    close(l->fd);
-    free(l);
-    return;
-  }
-  l->next = listeners;
-  listeners = l;
-}
-
-static void do_unlisten(uint32_t lid) {
-  for (struct listener **p = &listeners; *p; p = &(*p)->next) {
-    if ((*p)->lid != lid) continue;
-    struct listener *l = *p;
-    *p = l->next;
-    epoll_ctl(epfd, EPOLL_CTL_DEL, l->fd, NULL);
-    close(l->fd);
-    l->next = dead_listeners; /* freed after the batch: an event of this batch may still name it */
-    dead_listeners = l;
-    return;
-  }
-}
-
-static void drain_commands(void) {
-  uint64_t v;
-  if (read(evfd, &v, sizeof v) < 0) { /* spurious wakeup */
-  }
-  pthread_mutex_lock(&qmu);
-  struct cmd *c = q_head;
-  q_head = q_tail = NULL;
-  pthread_mutex_unlock(&qmu);
-  while (c) {
-    struct cmd *next = c->next;
-    switch (c->op) {
-      case CMD_CONNECT: do_connect(c); break;
-      case CMD_CLOSE: do_close(c->a.id, c->graceful); break;
-      case CMD_LISTEN: do_listen(c->l); break;
-      case CMD_UNLISTEN: do_unlisten(c->lid); break;
-    }
-    free(c->header);
-    free(c);
-    c = next;
+    emit(event_of(r, RELAY_ACCEPTED, 0, extra));
   }
 }
 
@@ -571,19 +523,36 @@ static void check_deadlines(int64_t now) {
   }
 }
 
-static void *engine(void *arg) {
+static void free_dead(void) {
+  while (dead) {
+    struct relay *d = dead;
+    dead = d->next_dead;
+    free(d);
+  }
+  while (dead_listeners) {
+    struct listener *l = dead_listeners;
+    dead_listeners = l->next;
+    free(l);
+  }
+}
+
+static void tick(void) {
+  int64_t now = relay_now_ms();
+  if (connecting > 0 && now - last_tick >= TICK_MS) {
+    check_deadlines(now);
+    last_tick = now;
+  }
+}
+
+int relay_process(void) {
   struct epoll_event events[MAX_EVENTS];
-  int64_t last_tick = relay_now_ms();
-  for (;;) {
-    int n = epoll_wait(epfd, events, MAX_EVENTS, TICK_MS);
-    pthread_mutex_lock(&mu);
-    /* Commands first (they may close listeners), then sockets. */
-    for (int i = 0; i < n; i++) {
-      if (!events[i].data.ptr) drain_commands();
-    }
+  int total = 0;
+  for (int round = 0; round < 4; round++) { /* bounded, so timers and JS get their turn */
+    int n = epoll_wait(epfd, events, MAX_EVENTS, 0);
+    if (n <= 0) break;
+    total += n;
     for (int i = 0; i < n; i++) {
       int *kind = events[i].data.ptr;
-      if (!kind) continue;
       if (*kind == K_LISTENER) {
         struct listener *l = (struct listener *)kind;
         int live = 0;
@@ -596,55 +565,27 @@ static void *engine(void *arg) {
       if (r->state == ST_CONNECTING && e->side == 1) on_connect(r);
       else if (r->state == ST_RUNNING) pump(r);
     }
-    int64_t now = relay_now_ms();
-    if (connecting > 0 && now - last_tick >= TICK_MS) {
-      check_deadlines(now);
-      last_tick = now;
-    }
-    while (dead) {
-      struct relay *d = dead;
-      dead = d->next_dead;
-      free(d);
-    }
-    while (dead_listeners) {
-      struct listener *l = dead_listeners;
-      dead_listeners = l->next;
-      free(l);
-    }
-    pthread_mutex_unlock(&mu);
+    free_dead();
+    if (n < MAX_EVENTS) break;
   }
-  return NULL;
+  tick();
+  free_dead();
+  return total;
+}
+
+void relay_timer(void) {
+  tick();
+  free_dead();
 }
 
 int relay_engine_init(relay_emit_fn emit_cb, void *ctx) {
-  if (epfd >= 0) return 0;
+  if (epfd >= 0) return epfd;
   emit_fn = emit_cb;
   emit_ctx = ctx;
   epfd = epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) return -errno;
-  evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (evfd < 0) return -errno;
-  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-  if (epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev) < 0) return -errno;
-  pthread_t t;
-  int rc = pthread_create(&t, NULL, engine, NULL);
-  if (rc) return -rc;
-  pthread_detach(t);
-  return 0;
-}
-
-static int enqueue(struct cmd *c) {
-  pthread_mutex_lock(&qmu);
-  int was_empty = q_head == NULL;
-  if (q_tail) q_tail->next = c;
-  else q_head = c;
-  q_tail = c;
-  pthread_mutex_unlock(&qmu);
-  /* One wakeup per batch: the engine drains the whole queue when it runs. */
-  if (!was_empty) return 0;
-  uint64_t one = 1;
-  if (write(evfd, &one, sizeof one) < 0 && errno != EAGAIN) return -errno;
-  return 0;
+  last_tick = relay_now_ms();
+  return epfd;
 }
 
 int relay_listen(uint32_t lid, uint32_t ip, uint16_t port, int keepalive_s) {
@@ -660,59 +601,39 @@ int relay_listen(uint32_t lid, uint32_t ip, uint16_t port, int keepalive_s) {
     return -e;
   }
   struct listener *l = calloc(1, sizeof *l);
-  struct cmd *c = calloc(1, sizeof *c);
-  if (!l || !c) {
-    free(l);
-    free(c);
+  if (!l) {
     close(fd);
     return -ENOMEM;
   }
   *l = (struct listener){K_LISTENER, lid, fd, ip, port, keepalive_s, NULL};
-  c->op = CMD_LISTEN;
-  c->l = l;
-  return enqueue(c);
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    int e = errno;
+    close(fd);
+    free(l);
+    return -e;
+  }
+  l->next = listeners;
+  listeners = l;
+  return 0;
 }
 
 int relay_unlisten(uint32_t lid) {
-  if (epfd < 0) return -EINVAL;
-  struct cmd *c = calloc(1, sizeof *c);
-  if (!c) return -ENOMEM;
-  c->op = CMD_UNLISTEN;
-  c->lid = lid;
-  return enqueue(c);
-}
-
-int relay_connect(const struct relay_connect_args *a) {
-  if (epfd < 0) return -EINVAL;
-  struct cmd *c = calloc(1, sizeof *c);
-  if (!c) return -ENOMEM;
-  c->op = CMD_CONNECT;
-  c->a = *a;
-  c->a.header = NULL;
-  if (a->header_len) {
-    c->header = malloc(a->header_len);
-    if (!c->header) {
-      free(c);
-      return -ENOMEM;
-    }
-    memcpy(c->header, a->header, a->header_len);
+  for (struct listener **p = &listeners; *p; p = &(*p)->next) {
+    if ((*p)->lid != lid) continue;
+    struct listener *l = *p;
+    *p = l->next;
+    epoll_ctl(epfd, EPOLL_CTL_DEL, l->fd, NULL);
+    close(l->fd);
+    l->next = dead_listeners; /* freed after the batch: an event of this batch may still name it */
+    dead_listeners = l;
+    return 0;
   }
-  return enqueue(c);
-}
-
-int relay_close(uint32_t id, int graceful) {
-  if (epfd < 0) return -EINVAL;
-  struct cmd *c = calloc(1, sizeof *c);
-  if (!c) return -ENOMEM;
-  c->op = CMD_CLOSE;
-  c->graceful = graceful;
-  c->a.id = id;
-  return enqueue(c);
+  return -ENOENT;
 }
 
 int relay_get_info(uint32_t id, struct relay_info *out) {
-  pthread_mutex_lock(&mu);
-  struct relay *r = *slot_of(id);
+  struct relay *r = epfd < 0 ? NULL : *slot_of(id);
   int rc = -ENOENT;
   if (r) {
     out->bytes_in = r->bytes_in;
@@ -721,6 +642,5 @@ int relay_get_info(uint32_t id, struct relay_info *out) {
     out->state = r->state;
     rc = 0;
   }
-  pthread_mutex_unlock(&mu);
   return rc;
 }

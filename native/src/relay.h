@@ -1,7 +1,9 @@
 /*
- * TCP relay engine: one thread, one epoll set, listeners and relays. The engine
+ * TCP relay engine: one epoll set of listeners and relays. The engine
  * accepts clients on its listeners, asks JS (event ACCEPTED) which task to use,
  * connects, and moves the bytes; JS only decides.
+ *
+ * Single-threaded: everything runs on the caller's thread (Node's event loop).
  *
  * Relay life:
  *   ACCEPTED -> PENDING --relay_connect--> CONNECTING --ok--> RUNNING --> DONE
@@ -53,10 +55,14 @@ struct relay_info {
   int state;       /* 1 pending, 2 connecting, 3 running */
 };
 
-/* Starts the engine thread once; events are delivered via emit on that thread. */
+/* Creates the engine once; returns its epoll fd (to be polled for readability by the
+ * caller's event loop) or -errno. emit is called synchronously from the calls below. */
 int relay_engine_init(relay_emit_fn emit, void *ctx);
-/* Binds and listens on ip:port (JS thread, so errors are immediate), then hands the
- * socket to the engine. Returns 0 or -errno. */
+/* Handles whatever is ready (call when the epoll fd is readable); returns events handled. */
+int relay_process(void);
+/* Connect deadlines; call every ~100 ms. */
+void relay_timer(void);
+/* Binds and listens on ip:port. Returns 0 or -errno. */
 int relay_listen(uint32_t lid, uint32_t ip, uint16_t port, int keepalive_s);
 int relay_unlisten(uint32_t lid);
 int relay_connect(const struct relay_connect_args *a);

@@ -1,6 +1,7 @@
 /**
  * The native relay engine (native/src/relay.c) as seen from TypeScript: one engine
- * per process; listeners and relays addressed by id; events dispatched to handlers.
+ * per process, run on this thread's event loop; listeners and relays addressed by id;
+ * events dispatched synchronously to per-relay handlers.
  */
 import { check, loadAddon, type Addon } from '../native/index.js';
 
@@ -18,6 +19,13 @@ export interface Accepted {
 
 export type RelayHandler = (type: number, err: number, bytesIn: number, bytesOut: number) => void;
 
+/**
+ * Called for each accepted client. It must `register` the relay's handler before it
+ * calls `connect`: the engine runs on this thread and may report a failed connect
+ * from inside `connect`.
+ */
+export type AcceptHandler = (a: Accepted, register: (h: RelayHandler) => void) => void;
+
 export interface ConnectArgs {
   host: string;
   port: number;
@@ -33,7 +41,7 @@ function ipOf(v: number): string {
 
 export class NativeRelay {
   readonly #addon: Addon;
-  readonly #listeners = new Map<number, (a: Accepted) => RelayHandler | undefined>();
+  readonly #listeners = new Map<number, AcceptHandler>();
   readonly #handlers = new Map<number, RelayHandler>();
   #nextListener = 1;
 
@@ -54,8 +62,8 @@ export class NativeRelay {
     return sharedRelay;
   }
 
-  /** Listens on ip:port; `onAccept` returns the new relay's event handler. */
-  listen(ip: string, port: number, keepaliveS: number, onAccept: (a: Accepted) => RelayHandler | undefined): number {
+  /** Listens on ip:port; `onAccept` takes each new client. */
+  listen(ip: string, port: number, keepaliveS: number, onAccept: AcceptHandler): number {
     const lid = this.#nextListener++;
     check(this.#addon.relayListen(lid, ip, port, keepaliveS), 'listen');
     this.#listeners.set(lid, onAccept);
@@ -82,9 +90,15 @@ export class NativeRelay {
   #dispatch(id: number, type: number, err: number, bytesIn: number, bytesOut: number, a: number, b: number, c: number, d: number, e: number): void {
     if (type === RelayEvent.ACCEPTED) {
       const onAccept = this.#listeners.get(a);
-      const handler = onAccept?.({ id, clientIp: ipOf(b), clientPort: c, localIp: ipOf(d), localPort: e });
-      if (handler) this.#handlers.set(id, handler);
-      else this.#addon.relayClose(id, false); // listener gone meanwhile
+      let registered = false;
+      try {
+        onAccept?.({ id, clientIp: ipOf(b), clientPort: c, localIp: ipOf(d), localPort: e }, (h) => {
+          registered = true;
+          this.#handlers.set(id, h);
+        });
+      } finally {
+        if (!registered) this.#addon.relayClose(id, false); // listener gone meanwhile, or a bug: never leak the client
+      }
       return;
     }
     const h = this.#handlers.get(id);

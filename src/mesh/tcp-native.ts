@@ -28,9 +28,10 @@ export class NativeTcpListener {
   ) {}
 
   async listen(): Promise<void> {
-    this.#lid = this.relay.listen(this.info.host, this.info.port, Math.round(this.settings.keepAliveMs / 1000), (a) => {
+    this.#lid = this.relay.listen(this.info.host, this.info.port, Math.round(this.settings.keepAliveMs / 1000), (a, register) => {
       const s = new NativeTcpSession(a, this.info, this.pool, this.table, this.settings, this.counters, this.relay);
-      return (type, err, bytesIn, bytesOut) => s.onEvent(type, err, bytesIn, bytesOut);
+      register((type, err, bytesIn, bytesOut) => s.onEvent(type, err, bytesIn, bytesOut));
+      s.start();
     });
   }
 
@@ -77,6 +78,9 @@ class NativeTcpSession implements ConnEntry {
     table.add(this);
     counters.active++;
     counters.total++;
+  }
+
+  start(): void {
     this.#connectNext();
   }
 
