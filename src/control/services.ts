@@ -85,7 +85,7 @@ export class ServiceOps {
         const ports = [...kept, ...claimedAdds];
         const keptNets = cur.networks.filter((n) => !rmNets.some((r) => r.id === n.network));
         const newNets = addNets.filter((a) => !keptNets.some((k) => k.network === a.id));
-        const networks = [...keptNets, ...(await this.#attach(cur.id, endpointMode, newNets, undo))];
+        const networks = [...(await this.#remode(cur.id, endpointMode, keptNets, undo)), ...(await this.#attach(cur.id, endpointMode, newNets, undo))];
         const labels = { ...cur.labels, ...up.labelsAdd };
         for (const k of up.labelsRm ?? []) delete labels[k];
         const next: Service = {
@@ -103,8 +103,10 @@ export class ServiceOps {
         await this.ctx.services.update(cur.id, next, revision);
         // Only after the service no longer names them are old claims released.
         for (const p of removed) await this.ctx.ipam.release(claimKey.port(p.protocol, p.published), cur.id);
-        for (const n of cur.networks.filter((c) => !keptNets.includes(c))) {
-          if (n.vip) await this.ctx.ipam.release(claimKey.ip(n.network, n.vip), cur.id);
+        // VIPs of detached networks, and all VIPs when the service left vip mode.
+        for (const n of cur.networks) {
+          const still = networks.find((x) => x.network === n.network);
+          if (n.vip && still?.vip !== n.vip) await this.ctx.ipam.release(claimKey.ip(n.network, n.vip), cur.id);
         }
         return next;
       }),
@@ -153,6 +155,20 @@ export class ServiceOps {
       }
       undo(() => this.ctx.ipam.release(claimKey.port(p.protocol, published), owner));
       out.push({ protocol: p.protocol, target: p.target, published, mode: p.mode });
+    }
+    return out;
+  }
+
+  /** Kept attachments under a (possibly changed) endpoint mode: VIPs added for vip, dropped for dnsrr. */
+  async #remode(owner: string, mode: Service['endpointMode'], kept: Service['networks'], undo: Undo): Promise<Service['networks']> {
+    const out: Service['networks'] = [];
+    for (const n of kept) {
+      if (mode === 'dnsrr') out.push({ network: n.network });
+      else if (n.vip) out.push(n);
+      else {
+        const net = (await this.networks.resolve(n.network)).value;
+        out.push(...(await this.#attach(owner, mode, [net], undo)));
+      }
     }
     return out;
   }

@@ -92,6 +92,18 @@ t.test('update adds and removes ports and releases them; remove frees everything
   t.ok(again.id, 'name and port reusable after rm');
 });
 
+t.test('update: changing the endpoint mode drops or allocates VIPs', async (t) => {
+  const { p } = await plane(t);
+  const net = await p.networks.create({ name: 'net' });
+  await p.services.create({ name: 's', networks: ['net'] });
+  const rr = await p.services.update('s', { endpointMode: 'dnsrr' });
+  t.same(rr.networks, [{ network: net.id }], 'dnsrr: VIP released');
+  const other = await p.services.create({ name: 'o', networks: ['net'] });
+  t.equal(other.networks[0]!.vip, '10.0.1.2', 'the released VIP is free again');
+  const vip = await p.services.update('s', { endpointMode: 'vip' });
+  t.equal(vip.networks[0]!.vip, '10.0.1.3', 'vip: a VIP allocated again');
+});
+
 t.test('tasks: names by slot, addr rules, overlay IPs from IPAM', async (t) => {
   const { p } = await plane(t);
   await p.networks.create({ name: 'net' });

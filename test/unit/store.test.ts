@@ -1,5 +1,5 @@
 import t from 'tap';
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddedStore, type WatchEvent } from '../../src/control/index.js';
@@ -53,6 +53,16 @@ t.test('state survives reopen; a torn journal tail is discarded', async (t) => {
   const s3 = EmbeddedStore.open(d);
   t.same((await s3.list('services')).map((e) => [e.key, e.value]).sort(), [['a', { n: 1 }], ['b', { n: 2 }], ['d', { n: 4 }]]);
   await s3.close();
+});
+
+t.test('one live process per data dir; a stale lock is taken over', async (t) => {
+  const d = dir(t);
+  writeFileSync(join(d, 'lock'), String(process.ppid)); // a live process that is not us
+  t.throws(() => EmbeddedStore.open(d), { code: 'ESTORE', message: new RegExp(`in use by process ${process.ppid}`) });
+  writeFileSync(join(d, 'lock'), '999999999'); // no such process: a crashed agent
+  const s = EmbeddedStore.open(d);
+  t.equal(readFileSync(join(d, 'lock'), 'utf8'), String(process.pid));
+  await s.close();
 });
 
 t.test('compaction folds the journal into the snapshot', async (t) => {

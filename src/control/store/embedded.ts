@@ -8,9 +8,9 @@
  * mid-append) is discarded, so each mutation is all-or-nothing. When the journal grows
  * past a bound it is folded into a new snapshot.
  */
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, existsSync, ftruncateSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, existsSync, ftruncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConflictError, RevisionMismatchError } from '../../util/errors.js';
+import { ConflictError, RevisionMismatchError, StoreError } from '../../util/errors.js';
 import { KINDS, type Kind } from '../constants.js';
 import type { Entry, Store, Unwatch, WatchEvent } from '../types.js';
 
@@ -18,6 +18,7 @@ import type { Entry, Store, Unwatch, WatchEvent } from '../types.js';
 const COMPACT_EVERY = 2000;
 const SNAPSHOT = 'state.json';
 const JOURNAL = 'journal.jsonl';
+const LOCK = 'lock';
 
 type Bucket = Map<string, { value: unknown; revision: number }>;
 type Mutation = { k: Kind; key: string; v?: unknown; r: number };
@@ -36,6 +37,7 @@ export class EmbeddedStore implements Store {
 
   static open(dir: string): EmbeddedStore {
     mkdirSync(dir, { recursive: true });
+    lockDir(dir);
     const s = new EmbeddedStore(dir);
     s.#load();
     return s;
@@ -164,5 +166,42 @@ export class EmbeddedStore implements Store {
     closeSync(this.#journalFd);
     this.#journalFd = -1;
     for (const set of this.#watchers.values()) set.clear();
+    try {
+      unlinkSync(join(this.#dir, LOCK));
+    } catch {
+      // already taken over (tests open one dir twice in one process)
+    }
+  }
+}
+
+/**
+ * One process per data dir: a second agent appending to the same journal would
+ * corrupt it. The lock file holds the owner's pid; a lock whose owner is gone (a crash)
+ * is taken over.
+ */
+function lockDir(dir: string): void {
+  const path = join(dir, LOCK);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(path, 'utf8'));
+      if (pid && pid !== process.pid && isAlive(pid)) throw new StoreError(`data dir ${dir} is in use by process ${pid}`);
+      unlinkSync(path);
+    }
+  }
+  throw new StoreError(`cannot lock data dir ${dir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
