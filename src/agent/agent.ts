@@ -10,6 +10,7 @@ import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { ControlPlane } from '../control/plane.js';
 import { EmbeddedStore } from '../control/store/embedded.js';
+import { NatsStore, type NatsStoreOptions } from '../control/store/nats.js';
 import type { Store } from '../control/types.js';
 import { View } from '../control/view.js';
 import { newId } from '../control/ids.js';
@@ -32,8 +33,8 @@ export interface AgentOptions {
   nodeTimeoutMs: number;
   version: string;
   logger: Logger;
-  /** Defaults to the embedded store in dataDir. */
-  store?: Store;
+  /** Cluster mode: NATS JetStream KV; otherwise the embedded store in dataDir. */
+  nats?: NatsStoreOptions;
 }
 
 export class Agent {
@@ -55,7 +56,7 @@ export class Agent {
     const nodeId = o.nodeId ?? persistentNodeId(o.dataDir);
     const log = o.logger.child({ node: nodeId });
     const onInvalid = (kind: string, key: string, err: Error) => log.warn({ kind, key, err: err.message }, 'skipping malformed stored object');
-    const store = o.store ?? EmbeddedStore.open(join(o.dataDir, 'store'));
+    const store: Store = o.nats ? await NatsStore.open({ name: `swarmnet-${nodeId}`, ...o.nats }) : EmbeddedStore.open(join(o.dataDir, 'store'));
     const plane = new ControlPlane(store, nodeId, onInvalid);
     const self = { id: nodeId, addr: o.advertiseAddr, hostname: hostname() };
     await plane.nodes.heartbeat(self);
@@ -74,7 +75,7 @@ export class Agent {
     });
     reconciler.start();
     await reconciler.idle();
-    const api = createApi({ plane, mesh, reconciler, metrics: createMetrics(mesh), nodeId, version: o.version });
+    const api = createApi({ plane, mesh, reconciler, view, metrics: createMetrics(mesh), nodeId, version: o.version, nodeTimeoutMs: o.nodeTimeoutMs });
     await new Promise<void>((resolve, reject) => {
       api.once('error', reject);
       api.listen(o.apiPort, o.apiHost, () => resolve());

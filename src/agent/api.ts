@@ -6,18 +6,22 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { ControlPlane } from '../control/plane.js';
-import type { Task } from '../control/schema.js';
+import type { Node, Task } from '../control/schema.js';
 import type { Mesh } from '../mesh/index.js';
 import { dispatch, route, type Route } from './http.js';
 import type { Reconciler } from './reconciler.js';
+import type { View } from '../control/view.js';
 
 export interface ApiDeps {
   plane: ControlPlane;
   mesh: Mesh;
   reconciler: Reconciler;
+  view: View;
   metrics: Registry;
   nodeId: string;
   version: string;
+  /** A node silent for this long is shown as down, whatever it last wrote. */
+  nodeTimeoutMs: number;
 }
 
 export function createApi(d: ApiDeps): Server {
@@ -35,27 +39,42 @@ export function createApi(d: ApiDeps): Server {
     return { ...t, observed: { state, active: s.reduce((n, b) => n + b.active, 0) } };
   };
 
+  /**
+   * Reads go to the store; when it is unreachable (NATS down) they are answered from
+   * the agent's last known state, as the data plane keeps serving from it too.
+   */
+  const orView = async <T>(read: () => Promise<T>, fallback: () => T): Promise<T> => {
+    try {
+      return await read();
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ESTORE') return fallback();
+      throw err;
+    }
+  };
+  const byName = <T extends { name: string }>(m: Map<string, T>) => [...m.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const live = (n: Node): Node => (Date.now() - n.lastSeen > d.nodeTimeoutMs ? { ...n, status: 'down' } : n);
+
   const routes: Route[] = [
     route('GET', '/v1/info', async () => ({ node: d.nodeId, version: d.version, listening: mesh.listening() })),
     route('GET', '/metrics', () => d.metrics.metrics()),
 
-    route('GET', '/v1/services', () => plane.services.list()),
+    route('GET', '/v1/services', () => orView(() => plane.services.list(), () => byName(d.view.services))),
     route('POST', '/v1/services', async (r) => settle(await plane.services.create(r.body))),
     route('GET', '/v1/services/:ref', async (r) => (await plane.services.resolve(r.params[0]!)).value),
     route('PATCH', '/v1/services/:ref', async (r) => settle(await plane.services.update(r.params[0]!, r.body))),
     route('DELETE', '/v1/services/:ref', async (r) => settle(await plane.removeService(r.params[0]!))),
     route('GET', '/v1/services/:ref/tasks', async (r) => (await plane.tasks.list(r.params[0]!)).map(observed)),
 
-    route('GET', '/v1/tasks', async (r) => (await plane.tasks.list(r.query.get('service') ?? undefined)).map(observed)),
+    route('GET', '/v1/tasks', async (r) => (await orView(() => plane.tasks.list(r.query.get('service') ?? undefined), () => byName(d.view.tasks))).map(observed)),
     route('POST', '/v1/tasks', async (r) => settle(await plane.tasks.add(r.body))),
     route('GET', '/v1/tasks/:ref', async (r) => observed((await plane.tasks.resolve(r.params[0]!)).value)),
     route('DELETE', '/v1/tasks/:ref', async (r) => settle(await plane.tasks.remove(r.params[0]!))),
 
-    route('GET', '/v1/nodes', () => plane.nodes.list()),
-    route('GET', '/v1/nodes/:ref', async (r) => (await plane.nodes.resolve(r.params[0]!)).value),
+    route('GET', '/v1/nodes', async () => (await orView(() => plane.nodes.list(), () => [...d.view.nodes.values()])).map(live)),
+    route('GET', '/v1/nodes/:ref', async (r) => live((await plane.nodes.resolve(r.params[0]!)).value)),
     route('PATCH', '/v1/nodes/:ref', async (r) => settle(await plane.nodes.update(r.params[0]!, r.body))),
 
-    route('GET', '/v1/networks', () => plane.networks.list()),
+    route('GET', '/v1/networks', () => orView(() => plane.networks.list(), () => byName(d.view.networks))),
     route('POST', '/v1/networks', async (r) => settle(await plane.networks.create(r.body))),
     route('GET', '/v1/networks/:ref', async (r) => (await plane.networks.resolve(r.params[0]!)).value),
     route('DELETE', '/v1/networks/:ref', async (r) => settle(await plane.networks.remove(r.params[0]!))),

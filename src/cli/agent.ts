@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { Agent } from '../agent/index.js';
 import { DEFAULT_API } from './client.js';
-import { parseDuration, UsageError } from './format.js';
+import { parseDuration, parseIntArg, UsageError } from './format.js';
 import { VERSION } from './version.js';
 
 function hostPort(text: string, flag: string): { host: string; port: number } {
@@ -31,6 +31,11 @@ export function agentCommand(program: Command): void {
     .description('run the swarmnet agent on this node')
     .option('--node-id <id>', 'node id (default: generated once, kept in the data dir)')
     .option('--advertise-addr <ip>', 'underlay address other nodes reach this one on', '127.0.0.1')
+    .option('--nats <urls>', 'cluster mode: NATS server URLs, comma-separated (JetStream KV)')
+    .option('--nats-creds <file>', 'NATS credentials file (JWT + nkey)')
+    .option('--nats-user <user>', 'NATS user (password from env SWARMNET_NATS_PASSWORD)')
+    .option('--nats-tls-ca <file>', 'CA file to verify the NATS servers (enables TLS)')
+    .option('--nats-replicas <n>', 'JetStream replicas per bucket (3 on a 3-server cluster)', '1')
     .option('--data-dir <dir>', 'state directory (env SWARMNET_DATA_DIR)', defaultDataDir())
     .option('--api <host:port>', 'HTTP API address', DEFAULT_API)
     .option('--ingress-addr <ip>', 'address the routing mesh listens on', '0.0.0.0')
@@ -45,7 +50,17 @@ export function agentCommand(program: Command): void {
     .action(async (o) => {
       const api = hostPort(o.api, '--api');
       const logger = pino({ level: o.logLevel, base: { pid: process.pid } });
+      const nats = o.nats
+        ? {
+            servers: (o.nats as string).split(',').map((s) => s.trim()).filter(Boolean),
+            ...(o.natsCreds && { creds: o.natsCreds }),
+            ...(o.natsUser && { user: o.natsUser, pass: process.env.SWARMNET_NATS_PASSWORD ?? '' }),
+            ...(o.natsTlsCa && { tlsCa: o.natsTlsCa }),
+            replicas: parseIntArg(o.natsReplicas, '--nats-replicas'),
+          }
+        : undefined;
       const agent = await Agent.start({
+        ...(nats && { nats }),
         ...(o.nodeId && { nodeId: o.nodeId }),
         advertiseAddr: ipv4(o.advertiseAddr, '--advertise-addr'),
         dataDir: o.dataDir,
