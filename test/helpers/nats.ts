@@ -1,6 +1,6 @@
 /** A real nats-server (Debian package) with JetStream, on a test's own address. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,10 +16,10 @@ export interface NatsProc {
   restart(owner: Teardown): Promise<NatsProc>;
 }
 
-export async function startNats(t: Teardown, host: string, port = 4222, storeDir?: string): Promise<NatsProc> {
+export async function startNats(t: Teardown, host: string, port = 4222, storeDir?: string, extra: string[] = []): Promise<NatsProc> {
   const dir = storeDir ?? mkdtempSync(join(tmpdir(), 'swarmnet-nats-'));
   if (!storeDir) t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const child = spawn('nats-server', ['-js', '-a', host, '-p', String(port), '-sd', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('nats-server', ['-js', '-a', host, '-p', String(port), '-sd', dir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   killOnTeardown(t, child);
   await waitPort(host, port, child);
   const self: NatsProc = {
@@ -31,7 +31,7 @@ export async function startNats(t: Teardown, host: string, port = 4222, storeDir
         child.once('exit', () => resolve());
         child.kill('SIGKILL');
       }),
-    restart: (owner) => startNats(owner, host, port, dir),
+    restart: (owner) => startNats(owner, host, port, dir, extra),
   };
   return self;
 }
@@ -54,4 +54,24 @@ async function waitPort(host: string, port: number, child: ChildProcess): Promis
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`nats-server on ${host}:${port} not up: ${out}`);
+}
+
+/**
+ * Three JetStream servers clustered on three addresses (client port 4222, route
+ * port 6222 each), so buckets can have 3 replicas.
+ */
+export async function startNatsCluster(t: Teardown, hosts: [string, string, string]): Promise<NatsProc[]> {
+  const routes = hosts.map((h) => `nats://${h}:6222`).join(',');
+  return Promise.all(
+    hosts.map((h, i) => startNats(t, h, 4222, undefined, ['-n', `s${i + 1}`, '--cluster_name', 'swarmnet', '--cluster', `nats://${h}:6222`, '--routes', routes])),
+  );
+}
+
+/** Runs nats-server with a config file (auth, TLS). */
+export async function startNatsWithConfig(t: Teardown, host: string, port: number, config: string): Promise<NatsProc> {
+  const dir = mkdtempSync(join(tmpdir(), 'swarmnet-natscfg-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'nats.conf');
+  writeFileSync(file, config);
+  return startNats(t, host, port, join(dir, 'js'), ['-c', file]);
 }

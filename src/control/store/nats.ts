@@ -33,15 +33,28 @@ export interface NatsStoreOptions {
 
 /** Pause before re-establishing a watch that ended. */
 const RESUBSCRIBE_MS = 500;
+/** How often a watch checks that it is not behind its bucket. */
+const WATCHDOG_MS = 1000;
+/** A watch whose consumer is not set up by then is retried. */
+const WATCH_START_MS = 5000;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export class NatsStore implements Store {
+  /** Watches to restart after a reconnect (their consumer may have lived on the lost server). */
+  readonly #onReconnect = new Set<() => void>();
+
   private constructor(
     readonly nc: NatsConnection,
     private readonly buckets: Map<Kind, KV>,
-  ) {}
+  ) {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'reconnect') for (const fn of this.#onReconnect) fn();
+      }
+    })();
+  }
 
   static async open(o: NatsStoreOptions): Promise<NatsStore> {
     let nc: NatsConnection;
@@ -75,7 +88,7 @@ export class NatsStore implements Store {
   async get(kind: Kind, key: string): Promise<Entry | undefined> {
     const e = await this.#call(() => this.#kv(kind).get(key));
     if (!e || e.operation !== 'PUT') return undefined;
-    return { key, value: JSON.parse(decoder.decode(e.value)), revision: e.revision };
+    return { key, value: parseValue(e.value), revision: e.revision };
   }
 
   async list(kind: Kind): Promise<Entry[]> {
@@ -133,23 +146,33 @@ export class NatsStore implements Store {
     let next = from + 1;
     let stopped = false;
     let current: { stop(): void } | undefined;
+    const restart = () => current?.stop();
+    this.#onReconnect.add(restart);
+    // Watchdog: a watch consumer that lived on a lost server can stall without the
+    // connection noticing. If the bucket has revisions we have not seen on two checks
+    // in a row, the watch is restarted from where it got to.
+    let behind = false;
+    const watchdog = setInterval(() => {
+      kv.status().then(
+        (st) => {
+          const lagging = st.streamInfo.state.last_seq >= next;
+          if (lagging && behind) restart();
+          behind = lagging;
+        },
+        () => undefined,
+      );
+    }, WATCHDOG_MS);
+    watchdog.unref();
     void (async () => {
       while (!stopped) {
         try {
-          const iter = await kv.watch({ key: '>', resumeFromRevision: next, include: KvWatchInclude.AllHistory });
+          const iter = await withTimeout(kv.watch({ key: '>', resumeFromRevision: next, include: KvWatchInclude.AllHistory }), WATCH_START_MS);
           current = iter;
           if (stopped) iter.stop();
           for await (const e of iter) {
             next = Math.max(next, e.revision + 1);
-            if (e.operation === 'PUT') {
-              let value: unknown;
-              try {
-                value = JSON.parse(decoder.decode(e.value));
-              } catch {
-                value = undefined; // not JSON: the schema check downstream reports and skips it
-              }
-              deliver({ op: 'put', kind, key: e.key, value, revision: e.revision });
-            } else deliver({ op: 'del', kind, key: e.key, revision: e.revision });
+            if (e.operation === 'PUT') deliver({ op: 'put', kind, key: e.key, value: parseValue(e.value), revision: e.revision });
+            else deliver({ op: 'del', kind, key: e.key, revision: e.revision });
           }
         } catch {
           // NATS unreachable or the consumer vanished: try again below
@@ -159,6 +182,8 @@ export class NatsStore implements Store {
     })();
     return () => {
       stopped = true;
+      clearInterval(watchdog);
+      this.#onReconnect.delete(restart);
       current?.stop();
     };
   }
@@ -174,6 +199,38 @@ export class NatsStore implements Store {
       throw wrap(err);
     }
   }
+}
+
+/** Stored bytes as JSON; anything else is passed on as text for the schema check to reject and report. */
+function parseValue(bytes: Uint8Array): unknown {
+  const text = decoder.decode(bytes);
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** Rejects if `p` takes longer than `ms`; a late result is stopped, so nothing leaks. */
+function withTimeout<T extends { stop(): void }>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(new StoreError('watch did not start in time'));
+    }, ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        if (late) v.stop();
+        else resolve(v);
+      },
+      (err) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }
 
 function isWrongSeq(err: unknown): boolean {
