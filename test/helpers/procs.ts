@@ -101,6 +101,7 @@ export interface AgentOpts {
   ip: string;
   dataDir?: string;
   args?: string[];
+  env?: Record<string, string>;
 }
 
 /** Starts `swarmnet agent` on `ip` (API on port 2377, routing mesh on the same ip). */
@@ -110,6 +111,7 @@ export async function startAgent(t: Teardown, o: AgentOpts): Promise<AgentProc> 
   const api = `${o.ip}:2377`;
   const child = spawn(process.execPath, [CLI, 'agent', '--data-dir', dataDir, '--api', api, '--ingress-addr', o.ip, '--log-level', 'warn', ...(o.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...o.env },
   });
   killOnTeardown(t, child);
   await waitForApi(api, child);
