@@ -65,8 +65,8 @@ export interface BackendProc {
 }
 
 /** Starts one backend process serving `NAME@HOST:PORT` specs. */
-export async function startBackends(t: Teardown, specs: string[]): Promise<BackendProc> {
-  const child = spawn(process.execPath, [BACKEND, ...specs], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startBackends(t: Teardown, specs: string[], spawner?: (cmd: string, args: string[]) => ChildProcess): Promise<BackendProc> {
+  const child = spawner ? spawner(process.execPath, [BACKEND, ...specs]) : spawn(process.execPath, [BACKEND, ...specs], { stdio: ['ignore', 'pipe', 'pipe'] });
   killOnTeardown(t, child);
   await waitForLine(child, /^ready$/, 'backend');
   return { child, kill: () => process.kill(child.pid!, 'SIGKILL') };
@@ -102,6 +102,8 @@ export interface AgentOpts {
   dataDir?: string;
   args?: string[];
   env?: Record<string, string>;
+  /** Runs the agent elsewhere (e.g. inside a network namespace). */
+  spawner?: (cmd: string, args: string[], env?: Record<string, string>) => ChildProcess;
 }
 
 /** Starts `swarmnet agent` on `ip` (API on port 2377, routing mesh on the same ip). */
@@ -109,10 +111,10 @@ export async function startAgent(t: Teardown, o: AgentOpts): Promise<AgentProc> 
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'swarmnet-test-'));
   if (!o.dataDir) t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const api = `${o.ip}:2377`;
-  const child = spawn(process.execPath, [CLI, 'agent', '--data-dir', dataDir, '--api', api, '--ingress-addr', o.ip, '--log-level', 'warn', ...(o.args ?? [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...o.env },
-  });
+  const argv = [CLI, 'agent', '--data-dir', dataDir, '--api', api, '--ingress-addr', o.ip, '--log-level', 'warn', ...(o.args ?? [])];
+  const child = o.spawner
+    ? o.spawner(process.execPath, argv, o.env)
+    : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
   killOnTeardown(t, child);
   await waitForApi(api, child);
   return {

@@ -1,0 +1,82 @@
+/**
+ * Three agents as separate hosts: network namespaces on a bridge (veth, own IPs),
+ * NATS on the bridge address, tasks running on the hosts, clients from outside.
+ */
+import t from 'tap';
+import { createTopology } from '../helpers/netns.js';
+import { startNats } from '../helpers/nats.js';
+import { startAgent, startBackends, type AgentProc } from '../helpers/procs.js';
+import { sleep, tcpRequest } from '../helpers/net.js';
+
+const topo = createTopology(t, 3);
+const nats = await startNats(t, topo.gateway, 4222);
+const [h1, h2, h3] = topo.hosts as [(typeof topo.hosts)[number], (typeof topo.hosts)[number], (typeof topo.hosts)[number]];
+const agents: AgentProc[] = [];
+for (const [i, h] of topo.hosts.entries()) {
+  agents.push(
+    await startAgent(t, {
+      ip: h.ip,
+      spawner: h.spawn,
+      args: ['--nats', nats.url, '--node-id', `host${i + 1}`, '--advertise-addr', h.ip, '--heartbeat', '500ms', '--node-timeout', '3s'],
+    }),
+  );
+}
+await startBackends(t, [`t1@${h1.ip}:9000`], h1.spawn);
+await startBackends(t, [`t2@${h2.ip}:9000`], h2.spawn);
+
+async function until(what: string, fn: () => Promise<boolean>, ms = 15000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await fn()) return;
+    await sleep(150);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const ask = (host: string) => tcpRequest(host, 30080).then((r) => r.split(' ')[0]!, () => '');
+
+t.test('the routing mesh across hosts: any host reaches the tasks on the others', async (t) => {
+  t.equal((await agents[0]!.cli('service', 'create', '--name', 'web', '--publish', '30080:9000')).code, 0);
+  t.equal((await agents[0]!.cli('task', 'add', '--service', 'web', '--addr', `${h1.ip}:9000`, '--node', 'host1')).code, 0);
+  t.equal((await agents[1]!.cli('task', 'add', '--service', 'web', '--addr', `${h2.ip}:9000`, '--node', 'host2')).code, 0);
+  for (const h of [h1, h2, h3]) {
+    await until(`${h.ip} serves`, async () => (await ask(h.ip)) !== '');
+    const seen = new Set<string>();
+    for (let i = 0; i < 10; i++) seen.add(await ask(h.ip));
+    t.same([...seen].sort(), ['t1', 't2'], `${h.ip} (${h.ns}) balances over tasks on host1 and host2`);
+  }
+});
+
+t.test('a host whose agent dies: its tasks leave rotation on the others', async (t) => {
+  const exited = new Promise((r) => agents[1]!.child.once('exit', r));
+  process.kill(agents[1]!.child.pid!, 'SIGKILL');
+  await exited;
+  await until('host2 out of rotation on host3', async () => {
+    const r = new Set<string>();
+    for (let i = 0; i < 8; i++) r.add(await ask(h3.ip));
+    return r.size === 1 && r.has('t1');
+  });
+  t.pass('host3 sends everything to the task on host1');
+  const nodes = JSON.parse((await agents[2]!.cli('node', 'ls', '--format', 'json')).stdout) as Array<{ id: string; status: string; addr: string }>;
+  t.same(nodes.map((n) => `${n.id} ${n.addr} ${n.status}`).sort(), [`host1 ${h1.ip} ready`, `host2 ${h2.ip} down`, `host3 ${h3.ip} ready`]);
+});
+
+t.test('50 concurrent service creates through the hosts get distinct ports and VIPs', async (t) => {
+  const live = [agents[0]!, agents[2]!];
+  t.equal((await live[0]!.cli('network', 'create', 'appnet')).code, 0);
+  const errors = await Promise.all(
+    Array.from({ length: 50 }, async (_, i) => {
+      const res = await fetch(`http://${live[i % 2]!.api}/v1/services`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: `n${i}`, ports: [{ target: 80 }], networks: ['appnet'] }),
+      });
+      return res.ok ? '' : `n${i}: ${res.status} ${await res.text()}`;
+    }),
+  );
+  t.same(errors.filter(Boolean), []);
+  const list = (JSON.parse((await live[1]!.cli('service', 'ls', '--format', 'json')).stdout) as Array<{ name: string; ports: Array<{ published: number }>; networks: Array<{ vip: string }> }>).filter((s) => /^n\d+$/.test(s.name));
+  t.equal(list.length, 50);
+  t.equal(new Set(list.map((s) => s.ports[0]!.published)).size, 50, 'distinct published ports');
+  t.equal(new Set(list.map((s) => s.networks[0]!.vip)).size, 50, 'distinct VIPs');
+});
