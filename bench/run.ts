@@ -1,6 +1,8 @@
 /**
  * `npm run bench`: routing mesh vs direct vs HAProxy, then micro-benchmarks.
- *   --only mesh|micro   one part
+ *   --only mesh|micro|control   one part
+ *   --agents 3,10,30    control: cluster sizes for convergence
+ *   --samples N         control: writes per size (default 50)
  *   --rounds N          rounds per path (default 3; medians reported)
  *   --seconds S         seconds per measurement (default 4)
  *   --haproxy-threads T HAProxy nbthread (default 1: the mesh is one event loop)
@@ -8,6 +10,7 @@
 import { parseArgs } from 'node:util';
 import { meshBench } from './mesh.js';
 import { microBench } from './micro.js';
+import { controlBench } from './control.js';
 
 const { values } = parseArgs({
   options: {
@@ -15,6 +18,10 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '4' },
     'haproxy-threads': { type: 'string', default: '1' },
+    agents: { type: 'string', default: '3,10,30' },
+    samples: { type: 'string', default: '50' },
+    services: { type: 'string', default: '1000' },
+    tasks: { type: 'string', default: '10' },
   },
 });
 
@@ -22,3 +29,11 @@ if (!values.only || values.only === 'mesh') {
   await meshBench({ rounds: Number(values.rounds), seconds: Number(values.seconds), haproxyThreads: Number(values['haproxy-threads']) });
 }
 if (!values.only || values.only === 'micro') await microBench();
+if (!values.only || values.only === 'control') {
+  await controlBench({
+    sizes: values.agents.split(',').map(Number),
+    samples: Number(values.samples),
+    services: Number(values.services),
+    tasksPerService: Number(values.tasks),
+  });
+}

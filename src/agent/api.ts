@@ -9,6 +9,7 @@ import type { ControlPlane } from '../control/plane.js';
 import type { Node, Task } from '../control/schema.js';
 import type { Mesh } from '../mesh/index.js';
 import { dispatch, route, type Route } from './http.js';
+import { NotFoundError } from '../util/errors.js';
 import type { Reconciler } from './reconciler.js';
 import type { View } from '../control/view.js';
 
@@ -79,6 +80,23 @@ export function createApi(d: ApiDeps): Server {
     route('GET', '/v1/networks/:ref', async (r) => (await plane.networks.resolve(r.params[0]!)).value),
     route('DELETE', '/v1/networks/:ref', async (r) => settle(await plane.networks.remove(r.params[0]!))),
 
+    // Long-poll until this agent has applied a service (it is in the local view and its
+    // first published port listens): lets tools measure cluster convergence.
+    route('GET', '/v1/wait', async (r) => {
+      const name = r.query.get('service') ?? '';
+      const deadline = Date.now() + Math.min(Number(r.query.get('timeout') ?? 10000) || 10000, 60000);
+      const applied = () => {
+        const svc = [...d.view.services.values()].find((s) => s.name === name);
+        const port = svc?.ports[0];
+        return !!svc && (!port || port.mode === 'host' || mesh.listening().some((k) => k.startsWith(`${port.protocol}/`) && k.endsWith(`:${port.published}`)));
+      };
+      while (!applied()) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new NotFoundError(`service ${name} not applied on this node within the timeout`);
+        await d.reconciler.nextPass(Math.min(left, 1000));
+      }
+      return { service: name, node: d.nodeId };
+    }),
     route('GET', '/v1/conns', async (r) => mesh.conns(r.query.get('service') ?? undefined)),
   ];
   return createServer((req, res) => void dispatch(routes, req, res));

@@ -24,6 +24,7 @@ export interface ReconcilerOptions {
 export class Reconciler {
   #running: Promise<void> | undefined;
   #again = false;
+  readonly #passListeners = new Set<() => void>();
   #unsubscribe: (() => void) | undefined;
 
   constructor(private readonly o: ReconcilerOptions) {}
@@ -48,10 +49,24 @@ export class Reconciler {
         this.#again = false;
         const errors = await this.o.mesh.apply(this.desired());
         if (errors.length) this.o.onErrors(errors);
+        for (const fn of [...this.#passListeners]) fn();
       } while (this.#again);
       this.#running = undefined;
     })();
     return this.#running;
+  }
+
+  /** Resolves after the next completed pass (or after `ms`). */
+  nextPass(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#passListeners.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#passListeners.add(done);
+    });
   }
 
   /** Settles once no pass is running or pending. */
