@@ -105,10 +105,12 @@ export class TaskOps {
       undo(() => this.ctx.ipam.release(claimKey.name('task', wanted), id));
       return wanted;
     }
+    // The lowest free slot, as Swarm does. A plain create per slot: one round trip for
+    // a taken slot, where claim() would add a read to report who holds it.
     for (let slot = 1; ; slot++) {
       const name = `${service}.${slot}`;
       try {
-        await this.ctx.ipam.claim(claimKey.name('task', name), id, 'task');
+        await this.ctx.claims.create(claimKey.name('task', name), { owner: id, kind: 'task' });
       } catch (err) {
         if (err instanceof ConflictError) continue;
         throw err;

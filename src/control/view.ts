@@ -61,7 +61,13 @@ export class View {
           this.onInvalid(e.kind, e.key, err as Error);
         }
         map.delete(e.key);
-      } else map.set(e.key, e.value);
+      } else {
+        const before = map.get(e.key);
+        map.set(e.key, e.value);
+        // A heartbeat only moves lastSeen: liveness is re-evaluated on a timer, so it
+        // need not wake every consumer on every node (N agents would cause N^2 passes).
+        if (e.kind === 'nodes' && before && sameButLastSeen(before as Node, e.value as Node)) return;
+      }
     }
     this.#schedule();
   }
@@ -89,4 +95,8 @@ export class View {
       for (const fn of this.#listeners) fn();
     });
   }
+}
+
+function sameButLastSeen(a: Node, b: Node): boolean {
+  return JSON.stringify({ ...a, lastSeen: 0 }) === JSON.stringify({ ...b, lastSeen: 0 });
 }

@@ -44,6 +44,8 @@ export interface ServiceStats extends ServiceCounters {
 
 interface Slot {
   spec: ListenerSpec;
+  /** The spec as last applied, to skip unchanged listeners cheaply. */
+  signature: string;
   pool: Pool;
   listener: TcpListener | NativeTcpListener | UdpListener;
   counters: ServiceCounters;
@@ -112,10 +114,14 @@ export class Mesh {
           : new TcpListener(spec, pool, this.table, this.settings, counters);
     await listener.listen();
     const health = spec.healthCheck && new HealthChecker(pool, spec.healthCheck);
-    this.#slots.set(key, { spec, pool, listener, counters, health });
+    this.#slots.set(key, { spec, signature: JSON.stringify(spec), pool, listener, counters, health });
   }
 
   #update(slot: Slot, spec: ListenerSpec): void {
+    // Most passes change one service; leave the other listeners' pools untouched.
+    const signature = JSON.stringify(spec);
+    if (signature === slot.signature) return;
+    slot.signature = signature;
     slot.spec = spec;
     slot.pool.update(spec.backends, spec.lb);
     if (spec.healthCheck && slot.health) slot.health.reconfigure(spec.healthCheck);

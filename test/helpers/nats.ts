@@ -16,10 +16,13 @@ export interface NatsProc {
   restart(owner: Teardown): Promise<NatsProc>;
 }
 
-export async function startNats(t: Teardown, host: string, port = 4222, storeDir?: string, extra: string[] = []): Promise<NatsProc> {
+type Spawner = (cmd: string, args: string[]) => ChildProcess;
+
+export async function startNats(t: Teardown, host: string, port = 4222, storeDir?: string, extra: string[] = [], spawner?: Spawner): Promise<NatsProc> {
   const dir = storeDir ?? mkdtempSync(join(tmpdir(), 'swarmnet-nats-'));
   if (!storeDir) t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const child = spawn('nats-server', ['-js', '-a', host, '-p', String(port), '-sd', dir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = ['-js', '-a', host, '-p', String(port), '-sd', dir, ...extra];
+  const child = spawner ? spawner('nats-server', argv) : spawn('nats-server', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   killOnTeardown(t, child);
   await waitPort(host, port, child);
   const self: NatsProc = {
@@ -31,7 +34,7 @@ export async function startNats(t: Teardown, host: string, port = 4222, storeDir
         child.once('exit', () => resolve());
         child.kill('SIGKILL');
       }),
-    restart: (owner) => startNats(owner, host, port, dir, extra),
+    restart: (owner) => startNats(owner, host, port, dir, extra, spawner),
   };
   return self;
 }
@@ -60,10 +63,10 @@ async function waitPort(host: string, port: number, child: ChildProcess): Promis
  * Three JetStream servers clustered on three addresses (client port 4222, route
  * port 6222 each), so buckets can have 3 replicas.
  */
-export async function startNatsCluster(t: Teardown, hosts: [string, string, string]): Promise<NatsProc[]> {
+export async function startNatsCluster(t: Teardown, hosts: [string, string, string], spawners?: Spawner[]): Promise<NatsProc[]> {
   const routes = hosts.map((h) => `nats://${h}:6222`).join(',');
   return Promise.all(
-    hosts.map((h, i) => startNats(t, h, 4222, undefined, ['-n', `s${i + 1}`, '--cluster_name', 'swarmnet', '--cluster', `nats://${h}:6222`, '--routes', routes])),
+    hosts.map((h, i) => startNats(t, h, 4222, undefined, ['-n', `s${i + 1}`, '--cluster_name', 'swarmnet', '--cluster', `nats://${h}:6222`, '--routes', routes], spawners?.[i])),
   );
 }
 

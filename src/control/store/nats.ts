@@ -34,7 +34,7 @@ export interface NatsStoreOptions {
 /** Pause before re-establishing a watch that ended. */
 const RESUBSCRIBE_MS = 500;
 /** How often a watch checks that it is not behind its bucket. */
-const WATCHDOG_MS = 1000;
+const WATCHDOG_MS = 2000;
 /** A watch whose consumer is not set up by then is retried. */
 const WATCH_START_MS = 5000;
 
