@@ -75,7 +75,7 @@ export class Agent {
     });
     reconciler.start();
     await reconciler.idle();
-    const api = createApi({ plane, mesh, reconciler, view, metrics: createMetrics(mesh), nodeId, version: o.version, nodeTimeoutMs: o.nodeTimeoutMs });
+    const api = createApi({ plane, mesh, reconciler, view, metrics: createMetrics(mesh), nodeId, version: o.version, nodeTimeoutMs: o.nodeTimeoutMs, applyBeforeReply: !o.nats });
     await new Promise<void>((resolve, reject) => {
       api.once('error', reject);
       api.listen(o.apiPort, o.apiHost, () => resolve());

@@ -23,12 +23,19 @@ export interface ApiDeps {
   version: string;
   /** A node silent for this long is shown as down, whatever it last wrote. */
   nodeTimeoutMs: number;
+  /**
+   * Reply to writes only after the local reconciler applied them (single node: when
+   * `service create` returns, the port listens). In a cluster convergence is
+   * asynchronous anyway (see /v1/wait), and replies wait for the store only.
+   */
+  applyBeforeReply: boolean;
 }
 
 export function createApi(d: ApiDeps): Server {
   const { plane, mesh } = d;
   /** Lets the store's watch reach the view, then waits for the reconciler. */
   const settle = async <T>(result: T): Promise<T> => {
+    if (!d.applyBeforeReply) return result;
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
     await d.reconciler.kick();

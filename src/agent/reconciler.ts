@@ -21,7 +21,21 @@ export interface ReconcilerOptions {
   onErrors(errors: ApplyError[]): void;
 }
 
+/** What one service's listener specs were computed from, to reuse them when nothing changed. */
+interface Memo {
+  svc: Service;
+  tasks: Task[];
+  eligibility: string;
+  specs: ListenerSpec[];
+}
+
 export class Reconciler {
+  /**
+   * The View replaces an object when it changes, so identity tells whether a service or
+   * task changed; unchanged services keep their spec objects, and the mesh skips those
+   * by identity. A pass is then O(tasks) comparisons, not a rebuild of every listener.
+   */
+  readonly #memo = new Map<string, Memo>();
   #running: Promise<void> | undefined;
   #again = false;
   readonly #passListeners = new Set<() => void>();
@@ -84,13 +98,22 @@ export class Reconciler {
       byService.set(t.service, list);
     }
     const out: ListenerSpec[] = [];
+    const seen = new Set<string>();
     for (const svc of view.services.values()) {
+      seen.add(svc.id);
       const tasks = byService.get(svc.id) ?? [];
+      const eligibility = tasks.map((t) => (this.#nodeOk(view.nodes.get(t.node), now) ? '1' : '0')).join('');
+      const memo = this.#memo.get(svc.id);
+      if (memo && memo.svc === svc && memo.eligibility === eligibility && sameItems(memo.tasks, tasks)) {
+        out.push(...memo.specs);
+        continue;
+      }
+      const specs: ListenerSpec[] = [];
       svc.ports.forEach((port, i) => {
         // Host mode: only nodes running a task listen, and only to their own tasks.
         const own = port.mode === 'host' ? tasks.filter((t) => t.node === this.o.localNode) : tasks;
         if (port.mode === 'host' && own.length === 0) return;
-        out.push({
+        specs.push({
           service: svc.name,
           protocol: port.protocol,
           host: this.o.ingressAddr,
@@ -101,7 +124,10 @@ export class Reconciler {
           backends: own.flatMap((t) => this.#backend(svc, i, t, now)),
         });
       });
+      this.#memo.set(svc.id, { svc, tasks, eligibility, specs });
+      out.push(...specs);
     }
+    for (const id of this.#memo.keys()) if (!seen.has(id)) this.#memo.delete(id);
     this.o.mesh.pruneCounters(new Set([...view.services.values()].map((s) => s.name)));
     return out;
   }
@@ -125,4 +151,8 @@ export class Reconciler {
   #nodeOk(node: Node | undefined, now: number): boolean {
     return !!node && node.availability === 'active' && node.status === 'ready' && now - node.lastSeen < this.o.nodeTimeoutMs;
   }
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

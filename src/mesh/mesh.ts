@@ -44,8 +44,6 @@ export interface ServiceStats extends ServiceCounters {
 
 interface Slot {
   spec: ListenerSpec;
-  /** The spec as last applied, to skip unchanged listeners cheaply. */
-  signature: string;
   pool: Pool;
   listener: TcpListener | NativeTcpListener | UdpListener;
   counters: ServiceCounters;
@@ -114,14 +112,13 @@ export class Mesh {
           : new TcpListener(spec, pool, this.table, this.settings, counters);
     await listener.listen();
     const health = spec.healthCheck && new HealthChecker(pool, spec.healthCheck);
-    this.#slots.set(key, { spec, signature: JSON.stringify(spec), pool, listener, counters, health });
+    this.#slots.set(key, { spec, pool, listener, counters, health });
   }
 
   #update(slot: Slot, spec: ListenerSpec): void {
-    // Most passes change one service; leave the other listeners' pools untouched.
-    const signature = JSON.stringify(spec);
-    if (signature === slot.signature) return;
-    slot.signature = signature;
+    // Most passes change one service: the reconciler hands unchanged specs back as the
+    // same objects, and those listeners' pools are left untouched.
+    if (spec === slot.spec) return;
     slot.spec = spec;
     slot.pool.update(spec.backends, spec.lb);
     if (spec.healthCheck && slot.health) slot.health.reconfigure(spec.healthCheck);
