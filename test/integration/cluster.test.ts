@@ -84,10 +84,12 @@ t.test('a node that stops heartbeating leaves rotation everywhere, and comes bac
     return r.every((x) => x === 'n1');
   });
   t.ok(Date.now() - start < 6000, `within a few seconds (${Date.now() - start} ms after node ls showed it down)`);
-  for (const a of [a1, a3]) {
-    const r = await Promise.all(Array.from({ length: 10 }, () => tcpRequest(a.ingress, 25001).then((x) => x.split(' ')[0]!)));
-    t.same([...new Set(r)], ['n1'], `${a.ingress}: only node1's task`);
-  }
+  // Each agent re-evaluates liveness on its own heartbeat tick: a3 may be a beat behind a1.
+  await until('node2 tasks out of rotation on a3 too', async () => {
+    const r = await Promise.all(Array.from({ length: 10 }, () => tcpRequest(a3.ingress, 25001).then((x) => x.split(' ')[0]!)));
+    return r.every((x) => x === 'n1');
+  }, 2000);
+  t.pass('every live agent sends everything to node1');
   agents[1] = await startAgent(root, { ip: ip(2), args: [...args, '--node-id', 'node2'] });
   await until('node2 back in rotation', async () => {
     const r = await Promise.all(Array.from({ length: 10 }, () => tcpRequest(a1.ingress, 25001).then((x) => x.split(' ')[0]!)));

@@ -40,7 +40,10 @@ t.test("one host's NATS server dies: no state lost, agents carry on", async (t) 
   t.equal((await agents[0]!.cli('task', 'add', '--service', 's0', '--addr', `${hosts[2]!.ip}:9000`, '--node', 'ha3')).code, 0);
   await until('s0 served on every host', servedEverywhere(31000));
   await servers[0]!.kill();
-  await until('a write after the kill', async () => (await agents[1]!.cli('service', 'create', '--name', 'later', '--publish', '31100:9000')).code === 0);
+  await until('a write after the kill', async () => {
+    const r = await agents[1]!.cli('service', 'create', '--name', 'later', '--publish', '31100:9000');
+    return r.code === 0 || /already exists/.test(r.stderr);
+  });
   // JetStream may still be electing leaders: retry, by name so a retry cannot add twice.
   await until('a task add after the kill', async () => {
     const r = await agents[2]!.cli('task', 'add', '--service', 'later', '--addr', `${hosts[2]!.ip}:9000`, '--node', 'ha3', '--name', 'later-1');
