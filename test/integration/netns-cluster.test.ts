@@ -80,3 +80,13 @@ t.test('50 concurrent service creates through the hosts get distinct ports and V
   t.equal(new Set(list.map((s) => s.ports[0]!.published)).size, 50, 'distinct published ports');
   t.equal(new Set(list.map((s) => s.networks[0]!.vip)).size, 50, 'distinct VIPs');
 });
+
+t.test('availability set through one host applies on every host', async (t) => {
+  await until('host3 serves (tasks on host1)', async () => (await ask(h3.ip)) === 't1');
+  t.equal((await agents[2]!.cli('node', 'update', '--availability', 'drain', 'host1')).code, 0);
+  await until('host1 drained as seen from host1 itself', async () => (await ask(h1.ip)) === '');
+  t.equal(await ask(h3.ip), '', 'host3 has no eligible task left either');
+  t.equal((await agents[0]!.cli('node', 'update', '--availability', 'active', 'host1')).code, 0);
+  await until('host1 active again everywhere', async () => (await ask(h1.ip)) === 't1' && (await ask(h3.ip)) === 't1');
+  t.pass('back in rotation on every host');
+});
