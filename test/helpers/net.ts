@@ -92,3 +92,16 @@ export function countBy<T>(items: T[]): Map<T, number> {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls `fn` until it holds, every `everyMs`; throws naming `what` (and `detail()`) after `ms`.
+ * For cluster convergence, which is asynchronous by design.
+ */
+export async function until(what: string, fn: () => Promise<boolean>, ms: number, detail: () => Promise<string> = async () => '', everyMs = 150): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await fn()) return;
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out waiting for ${what} ${await detail()}`.trim());
+}

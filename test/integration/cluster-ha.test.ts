@@ -7,7 +7,7 @@ import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { loopbackNet, startAgent, startBackends, type AgentProc } from '../helpers/procs.js';
 import { startNatsCluster } from '../helpers/nats.js';
-import { sleep, tcpRequest } from '../helpers/net.js';
+import { tcpRequest, until } from '../helpers/net.js';
 
 const ip = loopbackNet();
 const servers = await startNatsCluster(t, [ip(31), ip(32), ip(33)]);
@@ -17,33 +17,26 @@ const agents: AgentProc[] = [];
 for (const h of [1, 2, 3]) agents.push(await startAgent(t, { ip: ip(h), args: [...args, '--node-id', `ha${h}`] }));
 await startBackends(t, [`h1@${ip(21)}:9911`]);
 
-async function until(what: string, fn: () => Promise<boolean>, ms = 10000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await sleep(150);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const within = (what: string, fn: () => Promise<boolean>, ms = 10000, detail?: () => Promise<string>) => until(what, fn, ms, detail);
 
 const served = (a: AgentProc, port: number) => tcpRequest(a.ingress, port).then((r) => r.startsWith('h1'), () => false);
 
 t.test('killing one of three NATS servers loses no state; agents carry on', async (t) => {
   for (let i = 0; i < 5; i++) t.equal((await agents[i % 3]!.cli('service', 'create', '--name', `s${i}`, '--publish', `${27000 + i}:80`)).code, 0);
   t.equal((await agents[0]!.cli('task', 'add', '--service', 's0', '--addr', `${ip(21)}:9911`, '--node', 'ha1')).code, 0);
-  await until('s0 served everywhere', async () => (await Promise.all(agents.map((a) => served(a, 27000)))).every(Boolean));
+  await within('s0 served everywhere', async () => (await Promise.all(agents.map((a) => served(a, 27000)))).every(Boolean));
   await servers[0]!.kill();
-  await until('a write after the kill', async () => {
+  await within('a write after the kill', async () => {
     const r = await agents[1]!.cli('service', 'create', '--name', 'later', '--publish', '27100:80');
     return r.code === 0 || /already exists/.test(r.stderr);
   });
   // JetStream may still be electing leaders: retry, by name so a retry cannot add twice.
-  await until('a task add after the kill', async () => {
+  await within('a task add after the kill', async () => {
     const r = await agents[2]!.cli('task', 'add', '--service', 'later', '--addr', `${ip(21)}:9911`, '--node', 'ha3', '--name', 'later-1');
     return r.code === 0 || /already exists/.test(r.stderr);
   });
   const start = Date.now();
-  await until('the new service served everywhere', async () => (await Promise.all(agents.map((a) => served(a, 27100)))).every(Boolean), 30000);
+  await within('the new service served everywhere', async () => (await Promise.all(agents.map((a) => served(a, 27100)))).every(Boolean), 30000);
   t.pass(`converged ${Date.now() - start} ms after the write, with one server down`);
   for (const a of agents) {
     const names = (JSON.parse((await a.cli('service', 'ls', '--format', 'json')).stdout) as Array<{ name: string }>).map((s) => s.name);
@@ -60,7 +53,7 @@ t.test('a malformed entry in NATS is skipped, never crashes an agent or poisons 
   await kv.put('evil2', JSON.stringify({ id: 'evil2', name: 'x', ports: 'nope' }));
   t.equal((await agents[0]!.cli('service', 'create', '--name', 'after-evil', '--publish', '27200:80')).code, 0);
   t.equal((await agents[0]!.cli('task', 'add', '--service', 'after-evil', '--addr', `${ip(21)}:9911`, '--node', 'ha1')).code, 0);
-  await until('after-evil served everywhere', async () => (await Promise.all(agents.map((a) => served(a, 27200)))).every(Boolean), 30000);
+  await within('after-evil served everywhere', async () => (await Promise.all(agents.map((a) => served(a, 27200)))).every(Boolean), 30000);
   for (const a of agents) {
     t.equal(a.child.exitCode, null, `${a.api} still running`);
     const names = (JSON.parse((await a.cli('service', 'ls', '--format', 'json')).stdout) as Array<{ name: string }>).map((s) => s.name);

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { loopbackNet, startAgent, startBackends, type AgentProc } from '../helpers/procs.js';
 import { startNats } from '../helpers/nats.js';
-import { countBy, sleep, tcpRequest } from '../helpers/net.js';
+import { countBy, tcpRequest, until } from '../helpers/net.js';
 
 const ip = loopbackNet();
 /** Processes restarted inside a subtest must outlive it: their teardown belongs to the file. */
@@ -17,19 +17,12 @@ for (const h of [1, 2, 3]) agents.push(await startAgent(t, { ip: ip(h), args: [.
 const [a1, a2, a3] = agents as [AgentProc, AgentProc, AgentProc];
 await startBackends(t, [`n1@${ip(21)}:9901`, `n2@${ip(22)}:9902`]);
 
-async function until(what: string, fn: () => Promise<boolean>, ms = 5000, detail: () => Promise<string> = async () => ''): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what} ${await detail()}`);
-}
+const within = (what: string, fn: () => Promise<boolean>, ms = 5000, detail?: () => Promise<string>) => until(what, fn, ms, detail);
 
 t.test('every node sees every node', async (t) => {
   for (const a of agents) {
     let seen = '';
-    await until(`all nodes ready on ${a.api}`, async () => {
+    await within(`all nodes ready on ${a.api}`, async () => {
       const nodes = JSON.parse((await a.cli('node', 'ls', '--format', 'json')).stdout) as Array<{ id: string; status: string }>;
       seen = nodes.map((n) => `${n.id}=${n.status}`).sort().join(' ');
       return seen === 'node1=ready node2=ready node3=ready';
@@ -43,7 +36,7 @@ t.test('a service created on one node is published on every node and reaches tas
   t.equal((await a2.cli('task', 'add', '--service', 'web', '--addr', `${ip(21)}:9901`, '--node', 'node1')).code, 0);
   t.equal((await a3.cli('task', 'add', '--service', 'web', '--addr', `${ip(22)}:9902`, '--node', 'node2')).code, 0);
   for (const a of agents) {
-    await until(`web on ${a.ingress}`, async () => (await tcpRequest(a.ingress, 25001).catch(() => '')) !== '');
+    await within(`web on ${a.ingress}`, async () => (await tcpRequest(a.ingress, 25001).catch(() => '')) !== '');
     const seen = countBy(await Promise.all(Array.from({ length: 10 }, () => tcpRequest(a.ingress, 25001).then((r) => r.split(' ')[0]!))));
     t.same([...seen.keys()].sort(), ['n1', 'n2'], `${a.ingress} balances over tasks of node1 and node2`);
   }
@@ -74,24 +67,24 @@ t.test('a node that stops heartbeating leaves rotation everywhere, and comes bac
   const exited = new Promise((r) => a2.child.once('exit', r));
   a2.child.kill('SIGKILL');
   await exited;
-  await until('node2 down', async () => {
+  await within('node2 down', async () => {
     const nodes = JSON.parse((await a1.cli('node', 'ls', '--format', 'json')).stdout) as Array<{ id: string; status: string }>;
     return nodes.find((n) => n.id === 'node2')?.status === 'down';
   });
   const start = Date.now();
-  await until('node2 tasks out of rotation', async () => {
+  await within('node2 tasks out of rotation', async () => {
     const r = await Promise.all(Array.from({ length: 6 }, () => tcpRequest(a1.ingress, 25001).then((x) => x.split(' ')[0]!)));
     return r.every((x) => x === 'n1');
   });
   t.ok(Date.now() - start < 6000, `within a few seconds (${Date.now() - start} ms after node ls showed it down)`);
   // Each agent re-evaluates liveness on its own heartbeat tick: a3 may be a beat behind a1.
-  await until('node2 tasks out of rotation on a3 too', async () => {
+  await within('node2 tasks out of rotation on a3 too', async () => {
     const r = await Promise.all(Array.from({ length: 10 }, () => tcpRequest(a3.ingress, 25001).then((x) => x.split(' ')[0]!)));
     return r.every((x) => x === 'n1');
   }, 2000);
   t.pass('every live agent sends everything to node1');
   agents[1] = await startAgent(root, { ip: ip(2), args: [...args, '--node-id', 'node2'] });
-  await until('node2 back in rotation', async () => {
+  await within('node2 back in rotation', async () => {
     const r = await Promise.all(Array.from({ length: 10 }, () => tcpRequest(a1.ingress, 25001).then((x) => x.split(' ')[0]!)));
     return r.includes('n2');
   });
@@ -108,9 +101,9 @@ t.test('agents keep serving while NATS is down and resynchronise after', async (
   t.equal(ls.code, 0, 'reads are answered from the last known state');
   t.ok((JSON.parse(ls.stdout) as Array<{ name: string }>).some((s) => s.name === 'web'));
   await nats.restart(root);
-  await until('writes work again', async () => (await a1.cli('service', 'create', '--name', 'after', '--publish', '25002:80')).code === 0, 15000);
+  await within('writes work again', async () => (await a1.cli('service', 'create', '--name', 'after', '--publish', '25002:80')).code === 0, 15000);
   t.equal((await a3.cli('task', 'add', '--service', 'after', '--addr', `${ip(21)}:9901`, '--node', 'node3')).code, 0);
-  await until('the new service reaches every agent', async () => {
+  await within('the new service reaches every agent', async () => {
     const all = await Promise.all(agents.map((a) => tcpRequest(a.ingress, 25002).catch(() => '')));
     return all.every((x) => x.startsWith('n1'));
   }, 10000, async () => JSON.stringify(await Promise.all(agents.map(async (a) => [await (await fetch(`http://${a.api}/v1/info`)).text(), await (await fetch(`http://${a.api}/v1/tasks`)).text(), await (await fetch(`http://${a.api}/v1/nodes`)).text()]))));

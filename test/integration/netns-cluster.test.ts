@@ -6,7 +6,7 @@ import t from 'tap';
 import { createTopology } from '../helpers/netns.js';
 import { startNats } from '../helpers/nats.js';
 import { startAgent, startBackends, type AgentProc } from '../helpers/procs.js';
-import { sleep, tcpRequest } from '../helpers/net.js';
+import { tcpRequest, until } from '../helpers/net.js';
 
 const topo = createTopology(t, 3);
 const nats = await startNats(t, topo.gateway, 4222);
@@ -24,14 +24,7 @@ for (const [i, h] of topo.hosts.entries()) {
 await startBackends(t, [`t1@${h1.ip}:9000`], h1.spawn);
 await startBackends(t, [`t2@${h2.ip}:9000`], h2.spawn);
 
-async function until(what: string, fn: () => Promise<boolean>, ms = 15000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await sleep(150);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const within = (what: string, fn: () => Promise<boolean>, ms = 15000, detail?: () => Promise<string>) => until(what, fn, ms, detail);
 
 const ask = (host: string) => tcpRequest(host, 30080).then((r) => r.split(' ')[0]!, () => '');
 
@@ -40,7 +33,7 @@ t.test('the routing mesh across hosts: any host reaches the tasks on the others'
   t.equal((await agents[0]!.cli('task', 'add', '--service', 'web', '--addr', `${h1.ip}:9000`, '--node', 'host1')).code, 0);
   t.equal((await agents[1]!.cli('task', 'add', '--service', 'web', '--addr', `${h2.ip}:9000`, '--node', 'host2')).code, 0);
   for (const h of [h1, h2, h3]) {
-    await until(`${h.ip} serves`, async () => (await ask(h.ip)) !== '');
+    await within(`${h.ip} serves`, async () => (await ask(h.ip)) !== '');
     const seen = new Set<string>();
     for (let i = 0; i < 10; i++) seen.add(await ask(h.ip));
     t.same([...seen].sort(), ['t1', 't2'], `${h.ip} (${h.ns}) balances over tasks on host1 and host2`);
@@ -51,7 +44,7 @@ t.test('a host whose agent dies: its tasks leave rotation on the others', async 
   const exited = new Promise((r) => agents[1]!.child.once('exit', r));
   process.kill(agents[1]!.child.pid!, 'SIGKILL');
   await exited;
-  await until('host2 out of rotation on host3', async () => {
+  await within('host2 out of rotation on host3', async () => {
     const r = new Set<string>();
     for (let i = 0; i < 8; i++) r.add(await ask(h3.ip));
     return r.size === 1 && r.has('t1');
@@ -82,11 +75,11 @@ t.test('50 concurrent service creates through the hosts get distinct ports and V
 });
 
 t.test('availability set through one host applies on every host', async (t) => {
-  await until('host3 serves (tasks on host1)', async () => (await ask(h3.ip)) === 't1');
+  await within('host3 serves (tasks on host1)', async () => (await ask(h3.ip)) === 't1');
   t.equal((await agents[2]!.cli('node', 'update', '--availability', 'drain', 'host1')).code, 0);
-  await until('host1 drained as seen from host1 itself', async () => (await ask(h1.ip)) === '');
+  await within('host1 drained as seen from host1 itself', async () => (await ask(h1.ip)) === '');
   t.equal(await ask(h3.ip), '', 'host3 has no eligible task left either');
   t.equal((await agents[0]!.cli('node', 'update', '--availability', 'active', 'host1')).code, 0);
-  await until('host1 active again everywhere', async () => (await ask(h1.ip)) === 't1' && (await ask(h3.ip)) === 't1');
+  await within('host1 active again everywhere', async () => (await ask(h1.ip)) === 't1' && (await ask(h3.ip)) === 't1');
   t.pass('back in rotation on every host');
 });
