@@ -16,6 +16,7 @@ import { View } from '../control/view.js';
 import { newId } from '../control/ids.js';
 import { Mesh, type MeshSettings } from '../mesh/index.js';
 import { createApi } from './api.js';
+import { DnsServer, clusterHandler, forwardHandler, DNS_DEFAULTS, type Upstream } from '../dns/index.js';
 import { createMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
 
@@ -33,6 +34,8 @@ export interface AgentOptions {
   nodeTimeoutMs: number;
   version: string;
   logger: Logger;
+  /** Embedded DNS for containers; off when undefined. */
+  dns?: { host: string; port: number; upstreams: Upstream[]; ttlSeconds: number };
   /** Cluster mode: NATS JetStream KV; otherwise the embedded store in dataDir. */
   nats?: NatsStoreOptions;
 }
@@ -49,6 +52,7 @@ export class Agent {
     readonly reconciler: Reconciler,
     readonly api: Server,
     private readonly log: Logger,
+    readonly dns: DnsServer | undefined,
   ) {}
 
   static async start(o: AgentOptions): Promise<Agent> {
@@ -75,19 +79,28 @@ export class Agent {
     });
     reconciler.start();
     await reconciler.idle();
+    let dns: DnsServer | undefined;
+    if (o.dns) {
+      dns = new DnsServer({
+        host: o.dns.host,
+        port: o.dns.port,
+        handlers: [clusterHandler({ view, ttlSeconds: o.dns.ttlSeconds }), forwardHandler({ upstreams: o.dns.upstreams, timeoutMs: DNS_DEFAULTS.upstreamTimeoutMs })],
+      });
+      await dns.listen();
+    }
     const api = createApi({ plane, mesh, reconciler, view, metrics: createMetrics(mesh), nodeId, version: o.version, nodeTimeoutMs: o.nodeTimeoutMs, applyBeforeReply: !o.nats });
     await new Promise<void>((resolve, reject) => {
       api.once('error', reject);
       api.listen(o.apiPort, o.apiHost, () => resolve());
     });
-    const agent = new Agent(nodeId, store, plane, view, mesh, reconciler, api, log);
+    const agent = new Agent(nodeId, store, plane, view, mesh, reconciler, api, log, dns);
     agent.#heartbeat = setInterval(() => {
       plane.nodes.heartbeat(self).catch((err: Error) => log.warn({ err: err.message }, 'heartbeat failed'));
       // Liveness is time-based: re-evaluate even when nothing was written.
       void reconciler.kick();
     }, o.heartbeatMs);
     const addr = api.address() as AddressInfo;
-    log.info({ api: `${addr.address}:${addr.port}`, ingress: o.ingressAddr, relay: mesh.relay ? 'native' : 'js', listening: mesh.listening() }, 'agent ready');
+    log.info({ dns: o.dns && `${o.dns.host}:${o.dns.port}`, api: `${addr.address}:${addr.port}`, ingress: o.ingressAddr, relay: mesh.relay ? 'native' : 'js', listening: mesh.listening() }, 'agent ready');
     return agent;
   }
 
@@ -100,6 +113,7 @@ export class Agent {
     this.reconciler.stop();
     this.view.stop();
     this.mesh.close();
+    this.dns?.close();
     await new Promise<void>((r) => {
       this.api.close(() => r());
       this.api.closeAllConnections();

@@ -8,6 +8,7 @@ import { Agent } from '../agent/index.js';
 import { DEFAULT_API } from './client.js';
 import { parseDuration, parseIntArg, UsageError } from './format.js';
 import { VERSION } from './version.js';
+import { parseUpstreams, systemUpstreams } from '../dns/upstreams.js';
 
 function hostPort(text: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d+)$/.exec(text);
@@ -38,6 +39,9 @@ export function agentCommand(program: Command): void {
     .option('--nats-replicas <n>', 'JetStream replicas per bucket (3 on a 3-server cluster)', '1')
     .option('--data-dir <dir>', 'state directory (env SWARMNET_DATA_DIR)', defaultDataDir())
     .option('--api <host:port>', 'HTTP API address', DEFAULT_API)
+    .option('--dns <host:port>', 'serve DNS for containers on this address (e.g. 127.0.0.11:53)')
+    .option('--dns-upstream <ip[:port],...>', 'resolvers for names outside the cluster (default: /etc/resolv.conf)')
+    .option('--dns-ttl <seconds>', 'TTL of cluster records', '5')
     .option('--ingress-addr <ip>', 'address the routing mesh listens on', '0.0.0.0')
     .option('--tcp-timeout <duration>', 'idle timeout of TCP flows', '900s')
     .option('--udp-timeout <duration>', 'idle timeout of UDP flows', '300s')
@@ -59,7 +63,15 @@ export function agentCommand(program: Command): void {
             replicas: parseIntArg(o.natsReplicas, '--nats-replicas'),
           }
         : undefined;
+      let dns;
+      if (o.dns) {
+        const at = hostPort(o.dns, '--dns');
+        const upstreams = o.dnsUpstream ? parseUpstreams(o.dnsUpstream) : systemUpstreams(at);
+        if (!upstreams) throw new UsageError(`--dns-upstream: '${o.dnsUpstream}' is not IP[:PORT][,IP[:PORT]...]`);
+        dns = { ...at, upstreams, ttlSeconds: parseIntArg(o.dnsTtl, '--dns-ttl') };
+      }
       const agent = await Agent.start({
+        ...(dns && { dns }),
         ...(nats && { nats }),
         ...(o.nodeId && { nodeId: o.nodeId }),
         advertiseAddr: ipv4(o.advertiseAddr, '--advertise-addr'),

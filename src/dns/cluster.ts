@@ -1,0 +1,92 @@
+/**
+ * Cluster records from the control-plane view:
+ *   <service>            A: VIP on the client's networks (vip mode), or healthy task IPs rotated (dnsrr)
+ *   tasks.<service>      A: every running task IP the client can reach
+ *   <task name>          A: the task's IP
+ *   d.c.b.a.in-addr.arpa PTR: VIP -> service, task IP -> task
+ * A name that exists without records of the asked type gets NODATA (NOERROR, no
+ * answers, RFC 2308 section 2.2), never NXDOMAIN. Scoping: a client whose address is a
+ * task IP sees only services on networks it shares; other clients (the node itself) see all.
+ */
+import type { Answer } from 'dns-packet';
+import type { View } from '../control/view.js';
+import type { Service, Task } from '../control/schema.js';
+import { parseEndpoint } from '../control/schema.js';
+import { RCODE } from './constants.js';
+import type { Handler, Query, Reply } from './types.js';
+
+export interface ClusterOptions {
+  view: View;
+  ttlSeconds: number;
+}
+
+export function clusterHandler(o: ClusterOptions): Handler {
+  let rotation = 0;
+  return async (q) => {
+    const { view } = o;
+    const scope = clientNetworks(view, q.client);
+    const visible = (networks: string[]) => scope === 'all' || networks.some((n) => scope.has(n));
+    const reply = (answers: Answer[]): Reply => ({ rcode: RCODE.NOERROR, answers, authoritative: true });
+    const a = (name: string, ips: string[]) => (q.type === 'A' ? ips.map((ip): Answer => ({ type: 'A', name, ttl: o.ttlSeconds, data: ip })) : []);
+
+    if (q.name.endsWith('.in-addr.arpa')) return ptr(o, q, visible);
+
+    const tasksPrefix = q.name.startsWith('tasks.') ? q.name.slice(6) : undefined;
+    for (const svc of view.services.values()) {
+      const name = svc.name.toLowerCase();
+      if (name !== q.name && name !== tasksPrefix) continue;
+      if (!visible(svc.networks.map((n) => n.network)) && !(scope === 'all')) continue;
+      const ips = taskIps(view.tasksOf(svc.id), scope);
+      if (name === tasksPrefix) return reply(a(q.name, ips));
+      if (svc.endpointMode === 'dnsrr') {
+        const start = ips.length ? rotation++ % ips.length : 0;
+        return reply(a(q.name, [...ips.slice(start), ...ips.slice(0, start)]));
+      }
+      const vips = svc.networks.filter((n) => n.vip && (scope === 'all' || scope.has(n.network))).map((n) => n.vip!);
+      return reply(a(q.name, vips));
+    }
+    for (const t of view.tasks.values()) {
+      if (t.name.toLowerCase() !== q.name) continue;
+      return reply(a(q.name, taskIps([t], scope)));
+    }
+    return undefined;
+  };
+}
+
+/** The networks a client is on, by its address; 'all' for clients that are not tasks. */
+function clientNetworks(view: View, client: string): Set<string> | 'all' {
+  const nets = new Set<string>();
+  for (const t of view.tasks.values()) for (const a of t.addresses) if (a.ip === client) nets.add(a.network);
+  return nets.size ? nets : 'all';
+}
+
+/** Running tasks' addresses the client can reach: overlay IPs on its networks, or endpoint IPs for node clients. */
+function taskIps(tasks: Task[], scope: Set<string> | 'all'): string[] {
+  const out: string[] = [];
+  for (const t of tasks) {
+    if (t.state !== 'running') continue;
+    for (const a of t.addresses) if (scope === 'all' || scope.has(a.network)) out.push(a.ip);
+    if (scope === 'all' && t.addr) out.push(parseEndpoint(t.addr)!.ip);
+  }
+  return [...new Set(out)];
+}
+
+function ptr(o: ClusterOptions, q: Query, visible: (networks: string[]) => boolean): Reply | undefined {
+  const parts = q.name.slice(0, -'.in-addr.arpa'.length).split('.');
+  if (parts.length !== 4) return undefined;
+  const ip = parts.reverse().join('.');
+  const answer = (target: string): Reply => ({
+    rcode: RCODE.NOERROR,
+    authoritative: true,
+    answers: q.type === 'PTR' ? [{ type: 'PTR', name: q.name, ttl: o.ttlSeconds, data: target }] : [],
+  });
+  for (const svc of o.view.services.values() as Iterable<Service>) {
+    const n = svc.networks.find((x) => x.vip === ip);
+    if (n && visible([n.network])) return answer(svc.name);
+  }
+  for (const t of o.view.tasks.values()) {
+    const a = t.addresses.find((x) => x.ip === ip);
+    if (a && visible([a.network])) return answer(t.name);
+  }
+  return undefined;
+}
