@@ -4,6 +4,8 @@
  *   tasks.<service>      A: every running task IP the client can reach
  *   <task name>          A: the task's IP
  *   d.c.b.a.in-addr.arpa PTR: VIP -> service, task IP -> task
+ *   <service>            SRV: one per published port (port = published, target = the service)
+ *   _<target>._<proto>.<service>  SRV for that port (RFC 2782 form, the target port as its name)
  * A name that exists without records of the asked type gets NODATA (NOERROR, no
  * answers, RFC 2308 section 2.2), never NXDOMAIN. Scoping: a client whose address is a
  * task IP sees only services on networks it shares; other clients (the node itself) see all.
@@ -31,13 +33,21 @@ export function clusterHandler(o: ClusterOptions): Handler {
 
     if (q.name.endsWith('.in-addr.arpa')) return ptr(o, q, visible);
 
+    const srv = /^_(\d+)\._(tcp|udp)\.(.+)$/.exec(q.name);
+    if (srv) {
+      const svc = [...view.services.values()].find((s) => s.name.toLowerCase() === srv[3] && visible(s.networks.map((n) => n.network)));
+      const ports = svc?.ports.filter((p) => p.target === Number(srv[1]) && p.protocol === srv[2]) ?? [];
+      if (!svc || ports.length === 0) return undefined;
+      return reply(q.type === 'SRV' ? ports.map((p) => srvAnswer(q.name, svc.name, p.published, o.ttlSeconds)) : []);
+    }
     const tasksPrefix = q.name.startsWith('tasks.') ? q.name.slice(6) : undefined;
     for (const svc of view.services.values()) {
       const name = svc.name.toLowerCase();
       if (name !== q.name && name !== tasksPrefix) continue;
-      if (!visible(svc.networks.map((n) => n.network)) && !(scope === 'all')) continue;
+      if (!visible(svc.networks.map((n) => n.network))) continue;
       const ips = taskIps(view.tasksOf(svc.id), scope);
       if (name === tasksPrefix) return reply(a(q.name, ips));
+      if (q.type === 'SRV') return reply(svc.ports.map((p) => srvAnswer(q.name, svc.name, p.published, o.ttlSeconds)));
       if (svc.endpointMode === 'dnsrr') {
         const start = ips.length ? rotation++ % ips.length : 0;
         return reply(a(q.name, [...ips.slice(start), ...ips.slice(0, start)]));
@@ -51,6 +61,10 @@ export function clusterHandler(o: ClusterOptions): Handler {
     }
     return undefined;
   };
+}
+
+function srvAnswer(name: string, target: string, port: number, ttl: number): Answer {
+  return { type: 'SRV', name, ttl, data: { priority: 0, weight: 0, port, target } };
 }
 
 /** The networks a client is on, by its address; 'all' for clients that are not tasks. */

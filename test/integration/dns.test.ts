@@ -73,6 +73,10 @@ t.test('records: service VIP, tasks., dnsrr rotation, task names, PTR, NODATA fo
   t.match(await dig('web'), /IN\s+A\s+[\d.]+/);
   t.match(await dig('web'), /\s5\s+IN\s+A\s/, 'TTL 5 s');
   t.same(await short('+tcp', 'web'), [webVip], 'over TCP too');
+  const published = (JSON.parse((await agent.cli('service', 'inspect', 'web')).stdout)[0] as { ports: Array<{ published: number }> }).ports[0]!.published;
+  t.same(await short('web', 'SRV'), [`0 0 ${published} web.`], 'SRV for the published port');
+  t.same(await short('_80._tcp.web', 'SRV'), [`0 0 ${published} web.`], 'RFC 2782 form, by target port');
+  t.equal(await status('_81._tcp.web', 'SRV'), 'NXDOMAIN', 'no such port: not a cluster name');
 });
 
 t.test('scoping: a task sees services on its networks only; the node sees all', async (t) => {
