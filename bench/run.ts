@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: routing mesh vs direct vs HAProxy, then micro-benchmarks.
- *   --only mesh|micro|control   one part
+ *   --only mesh|micro|control|dns   one part
  *   --agents 3,10,30    control: cluster sizes for convergence
  *   --samples N         control: writes per size (default 50)
  *   --rounds N          rounds per path (default 3; medians reported)
@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { meshBench } from './mesh.js';
 import { microBench } from './micro.js';
 import { controlBench } from './control.js';
+import { dnsBench } from './dns.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +30,9 @@ if (!values.only || values.only === 'mesh') {
   await meshBench({ rounds: Number(values.rounds), seconds: Number(values.seconds), haproxyThreads: Number(values['haproxy-threads']) });
 }
 if (!values.only || values.only === 'micro') await microBench();
+if (!values.only || values.only === 'dns') {
+  await dnsBench({ rounds: Number(values.rounds), seconds: Number(values.seconds), services: 200 });
+}
 if (!values.only || values.only === 'control') {
   await controlBench({
     sizes: values.agents.split(',').map(Number),

@@ -22,11 +22,40 @@ export interface ClusterOptions {
   ttlSeconds: number;
 }
 
+/**
+ * Lookup tables over the view, rebuilt lazily after a change: a query is a few map
+ * lookups, not a scan of every service and task.
+ */
+class Index {
+  services = new Map<string, Service>();
+  tasks = new Map<string, Task>();
+  tasksOf = new Map<string, Task[]>();
+  networksOf = new Map<string, Set<string>>();
+
+  constructor(view: View) {
+    for (const svc of view.services.values()) this.services.set(svc.name.toLowerCase(), svc);
+    for (const t of view.tasks.values()) {
+      this.tasks.set(t.name.toLowerCase(), t);
+      const list = this.tasksOf.get(t.service) ?? [];
+      list.push(t);
+      this.tasksOf.set(t.service, list);
+      for (const a of t.addresses) {
+        const set = this.networksOf.get(a.ip) ?? new Set<string>();
+        set.add(a.network);
+        this.networksOf.set(a.ip, set);
+      }
+    }
+  }
+}
+
 export function clusterHandler(o: ClusterOptions): Handler {
   let rotation = 0;
+  let index: Index | undefined;
+  o.view.onChange(() => (index = undefined));
   return async (q) => {
     const { view } = o;
-    const scope = clientNetworks(view, q.client);
+    const idx = (index ??= new Index(view));
+    const scope: Set<string> | 'all' = idx.networksOf.get(q.client) ?? 'all';
     const visible = (networks: string[]) => scope === 'all' || networks.some((n) => scope.has(n));
     const reply = (answers: Answer[]): Reply => ({ rcode: RCODE.NOERROR, answers, authoritative: true });
     const a = (name: string, ips: string[]) => (q.type === 'A' ? ips.map((ip): Answer => ({ type: 'A', name, ttl: o.ttlSeconds, data: ip })) : []);
@@ -35,17 +64,17 @@ export function clusterHandler(o: ClusterOptions): Handler {
 
     const srv = /^_(\d+)\._(tcp|udp)\.(.+)$/.exec(q.name);
     if (srv) {
-      const svc = [...view.services.values()].find((s) => s.name.toLowerCase() === srv[3] && visible(s.networks.map((n) => n.network)));
+      const found = idx.services.get(srv[3]!);
+      const svc = found && visible(found.networks.map((n) => n.network)) ? found : undefined;
       const ports = svc?.ports.filter((p) => p.target === Number(srv[1]) && p.protocol === srv[2]) ?? [];
       if (!svc || ports.length === 0) return undefined;
       return reply(q.type === 'SRV' ? ports.map((p) => srvAnswer(q.name, svc.name, p.published, o.ttlSeconds)) : []);
     }
     const tasksPrefix = q.name.startsWith('tasks.') ? q.name.slice(6) : undefined;
-    for (const svc of view.services.values()) {
+    const svc = idx.services.get(tasksPrefix ?? q.name);
+    if (svc && visible(svc.networks.map((n) => n.network))) {
       const name = svc.name.toLowerCase();
-      if (name !== q.name && name !== tasksPrefix) continue;
-      if (!visible(svc.networks.map((n) => n.network))) continue;
-      const ips = taskIps(view.tasksOf(svc.id), scope);
+      const ips = taskIps(idx.tasksOf.get(svc.id) ?? [], scope);
       if (name === tasksPrefix) return reply(a(q.name, ips));
       if (q.type === 'SRV') return reply(svc.ports.map((p) => srvAnswer(q.name, svc.name, p.published, o.ttlSeconds)));
       if (svc.endpointMode === 'dnsrr') {
@@ -55,23 +84,14 @@ export function clusterHandler(o: ClusterOptions): Handler {
       const vips = svc.networks.filter((n) => n.vip && (scope === 'all' || scope.has(n.network))).map((n) => n.vip!);
       return reply(a(q.name, vips));
     }
-    for (const t of view.tasks.values()) {
-      if (t.name.toLowerCase() !== q.name) continue;
-      return reply(a(q.name, taskIps([t], scope)));
-    }
+    const t = idx.tasks.get(q.name);
+    if (t) return reply(a(q.name, taskIps([t], scope)));
     return undefined;
   };
 }
 
 function srvAnswer(name: string, target: string, port: number, ttl: number): Answer {
   return { type: 'SRV', name, ttl, data: { priority: 0, weight: 0, port, target } };
-}
-
-/** The networks a client is on, by its address; 'all' for clients that are not tasks. */
-function clientNetworks(view: View, client: string): Set<string> | 'all' {
-  const nets = new Set<string>();
-  for (const t of view.tasks.values()) for (const a of t.addresses) if (a.ip === client) nets.add(a.network);
-  return nets.size ? nets : 'all';
 }
 
 /** Running tasks' addresses the client can reach: overlay IPs on its networks, or endpoint IPs for node clients. */

@@ -104,6 +104,18 @@ t.test('changes are visible on the next query; no stale answer after a task leav
   t.same(await short('web-a'), []);
 });
 
+t.test('a large answer over UDP is truncated (TC) and complete over TCP', async (t) => {
+  await ok('service', 'create', '--name', 'many', '--network', 'neta');
+  for (let i = 0; i < 40; i++) {
+    const res = await fetch(`http://${agent.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'many', network: 'neta' }) });
+    t.equal(res.status, 201);
+  }
+  const udp = await dig('+notcp', '+ignore', '+noedns', 'tasks.many');
+  t.match(udp, /flags: qr aa tc/, 'UDP reply has TC set');
+  t.match(udp, /ANSWER: 0/);
+  t.equal((await short('tasks.many')).length, 40, 'dig retried over TCP and got all 40');
+});
+
 t.test('malformed, truncated and looping packets: FORMERR or dropped; the server keeps answering', async (t) => {
   const sock = createSocket('udp4');
   t.teardown(() => sock.close());
