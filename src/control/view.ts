@@ -44,10 +44,6 @@ export class View {
     return () => this.#listeners.delete(fn);
   }
 
-  tasksOf(serviceId: string): Task[] {
-    return [...this.tasks.values()].filter((t) => t.service === serviceId);
-  }
-
   #onEvent(e: WatchEvent): void {
     const [map, schema] = this.#target(e.kind);
     if (e.op === 'del') map.delete(e.key);

@@ -9,7 +9,7 @@
 import type { Backend } from './backend.js';
 import { ConnTable, type ConnEntry, type ConnState } from './conntable.js';
 import type { MeshSettings } from './constants.js';
-import type { ListenerInfo, ServiceCounters } from './listener.js';
+import { flowClosed, flowOpened, type ListenerInfo, type ServiceCounters } from './listener.js';
 import type { Pool } from './pool.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
 import { RelayEvent, RelayState, type Accepted, type NativeRelay } from './relay.js';
@@ -75,9 +75,7 @@ class NativeTcpSession implements ConnEntry {
     this.key = ConnTable.key('tcp', a.clientIp, a.clientPort, a.localIp, a.localPort);
     this.idleTimeoutMs = settings.tcpIdleTimeoutMs;
     this.#last = table.clock;
-    table.add(this);
-    counters.active++;
-    counters.total++;
+    flowOpened(table, counters, this);
   }
 
   start(): void {
@@ -168,9 +166,6 @@ class NativeTcpSession implements ConnEntry {
       b.bytesOut += bytesOut;
       if (err && err !== 125 /* ECANCELED: our own close */) b.error('reset');
     }
-    this.table.remove(this);
-    this.counters.active--;
-    this.counters.bytesIn += bytesIn;
-    this.counters.bytesOut += bytesOut;
+    flowClosed(this.table, this.counters, this, bytesIn, bytesOut);
   }
 }

@@ -17,7 +17,7 @@ import { ConnTable, type ConnEntry, type ConnState } from './conntable.js';
 import type { MeshSettings } from './constants.js';
 import type { Pool } from './pool.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
-import type { ListenerInfo, ServiceCounters } from './listener.js';
+import { flowClosed, flowOpened, type ListenerInfo, type ServiceCounters } from './listener.js';
 
 export class TcpListener {
   readonly #server: Server;
@@ -95,9 +95,7 @@ class TcpSession implements ConnEntry {
     this.key = ConnTable.key('tcp', srcIp, srcPort, sock.localAddress ?? '', sock.localPort ?? 0);
     this.idleTimeoutMs = settings.tcpIdleTimeoutMs;
     this.last = table.clock;
-    table.add(this);
-    counters.active++;
-    counters.total++;
+    flowOpened(table, counters, this);
     sock.setKeepAlive(true, settings.keepAliveMs);
     sock.on('data', (chunk: Buffer) => this.#fromClient(chunk));
     sock.on('end', () => this.#clientEnd());
@@ -230,9 +228,6 @@ class TcpSession implements ConnEntry {
     this.sock.destroy();
     this.#upstream?.destroy();
     this.#detach?.();
-    this.table.remove(this);
-    this.counters.active--;
-    this.counters.bytesIn += this.bytesIn;
-    this.counters.bytesOut += this.bytesOut;
+    flowClosed(this.table, this.counters, this, this.bytesIn, this.bytesOut);
   }
 }

@@ -15,7 +15,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import type { Backend } from './backend.js';
 import { ConnTable, type ConnEntry, type ConnState } from './conntable.js';
 import type { MeshSettings } from './constants.js';
-import type { ListenerInfo, ServiceCounters } from './listener.js';
+import { flowClosed, flowOpened, type ListenerInfo, type ServiceCounters } from './listener.js';
 import type { Pool } from './pool.js';
 
 export class UdpListener {
@@ -105,9 +105,7 @@ class UdpFlow implements ConnEntry {
     this.key = ConnTable.key('udp', ip, port, info.host, info.port);
     this.idleTimeoutMs = settings.udpIdleTimeoutMs;
     this.last = table.clock;
-    table.add(this);
-    counters.active++;
-    counters.total++;
+    flowOpened(table, counters, this);
     this.#open();
   }
 
@@ -192,10 +190,7 @@ class UdpFlow implements ConnEntry {
     this.state = 'CLOSE';
     this.#closeUp();
     this.#detach?.();
-    this.table.remove(this);
-    this.counters.active--;
-    this.counters.bytesIn += this.bytesIn;
-    this.counters.bytesOut += this.bytesOut;
+    flowClosed(this.table, this.counters, this, this.bytesIn, this.bytesOut);
     this.onClose();
   }
 }
