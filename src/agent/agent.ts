@@ -67,7 +67,11 @@ export class Agent {
     const view = new View(store, onInvalid);
     await view.start();
     const mesh = new Mesh(o.mesh, { nativeRelay: o.nativeRelay });
+    // Time of the last heartbeat the store took; liveness is judged on a clock that stops
+    // one missed beat after it (see ReconcilerOptions.clock).
+    let lastBeat = Date.now();
     const reconciler = new Reconciler({
+      clock: () => Math.min(Date.now(), lastBeat + 2 * o.heartbeatMs),
       view,
       mesh,
       localNode: nodeId,
@@ -95,7 +99,10 @@ export class Agent {
     });
     const agent = new Agent(nodeId, store, plane, view, mesh, reconciler, api, log, dns);
     agent.#heartbeat = setInterval(() => {
-      plane.nodes.heartbeat(self).catch((err: Error) => log.warn({ err: err.message }, 'heartbeat failed'));
+      plane.nodes.heartbeat(self).then(
+        () => (lastBeat = Date.now()),
+        (err: Error) => log.warn({ err: err.message }, 'heartbeat failed'),
+      );
       // Liveness is time-based: re-evaluate even when nothing was written.
       void reconciler.kick();
     }, o.heartbeatMs);

@@ -18,6 +18,12 @@ export interface ReconcilerOptions {
   ingressAddr: string;
   /** A node not heard from for this long is down. */
   nodeTimeoutMs: number;
+  /**
+   * The time node liveness is judged at. The agent stops this clock while its own
+   * heartbeats fail: a node cut off from the store cannot tell others' silence from its
+   * own, so it keeps its last verdicts (and keeps routing) instead of declaring every node down.
+   */
+  clock: () => number;
   onErrors(errors: ApplyError[]): void;
 }
 
@@ -88,7 +94,7 @@ export class Reconciler {
     while (this.#running) await this.#running;
   }
 
-  desired(now = Date.now()): ListenerSpec[] {
+  desired(now = this.o.clock()): ListenerSpec[] {
     const { view } = this.o;
     const byService = new Map<string, Task[]>();
     for (const t of view.tasks.values()) {
