@@ -2,8 +2,9 @@
   "targets": [
     {
       "target_name": "swarmnet",
-      "sources": ["native/src/addon.c", "native/src/relay.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
+      "sources": ["native/src/addon.c", "native/src/relay.c", "native/src/addon_overlay.c", "native/src/vxlan.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11", "-pthread"],
+      "ldflags": ["-pthread"],
       "defines": ["NAPI_VERSION=8"]
     }
   ]

@@ -37,7 +37,7 @@ async function post(api: string, path: string, body: unknown): Promise<void> {
 
 function startAgent(dir: string, i: number): { api: string; child: ChildProcess } {
   const ip = `${NET}.${i}`;
-  const child = start(process.execPath, [CLI, 'agent', '--nats', `nats://${NATS}:4222`, '--node-id', `bench${i}`, '--data-dir', join(dir, `a${i}`), '--api', `${ip}:2377`, '--ingress-addr', ip, '--log-level', 'error']);
+  const child = start(process.execPath, [CLI, 'agent', '--nats', `nats://${NATS}:4222`, '--node-id', `bench${i}`, '--data-dir', join(dir, `a${i}`), '--api', `${ip}:2377`, '--ingress-addr', ip, '--log-level', 'error', '--no-overlay']);
   return { api: `${ip}:2377`, child };
 }
 

@@ -27,7 +27,7 @@ export async function dnsBench(o: DnsBenchOptions): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'swarmnet-bench-dns-'));
   try {
     const api = `${AGENT}:2377`;
-    start(process.execPath, [CLI, 'agent', '--data-dir', join(dir, 'agent'), '--api', api, '--ingress-addr', AGENT, '--dns', `${AGENT}:${PORT}`, '--dns-upstream', '127.0.81.9:53', '--log-level', 'error']);
+    start(process.execPath, [CLI, 'agent', '--data-dir', join(dir, 'agent'), '--api', api, '--ingress-addr', AGENT, '--dns', `${AGENT}:${PORT}`, '--dns-upstream', '127.0.81.9:53', '--log-level', 'error', '--no-overlay']);
     await waitTcp(AGENT, 2377);
     const post = async (path: string, body: unknown) => {
       const res = await fetch(`http://${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

@@ -61,7 +61,7 @@ export async function meshBench(o: MeshBenchOptions): Promise<void> {
       srv.listen(HTTP_PORT, BACKEND);
     }
     const api = `${MESH}:2377`;
-    start(process.execPath, [CLI, 'agent', '--data-dir', join(dir, 'agent'), '--api', api, '--ingress-addr', MESH, '--log-level', 'warn']);
+    start(process.execPath, [CLI, 'agent', '--data-dir', join(dir, 'agent'), '--api', api, '--ingress-addr', MESH, '--log-level', 'warn', '--no-overlay']);
     await waitTcp(MESH, 2377);
     const cli = (...args: string[]) => run(process.execPath, [CLI, '--host', api, ...args]);
     await cli('service', 'create', '--name', 'iperf', '--publish', `${PUB_IPERF}:${IPERF_PORT}`, '--publish', `${PUB_IPERF}:${IPERF_PORT}/udp`);

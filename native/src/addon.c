@@ -9,6 +9,8 @@
  *   relayConnect(id, ip, port, connectTimeoutMs, header?, replayLimit) -> 0 | -errno
  *   relayClose(id, graceful)                                        -> 0 | -errno
  *   relayInfo(id)        -> [bytesIn, bytesOut, idleMs, state] | undefined
+ *
+ * The overlay calls (TAP, VXLAN engine) are in addon_overlay.c.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addon_overlay.h"
 #include "relay.h"
 
 #define CHECK(call)                     \
@@ -227,6 +230,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"relayInfo", NULL, relay_info_js, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  CHECK(overlay_register(env, exports));
   return exports;
 }
 

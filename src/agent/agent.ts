@@ -19,6 +19,9 @@ import { createApi } from './api.js';
 import { DnsServer, clusterHandler, forwardHandler, DNS_DEFAULTS, type Upstream } from '../dns/index.js';
 import { createMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
+import { Overlay } from '../overlay/index.js';
+import type { Task } from '../control/schema.js';
+import { attachTask, startOverlay } from './overlay.js';
 
 export interface AgentOptions {
   nodeId?: string;
@@ -38,6 +41,10 @@ export interface AgentOptions {
   dns?: { host: string; port: number; upstreams: Upstream[]; ttlSeconds: number };
   /** Cluster mode: NATS JetStream KV; otherwise the embedded store in dataDir. */
   nats?: NatsStoreOptions;
+  /** Overlay networks (VXLAN on advertiseAddr:port); off when undefined (--no-overlay). */
+  overlay?: { port: number; mtu: number };
+  /** Resolvers behind the containers' DNS (on each overlay gateway) for names outside the cluster. */
+  containerDnsUpstreams: Upstream[];
 }
 
 export class Agent {
@@ -53,6 +60,7 @@ export class Agent {
     readonly api: Server,
     private readonly log: Logger,
     readonly dns: DnsServer | undefined,
+    readonly overlay: Overlay | undefined,
   ) {}
 
   static async start(o: AgentOptions): Promise<Agent> {
@@ -67,6 +75,9 @@ export class Agent {
     const view = new View(store, onInvalid);
     await view.start();
     const mesh = new Mesh(o.mesh, { nativeRelay: o.nativeRelay });
+    const dnsTtl = o.dns?.ttlSeconds ?? DNS_DEFAULTS.ttlSeconds;
+    const dnsHandlers = (upstreams: Upstream[]) => [clusterHandler({ view, ttlSeconds: dnsTtl }), forwardHandler({ upstreams, timeoutMs: DNS_DEFAULTS.upstreamTimeoutMs })];
+    const overlay = o.overlay && startOverlay({ o, log, view, plane, nodeId, handlers: dnsHandlers(o.containerDnsUpstreams) });
     // Time of the last heartbeat the store took; liveness is judged on a clock that stops
     // one missed beat after it (see ReconcilerOptions.clock).
     let lastBeat = Date.now();
@@ -77,6 +88,7 @@ export class Agent {
       localNode: nodeId,
       ingressAddr: o.ingressAddr,
       nodeTimeoutMs: o.nodeTimeoutMs,
+      ...(overlay && { overlay: overlay.driver }),
       onErrors: (errs) => {
         for (const e of errs) log.error({ listener: e.key, err: e.error.message }, 'cannot open published port');
       },
@@ -88,16 +100,27 @@ export class Agent {
       dns = new DnsServer({
         host: o.dns.host,
         port: o.dns.port,
-        handlers: [clusterHandler({ view, ttlSeconds: o.dns.ttlSeconds }), forwardHandler({ upstreams: o.dns.upstreams, timeoutMs: DNS_DEFAULTS.upstreamTimeoutMs })],
+        handlers: dnsHandlers(o.dns.upstreams),
       });
       await dns.listen();
     }
-    const api = createApi({ plane, mesh, reconciler, view, metrics: createMetrics(mesh), nodeId, version: o.version, nodeTimeoutMs: o.nodeTimeoutMs, applyBeforeReply: !o.nats });
+    const api = createApi({
+      plane,
+      mesh,
+      reconciler,
+      view,
+      metrics: createMetrics(mesh, overlay?.overlay),
+      nodeId,
+      ...(overlay && { attach: (task: Task) => attachTask(task, overlay.overlay, reconciler, plane) }),
+      version: o.version,
+      nodeTimeoutMs: o.nodeTimeoutMs,
+      applyBeforeReply: !o.nats,
+    });
     await new Promise<void>((resolve, reject) => {
       api.once('error', reject);
       api.listen(o.apiPort, o.apiHost, () => resolve());
     });
-    const agent = new Agent(nodeId, store, plane, view, mesh, reconciler, api, log, dns);
+    const agent = new Agent(nodeId, store, plane, view, mesh, reconciler, api, log, dns, overlay?.overlay);
     agent.#heartbeat = setInterval(() => {
       plane.nodes.heartbeat(self).then(
         () => (lastBeat = Date.now()),
@@ -107,7 +130,7 @@ export class Agent {
       void reconciler.kick();
     }, o.heartbeatMs);
     const addr = api.address() as AddressInfo;
-    log.info({ dns: o.dns && `${o.dns.host}:${o.dns.port}`, api: `${addr.address}:${addr.port}`, ingress: o.ingressAddr, relay: mesh.relay ? 'native' : 'js', listening: mesh.listening() }, 'agent ready');
+    log.info({ overlay: o.overlay ? `${o.advertiseAddr}:${o.overlay.port}` : 'off', dns: o.dns && `${o.dns.host}:${o.dns.port}`, api: `${addr.address}:${addr.port}`, ingress: o.ingressAddr, relay: mesh.relay ? 'native' : 'js', listening: mesh.listening() }, 'agent ready');
     return agent;
   }
 
@@ -121,6 +144,7 @@ export class Agent {
     this.view.stop();
     this.mesh.close();
     this.dns?.close();
+    await this.overlay?.close();
     await new Promise<void>((r) => {
       this.api.close(() => r());
       this.api.closeAllConnections();

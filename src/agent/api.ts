@@ -9,7 +9,7 @@ import type { ControlPlane } from '../control/plane.js';
 import type { Node, Task } from '../control/schema.js';
 import type { Mesh } from '../mesh/index.js';
 import { dispatch, route, type Route } from './http.js';
-import { NotFoundError } from '../util/errors.js';
+import { NotFoundError, ValidationError } from '../util/errors.js';
 import type { Reconciler } from './reconciler.js';
 import type { View } from '../control/view.js';
 
@@ -29,6 +29,8 @@ export interface ApiDeps {
    * asynchronous anyway (see /v1/wait), and replies wait for the store only.
    */
   applyBeforeReply: boolean;
+  /** Attaches a task's network namespace (`task add --netns`); absent with the overlay off. */
+  attach?: (task: Task) => Promise<void>;
 }
 
 export function createApi(d: ApiDeps): Server {
@@ -74,7 +76,12 @@ export function createApi(d: ApiDeps): Server {
     route('GET', '/v1/services/:ref/tasks', async (r) => (await plane.tasks.list(r.params[0]!)).map(observed)),
 
     route('GET', '/v1/tasks', async (r) => (await orView(() => plane.tasks.list(r.query.get('service') ?? undefined), () => byName(d.view.tasks))).map(observed)),
-    route('POST', '/v1/tasks', async (r) => settle(await plane.tasks.add(r.body))),
+    route('POST', '/v1/tasks', async (r) => {
+      if (r.body && typeof r.body === 'object' && 'netns' in r.body && !d.attach) throw new ValidationError('netns', 'the overlay is off on this node (agent --no-overlay)');
+      const task = await plane.tasks.add(r.body);
+      if (task.netns) await d.attach!(task);
+      return settle(task);
+    }),
     route('GET', '/v1/tasks/:ref', async (r) => observed((await plane.tasks.resolve(r.params[0]!)).value)),
     route('DELETE', '/v1/tasks/:ref', async (r) => settle(await plane.tasks.remove(r.params[0]!))),
 
@@ -85,7 +92,7 @@ export function createApi(d: ApiDeps): Server {
     route('GET', '/v1/networks', () => orView(() => plane.networks.list(), () => byName(d.view.networks))),
     route('POST', '/v1/networks', async (r) => settle(await plane.networks.create(r.body))),
     route('GET', '/v1/networks/:ref', async (r) => (await plane.networks.resolve(r.params[0]!)).value),
-    route('DELETE', '/v1/networks/:ref', async (r) => settle(await plane.networks.remove(r.params[0]!))),
+    route('DELETE', '/v1/networks/:ref', async (r) => settle(await plane.removeNetwork(r.params[0]!))),
 
     // Long-poll until this agent has applied a service (it is in the local view and its
     // first published port listens): lets tools measure cluster convergence.

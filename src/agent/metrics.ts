@@ -4,8 +4,9 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Mesh } from '../mesh/index.js';
+import type { Overlay } from '../overlay/index.js';
 
-export function createMetrics(mesh: Mesh): Registry {
+export function createMetrics(mesh: Mesh, overlay?: Overlay): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'swarmnet_' });
 
@@ -82,5 +83,44 @@ export function createMetrics(mesh: Mesh): Registry {
       for (const b of mesh.backendStats()) for (const [kind, n] of Object.entries(b.errors)) this.inc({ ...lbl(b), kind }, n);
     },
   });
+  if (overlay) overlayMetrics(registry, overlay);
   return registry;
+}
+
+/** VXLAN engine counters (native, read at scrape time) and the ARP proxy's. */
+function overlayMetrics(registry: Registry, overlay: Overlay): void {
+  const counter = (name: string, help: string, labelNames: string[], read: (s: NonNullable<ReturnType<Overlay['engineStats']>>) => Array<[Record<string, string>, number]>) =>
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const s = overlay.engineStats();
+        if (s) for (const [l, n] of read(s)) this.inc(l, n);
+      },
+    });
+  counter('swarmnet_vxlan_packets_total', 'VXLAN packets by direction (rx: decapsulated into a TAP, tx: encapsulated and sent)', ['direction'], (s) => [
+    [{ direction: 'rx' }, s.rxPackets],
+    [{ direction: 'tx' }, s.txPackets],
+  ]);
+  counter('swarmnet_vxlan_bytes_total', 'Inner frame bytes by direction', ['direction'], (s) => [
+    [{ direction: 'rx' }, s.rxBytes],
+    [{ direction: 'tx' }, s.txBytes],
+  ]);
+  counter('swarmnet_vxlan_dropped_total', 'VXLAN packets and frames dropped, by reason', ['reason'], (s) => [
+    [{ reason: 'short' }, s.rxShort],
+    [{ reason: 'bad_flags' }, s.rxBadFlags],
+    [{ reason: 'unknown_vni' }, s.rxUnknownVni],
+    [{ reason: 'oversize' }, s.rxOversize],
+    [{ reason: 'tap_write' }, s.rxTapErrors],
+    [{ reason: 'send' }, s.txErrors],
+    [{ reason: 'multicast' }, s.txDropped],
+    [{ reason: 'unknown_unicast' }, overlay.counters.unknownUnicast],
+  ]);
+  counter('swarmnet_overlay_arp_total', 'ARP requests from the bridge: answered by the proxy, or left to local endpoints', ['result'], () => [
+    [{ result: 'replied' }, overlay.counters.arpReplies],
+    [{ result: 'unanswered' }, overlay.counters.arpUnanswered],
+  ]);
 }

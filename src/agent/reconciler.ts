@@ -9,6 +9,14 @@ import type { View } from '../control/view.js';
 import type { Node, Service, Task } from '../control/schema.js';
 import { parseEndpoint } from '../control/schema.js';
 import type { ApplyError, BackendSpec, ListenerSpec, Mesh } from '../mesh/index.js';
+import { vipBackendsOf } from './overlay-plan.js';
+
+/** The overlay as the reconciler drives it (see Agent): synced before the mesh, whose VIP listeners need its bridges. */
+export interface OverlayDriver {
+  sync(): Promise<void>;
+  /** The network's bridge (with its VIPs) is up on this node. */
+  hasNetwork(id: string): boolean;
+}
 
 export interface ReconcilerOptions {
   view: View;
@@ -25,6 +33,8 @@ export interface ReconcilerOptions {
    */
   clock: () => number;
   onErrors(errors: ApplyError[]): void;
+  /** Absent when the overlay is off (--no-overlay): then no VIP is served here. */
+  overlay?: OverlayDriver;
 }
 
 /** What one service's listener specs were computed from, to reuse them when nothing changed. */
@@ -32,6 +42,8 @@ interface Memo {
   svc: Service;
   tasks: Task[];
   eligibility: string;
+  /** The service's networks that are up here (their VIPs get listeners). */
+  local: string;
   specs: ListenerSpec[];
 }
 
@@ -67,6 +79,7 @@ export class Reconciler {
     this.#running = (async () => {
       do {
         this.#again = false;
+        await this.o.overlay?.sync();
         const errors = await this.o.mesh.apply(this.desired());
         if (errors.length) this.o.onErrors(errors);
         for (const fn of [...this.#passListeners]) fn();
@@ -109,8 +122,9 @@ export class Reconciler {
       seen.add(svc.id);
       const tasks = byService.get(svc.id) ?? [];
       const eligibility = tasks.map((t) => (this.#nodeOk(view.nodes.get(t.node), now) ? '1' : '0')).join('');
+      const local = svc.networks.filter((n) => n.vip && this.o.overlay?.hasNetwork(n.network)).map((n) => n.network).join(',');
       const memo = this.#memo.get(svc.id);
-      if (memo && memo.svc === svc && memo.eligibility === eligibility && sameItems(memo.tasks, tasks)) {
+      if (memo && memo.svc === svc && memo.eligibility === eligibility && memo.local === local && sameItems(memo.tasks, tasks)) {
         out.push(...memo.specs);
         continue;
       }
@@ -130,12 +144,40 @@ export class Reconciler {
           backends: own.flatMap((t) => this.#backend(svc, i, t, now)),
         });
       });
-      this.#memo.set(svc.id, { svc, tasks, eligibility, specs });
+      if (local) specs.push(...this.#vipSpecs(svc, tasks, now));
+      this.#memo.set(svc.id, { svc, tasks, eligibility, local, specs });
       out.push(...specs);
     }
     for (const id of this.#memo.keys()) if (!seen.has(id)) this.#memo.delete(id);
     this.o.mesh.pruneCounters(new Set([...view.services.values()].map((s) => s.name)));
     return out;
+  }
+
+  /**
+   * Service VIPs inside overlays: VIP:target on every node that has the network,
+   * balanced to the service's tasks on that network wherever they run (their overlay
+   * IPs are reachable from here through the bridge).
+   */
+  #vipSpecs(svc: Service, tasks: Task[], now: number): ListenerSpec[] {
+    if (svc.endpointMode !== 'vip') return [];
+    const specs: ListenerSpec[] = [];
+    for (const n of svc.networks) {
+      if (!n.vip || !this.o.overlay?.hasNetwork(n.network)) continue;
+      const members = vipBackendsOf(tasks, n.network);
+      for (const port of svc.ports) {
+        specs.push({
+          service: svc.name,
+          protocol: port.protocol,
+          host: n.vip,
+          port: port.target,
+          proxyProtocol: svc.proxyProtocol,
+          lb: svc.lb,
+          ...(svc.healthCheck && { healthCheck: svc.healthCheck }),
+          backends: members.map(({ task: t, ip }) => ({ id: t.id, name: t.name, host: ip, port: port.target, weight: t.weight, node: t.node, eligible: this.#nodeOk(this.o.view.nodes.get(t.node), now) })),
+        });
+      }
+    }
+    return specs;
   }
 
   #backend(svc: Service, portIndex: number, t: Task, now: number): BackendSpec[] {

@@ -9,6 +9,7 @@ import { DEFAULT_API } from './client.js';
 import { parseDuration, parseIntArg, UsageError } from './format.js';
 import { VERSION } from './version.js';
 import { parseUpstreams, systemUpstreams } from '../dns/upstreams.js';
+import { OVERLAY_MTU, VXLAN_PORT } from '../overlay/index.js';
 
 function hostPort(text: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d+)$/.exec(text);
@@ -49,6 +50,9 @@ export function agentCommand(program: Command): void {
     .option('--connect-timeout <duration>', 'connect timeout toward tasks', '3s')
     .option('--heartbeat <duration>', 'node heartbeat interval', '2s')
     .option('--node-timeout <duration>', 'a node not heard from this long is down', '10s')
+    .option('--no-overlay', 'do not carry overlay networks on this node (no TAP, bridge or VXLAN socket)')
+    .option('--vxlan-port <port>', 'UDP port of the VXLAN underlay (RFC 7348)', String(VXLAN_PORT))
+    .option('--overlay-mtu <bytes>', 'MTU of overlay interfaces', String(OVERLAY_MTU))
     .option('--no-native-relay', 'relay TCP in JavaScript even when the native splice relay is built (env SWARMNET_NATIVE_RELAY=0)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
     .action(async (o) => {
@@ -63,16 +67,24 @@ export function agentCommand(program: Command): void {
             replicas: parseIntArg(o.natsReplicas, '--nats-replicas'),
           }
         : undefined;
+      const upstreamsFor = (self: { host: string; port: number }) => {
+        const upstreams = o.dnsUpstream ? parseUpstreams(o.dnsUpstream) : systemUpstreams(self);
+        if (!upstreams) throw new UsageError(`--dns-upstream: '${o.dnsUpstream}' is not IP[:PORT][,IP[:PORT]...]`);
+        return upstreams;
+      };
       let dns;
       if (o.dns) {
         const at = hostPort(o.dns, '--dns');
-        const upstreams = o.dnsUpstream ? parseUpstreams(o.dnsUpstream) : systemUpstreams(at);
-        if (!upstreams) throw new UsageError(`--dns-upstream: '${o.dnsUpstream}' is not IP[:PORT][,IP[:PORT]...]`);
-        dns = { ...at, upstreams, ttlSeconds: parseIntArg(o.dnsTtl, '--dns-ttl') };
+        dns = { ...at, upstreams: upstreamsFor(at), ttlSeconds: parseIntArg(o.dnsTtl, '--dns-ttl') };
       }
+      const overlay = o.overlay === false ? undefined : { port: parseIntArg(o.vxlanPort, '--vxlan-port'), mtu: parseIntArg(o.overlayMtu, '--overlay-mtu') };
+      if (overlay && (overlay.port < 1 || overlay.port > 65535)) throw new UsageError(`--vxlan-port: ${overlay.port} is not from 1 to 65535`);
+      if (overlay && (overlay.mtu < 576 || overlay.mtu > 9000)) throw new UsageError(`--overlay-mtu: ${overlay.mtu} is not from 576 to 9000`);
       const agent = await Agent.start({
         ...(dns && { dns }),
         ...(nats && { nats }),
+        ...(overlay && { overlay }),
+        containerDnsUpstreams: upstreamsFor({ host: '', port: 0 }),
         ...(o.nodeId && { nodeId: o.nodeId }),
         advertiseAddr: ipv4(o.advertiseAddr, '--advertise-addr'),
         dataDir: o.dataDir,

@@ -1,8 +1,14 @@
 /** `swarmnet task ...`: register and remove service endpoints. */
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Task } from '../control/schema.js';
 import type { Client } from './client.js';
 import { json, parseIntArg, print, table } from './format.js';
+
+/** `c1` -> /run/netns/c1 (as `ip netns` names them); other paths made absolute. */
+function netnsPath(arg: string): string {
+  return arg.includes('/') ? resolve(arg) : `/run/netns/${arg}`;
+}
 
 export function taskCommands(program: Command, client: () => Client): void {
   const task = program.command('task').description('manage tasks (service endpoints)');
@@ -17,6 +23,7 @@ export function taskCommands(program: Command, client: () => Client): void {
     .option('--node <id>', 'node running the task (default: this agent)')
     .option('--weight <w>', 'scheduler weight (wrr, wlc, sh)')
     .option('--name <name>', 'task name (default: SERVICE.SLOT)')
+    .option('--netns <path>', 'attach this network namespace (a container) to --network: a path, or a name under /run/netns')
     .action(async (o) => {
       const spec = {
         service: o.service,
@@ -26,6 +33,7 @@ export function taskCommands(program: Command, client: () => Client): void {
         ...(o.node && { node: o.node }),
         ...(o.weight !== undefined && { weight: parseIntArg(o.weight, '--weight') }),
         ...(o.name && { name: o.name }),
+        ...(o.netns && { netns: netnsPath(o.netns) }),
       };
       const t = await client().post<Task>('/v1/tasks', spec);
       print(`${t.id}\t${t.name}`);

@@ -2,7 +2,9 @@
 import { NotFoundError } from '../util/errors.js';
 import type { Versioned } from './collection.js';
 import { withCas, type Context } from './context.js';
-import type { Node } from './schema.js';
+import type { Network, Node } from './schema.js';
+import { claimKey } from './ipam.js';
+import { parseCidr } from './cidr.js';
 import { validateSpec } from './spec.js';
 
 export class NodeOps {
@@ -40,6 +42,42 @@ export class NodeOps {
       else await this.ctx.nodes.create(self.id, node);
       return node;
     });
+  }
+
+  /**
+   * Gives node `id` its own address on `network` (once; kept across heartbeats).
+   * The IP is claimed first, so two nodes never get the same one.
+   */
+  async claimAddress(id: string, network: Network): Promise<string> {
+    const held = (await this.ctx.nodes.get(id))?.value.addresses?.find((a) => a.network === network.id);
+    if (held) return held.ip;
+    const ip = await this.ctx.ipam.allocIp(network.id, parseCidr(network.subnet)!, id, 'node');
+    try {
+      await withCas(async () => {
+        const cur = await this.ctx.nodes.get(id);
+        if (!cur) throw new NotFoundError(`node ${id} not found`);
+        const addresses = [...(cur.value.addresses ?? []).filter((a) => a.network !== network.id), { network: network.id, ip }];
+        await this.ctx.nodes.update(id, { ...cur.value, addresses }, cur.revision);
+      });
+    } catch (err) {
+      await this.ctx.ipam.release(claimKey.ip(network.id, ip), id);
+      throw err;
+    }
+    return ip;
+  }
+
+  /** Drops every node's address on a removed network and frees the IPs. */
+  async releaseAddresses(networkId: string): Promise<void> {
+    for (const n of await this.ctx.nodes.list()) {
+      const a = n.addresses?.find((x) => x.network === networkId);
+      if (!a) continue;
+      await withCas(async () => {
+        const cur = await this.ctx.nodes.get(n.id);
+        if (!cur) return;
+        await this.ctx.nodes.update(n.id, { ...cur.value, addresses: (cur.value.addresses ?? []).filter((x) => x.network !== networkId) }, cur.revision);
+      });
+      await this.ctx.ipam.release(claimKey.ip(networkId, a.ip), n.id);
+    }
   }
 
   async update(ref: string, input: unknown): Promise<Node> {

@@ -22,6 +22,13 @@ export class ControlPlane {
     this.tasks = new TaskOps(this.ctx, this.services, this.networks, this.nodes);
   }
 
+  /** Removes a network and the nodes' own addresses on it. */
+  async removeNetwork(ref: string) {
+    const net = await this.networks.remove(ref);
+    await this.nodes.releaseAddresses(net.id);
+    return net;
+  }
+
   removeService(ref: string) {
     return this.services.remove(ref, (id) => this.tasks.remove(id));
   }

@@ -25,6 +25,8 @@ const Id = Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$' });
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
 const Ip = Type.String({ format: 'ipv4' });
 const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 1024 }));
+/** An absolute path: /run/netns/NAME or /proc/PID/ns/net. */
+export const NetnsPath = Type.String({ pattern: '^/[^\\0]*$', maxLength: 4096, patternHint: 'is not an absolute path' });
 const Millis = Type.Integer({ minimum: 1, maximum: 86_400_000 });
 
 export const ProtocolSchema = literals(PROTOCOLS);
@@ -42,6 +44,11 @@ export const NodeSchema = Type.Object({
   status: literals(['ready', 'down'] as const),
   /** Milliseconds since the epoch of the last heartbeat. */
   lastSeen: Type.Integer({ minimum: 0 }),
+  /**
+   * The node's own address on each overlay network it serves (its bridge's), unique in
+   * the network so traffic the node originates there (mesh to task) can be answered.
+   */
+  addresses: Type.Optional(Type.Array(Type.Object({ network: Id, ip: Ip }), { maxItems: 4096 })),
 });
 export type Node = Static<typeof NodeSchema>;
 
@@ -99,6 +106,8 @@ export const TaskSchema = Type.Object({
   /** An endpoint outside any overlay: `IP` or `IP:PORT`. PORT serves the service's first port; other ports reach IP:TARGET. */
   addr: Type.Optional(Type.String({ format: 'endpoint' })),
   addresses: Type.Array(Type.Object({ network: Id, ip: Ip }), { maxItems: 16 }),
+  /** A container's network namespace (a path on the task's node), attached to addresses[0]'s network. */
+  netns: Type.Optional(NetnsPath),
   weight: Type.Integer({ minimum: 0, maximum: 65535 }),
   state: literals(['running', 'shutdown'] as const),
   createdAt: Type.Integer({ minimum: 0 }),
@@ -139,7 +148,7 @@ function joinPath(prefix: string, pointer: string): string {
 
 /** Human wording for the errors users actually hit; TypeBox's message otherwise. */
 function describe(e: ValueError): string {
-  const s = e.schema as { anyOf?: Array<{ const?: unknown }>; minimum?: number; maximum?: number; format?: string; pattern?: string };
+  const s = e.schema as { anyOf?: Array<{ const?: unknown }>; minimum?: number; maximum?: number; format?: string; pattern?: string; patternHint?: string };
   if (e.type === ValueErrorType.Union && s.anyOf?.every((x) => x.const !== undefined)) {
     return `must be one of ${s.anyOf.map((x) => String(x.const)).join(', ')} (got ${JSON.stringify(e.value)})`;
   }
@@ -147,6 +156,7 @@ function describe(e: ValueError): string {
     return `must be from ${s.minimum} to ${s.maximum} (got ${JSON.stringify(e.value)})`;
   }
   if (e.type === ValueErrorType.StringFormat) return `${JSON.stringify(e.value)} is not a valid ${FORMAT_NAMES[s.format ?? ''] ?? s.format}`;
+  if (e.type === ValueErrorType.StringPattern && s.patternHint) return `${JSON.stringify(e.value)} ${s.patternHint}`;
   if (e.type === ValueErrorType.StringPattern) return `${JSON.stringify(e.value)} is not a valid name (letters, digits and '-', at most 63, not starting or ending with '-')`;
   if (e.type === ValueErrorType.ObjectRequiredProperty) return 'is required';
   if (e.type === ValueErrorType.ObjectAdditionalProperties) return 'unknown field';

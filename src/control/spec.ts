@@ -3,7 +3,7 @@
  * Unknown fields are rejected so a typo is an error, not a silently ignored option.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { EndpointModeSchema, HealthCheckSchema, NameSchema, ProtocolSchema, ProxyProtocolSchema, SchedulerSchema, AvailabilitySchema, validator } from './schema.js';
+import { EndpointModeSchema, HealthCheckSchema, NameSchema, ProtocolSchema, ProxyProtocolSchema, SchedulerSchema, AvailabilitySchema, NetnsPath, validator } from './schema.js';
 
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
 const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 1024 }));
@@ -66,6 +66,8 @@ export const TaskSpecSchema = Type.Object(
     ip: Type.Optional(Type.String({ format: 'ipv4' })),
     node: Type.Optional(Type.String({ minLength: 1 })),
     weight: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    /** Attach this network namespace (a container) to `network` on the receiving agent's node. */
+    netns: Type.Optional(NetnsPath),
   },
   strict,
 );

@@ -3,6 +3,7 @@
  * (`addr`, for workloads outside swarmnet) or an IP on one of the service's overlay
  * networks. Task IPs and names are claims, like everything unique.
  */
+import { existsSync } from 'node:fs';
 import { ConflictError, NotFoundError, ValidationError } from '../util/errors.js';
 import { contains, parseCidr } from './cidr.js';
 import type { Versioned } from './collection.js';
@@ -42,6 +43,11 @@ export class TaskOps {
     const spec = validateSpec.task.assert(input);
     if ((spec.addr === undefined) === (spec.network === undefined)) throw new ValidationError('addr', 'give exactly one of addr (IP:PORT) or network');
     if (spec.ip && !spec.network) throw new ValidationError('ip', 'an ip needs a network');
+    if (spec.netns !== undefined) {
+      if (!spec.network) throw new ValidationError('netns', 'a namespace is attached to a network: give network too');
+      if (spec.node !== undefined && spec.node !== this.ctx.localNode) throw new ValidationError('netns', "a namespace is attached by its own node's agent: send task add to that node");
+      if (!existsSync(spec.netns)) throw new ValidationError('netns', `${spec.netns} does not exist`);
+    }
     const svc = await this.services.resolve(spec.service).catch((err) => {
       throw err instanceof NotFoundError ? new ValidationError('service', err.message) : err;
     });
@@ -79,6 +85,7 @@ export class TaskOps {
         node: node.value.id,
         ...(spec.addr && { addr: spec.addr }),
         addresses,
+        ...(spec.netns !== undefined && { netns: spec.netns }),
         weight: spec.weight ?? 1,
         state: 'running',
         createdAt: ctx.now(),

@@ -13,6 +13,16 @@ export interface Addon {
   relayConnect(id: number, ip: string, port: number, connectTimeoutMs: number, header: Buffer | undefined, replayLimit: number): number;
   relayClose(id: number, graceful: boolean): number;
   relayInfo(id: number): [bytesIn: number, bytesOut: number, idleMs: number, state: number] | undefined;
+  /** Overlay (native/src/addon_overlay.c): TAP devices and the VXLAN engine. */
+  tapOpen(name: string, mtu: number): number;
+  vxlanOpen(ip: string, port: number, onControl: (vni: number, frame: Buffer) => void): number;
+  vxlanClose(): number;
+  vxlanAddTap(vni: number, fd: number): number;
+  vxlanDelTap(vni: number): number;
+  vxlanFdbSet(vni: number, mac: Buffer, ip: string): number;
+  vxlanFdbDel(vni: number, mac: Buffer): number;
+  vxlanTapWrite(vni: number, frame: Buffer): number;
+  vxlanStats(): number[];
 }
 
 export function loadAddon(): Addon | undefined {

@@ -7,7 +7,7 @@
  *     |-- veth -> ns sn<id>h2 eth0 10.213.<id>.2/24
  *     ...
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 
 type Teardown = { teardown(fn: () => unknown): void };
 
@@ -77,4 +77,42 @@ export function createTopology(t: Teardown, count: number): Topology {
     });
   }
   return { gateway: `${prefix}.254`, hosts };
+}
+
+export interface Container {
+  ns: string;
+  /** The namespace file, as `task add --netns` takes it. */
+  path: string;
+  spawn(cmd: string, args: string[]): ChildProcess;
+  /** Runs a command inside (resolv.conf from /etc/netns/<ns>, as `ip netns exec` does). */
+  exec(cmd: string, args: string[], timeoutMs?: number): Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+/** An empty network namespace standing in for a container; deleted in teardown. */
+export function createContainer(t: Teardown, name: string): Container {
+  const ns = `sn${(process.pid % 200) + 20}${name}`;
+  try {
+    ip('netns', 'del', ns);
+  } catch {
+    // none left over
+  }
+  ip('netns', 'add', ns);
+  t.teardown(() => {
+    try {
+      ip('netns', 'del', ns);
+    } catch {
+      // already gone
+    }
+  });
+  return {
+    ns,
+    path: `/run/netns/${ns}`,
+    spawn: (cmd, args) => spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    exec: (cmd, args, timeoutMs = 20000) =>
+      new Promise((resolve) => {
+        execFile('ip', ['netns', 'exec', ns, cmd, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
+          resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+        });
+      }),
+  };
 }

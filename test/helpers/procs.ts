@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const DIST = fileURLToPath(new URL('../../', import.meta.url)); // dist/
+export const DIST = fileURLToPath(new URL('../../', import.meta.url)); // dist/
 export const CLI = join(DIST, 'src/cli/main.js');
 const BACKEND = join(DIST, 'test/fixtures/backend.js');
 
@@ -104,6 +104,11 @@ export interface AgentOpts {
   env?: Record<string, string>;
   /** Runs the agent elsewhere (e.g. inside a network namespace). */
   spawner?: (cmd: string, args: string[], env?: Record<string, string>) => ChildProcess;
+  /**
+   * Carry overlay networks (bridges, TAPs, VXLAN on 4789). Off by default: agents
+   * sharing the test machine's own namespace must not make links there.
+   */
+  overlay?: boolean;
 }
 
 /** Starts `swarmnet agent` on `ip` (API on port 2377, routing mesh on the same ip). */
@@ -111,7 +116,7 @@ export async function startAgent(t: Teardown, o: AgentOpts): Promise<AgentProc> 
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'swarmnet-test-'));
   if (!o.dataDir) t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const api = `${o.ip}:2377`;
-  const argv = [CLI, 'agent', '--data-dir', dataDir, '--api', api, '--ingress-addr', o.ip, '--log-level', 'warn', ...(o.args ?? [])];
+  const argv = [CLI, 'agent', '--data-dir', dataDir, '--api', api, '--ingress-addr', o.ip, '--log-level', 'warn', ...(o.overlay ? [] : ['--no-overlay']), ...(o.args ?? [])];
   const child = o.spawner
     ? o.spawner(process.execPath, argv, o.env)
     : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });

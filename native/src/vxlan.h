@@ -1,0 +1,60 @@
+/*
+ * Userspace VXLAN (RFC 7348) data path: TAP devices <-> one UDP socket, on two
+ * threads of its own (one per direction), frames moved in batches with
+ * recvmmsg/sendmmsg. Forwarding comes from a static FDB the control plane fills
+ * (destination MAC -> remote node); nothing is learned and nothing is flooded.
+ * Frames the FDB cannot place (broadcast ARP, unknown unicast) go to a control
+ * callback, which TypeScript answers (ARP proxy) or drops.
+ */
+#ifndef SWARMNET_VXLAN_H
+#define SWARMNET_VXLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vx_engine;
+
+/* Called on the engine's TX thread with a frame read from the TAP of `vni`. The
+ * frame is only valid during the call. */
+typedef void (*vx_ctl_fn)(void *ctx, uint32_t vni, const uint8_t *frame, size_t len);
+
+enum vx_stat {
+  VX_RX_PACKETS,    /* VXLAN packets decapsulated into a TAP */
+  VX_RX_BYTES,      /* inner frame bytes of those */
+  VX_RX_SHORT,      /* shorter than the VXLAN header plus an Ethernet header */
+  VX_RX_BAD_FLAGS,  /* I flag clear (RFC 7348 section 5) */
+  VX_RX_UNKNOWN_VNI,
+  VX_RX_OVERSIZE,   /* larger than a receive buffer (truncated by the kernel) */
+  VX_RX_TAP_ERRORS, /* write into the TAP failed */
+  VX_TX_PACKETS,    /* frames encapsulated and sent */
+  VX_TX_BYTES,
+  VX_TX_ERRORS,     /* sendmmsg failed */
+  VX_TX_CONTROL,    /* frames handed to the control callback */
+  VX_TX_DROPPED,    /* multicast other than ARP: not flooded */
+  VX_STAT_COUNT
+};
+
+/* Opens TAP `name` (IFF_TAP | IFF_NO_PI, non-blocking), sets its MTU and brings it
+ * up. Returns the fd or -errno. The device goes away when the fd is closed. */
+int vx_tap_open(const char *name, int mtu);
+
+/* Binds a UDP socket on ip:port (network byte order ip, host order port) and starts
+ * the engine's threads. Returns 0 or -errno. */
+int vx_open(struct vx_engine **out, uint32_t ip, uint16_t port, vx_ctl_fn ctl, void *ctx);
+/* Stops the threads, closes the socket and every TAP. */
+void vx_close(struct vx_engine *e);
+
+/* The engine owns the fd from here on (closed by vx_del_tap or vx_close). */
+int vx_add_tap(struct vx_engine *e, uint32_t vni, int fd);
+int vx_del_tap(struct vx_engine *e, uint32_t vni);
+
+/* FDB: frames for `mac` on `vni` go to the node at `ip` (network byte order). */
+int vx_fdb_set(struct vx_engine *e, uint32_t vni, const uint8_t mac[6], uint32_t ip);
+int vx_fdb_del(struct vx_engine *e, uint32_t vni, const uint8_t mac[6]);
+
+/* Writes one frame into the TAP of `vni` (an ARP reply from the control side). */
+int vx_tap_write(struct vx_engine *e, uint32_t vni, const uint8_t *frame, size_t len);
+
+void vx_stats(struct vx_engine *e, uint64_t out[VX_STAT_COUNT]);
+
+#endif

@@ -1,0 +1,265 @@
+/**
+ * The overlay on this node, made to match an OverlayPlan (level-triggered, like the mesh):
+ *
+ *   plan -> engine (opened with the first network) -> bridges + TAPs per network
+ *   -> FDB (remote endpoint MAC -> its node) -> ARP table -> containers attach/detach
+ *
+ * Control frames from the engine (ARP requests, unknown unicast) are answered here:
+ * an ARP request for a remote endpoint gets a reply built from the plan; anything
+ * else is counted and dropped, never flooded.
+ */
+import type { Logger } from 'pino';
+import { arpReply, parseArpRequest } from './arp.js';
+import { attachTap, ensureBridge, syncAddresses } from './bridge.js';
+import { NAMES } from './constants.js';
+import { attachContainer, detachContainer, isContainerVeth } from './containers.js';
+import { deleteLink, listLinks } from './links.js';
+import { macForIp } from './mac.js';
+import type { ContainerPlan, FrameEngine, NetworkPlan, OverlayPlan } from './types.js';
+
+export interface OverlayOptions {
+  mtu: number;
+  log: Logger;
+  /** Opens the frame engine; called once, when the first network appears. */
+  openEngine(onControl: (vni: number, frame: Buffer) => void): FrameEngine;
+  /** A network's bridge is up with its addresses (the agent starts container DNS on the gateway). */
+  onNetworkUp?(net: NetworkPlan): Promise<void>;
+  onNetworkDown?(net: NetworkPlan): void;
+}
+
+export interface OverlayError {
+  key: string;
+  error: Error;
+}
+
+interface Attached {
+  plan: ContainerPlan;
+  /** Seen in a plan since it was attached: only then may its absence mean removal. */
+  seen: boolean;
+}
+
+export class Overlay {
+  #engine: FrameEngine | undefined;
+  readonly #networks = new Map<string, NetworkPlan>();
+  /** `${vni}/${ip}` -> node address. */
+  readonly #fdb = new Map<string, string>();
+  /** vni -> ip -> MAC, for the ARP proxy. */
+  #arp = new Map<number, Map<string, Buffer>>();
+  readonly #containers = new Map<string, Attached>();
+  /** Tasks whose attach failed, so a broken namespace is logged once, not every pass. */
+  readonly #failed = new Set<string>();
+  #chain: Promise<unknown> = Promise.resolve();
+  readonly counters = { arpReplies: 0, arpUnanswered: 0, unknownUnicast: 0 };
+
+  constructor(private readonly o: OverlayOptions) {}
+
+  /** Applies `plan`; returns what could not be done (the rest is done). */
+  apply(plan: OverlayPlan): Promise<OverlayError[]> {
+    return this.#serial(() => this.#apply(plan));
+  }
+
+  /** Attaches one container now (the API's `task add --netns`), once its network is up here. */
+  attach(c: ContainerPlan): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#containers.has(c.taskId)) return; // a reconciler pass got there first
+      const net = this.#networks.get(c.network);
+      if (!net) throw Object.assign(new Error(`network ${c.network} is not set up on this node yet`), { code: 'ENOTREADY' });
+      await attachContainer(c, net, this.o.mtu);
+      this.#containers.set(c.taskId, { plan: c, seen: false });
+    });
+  }
+
+  hasNetwork(id: string): boolean {
+    return this.#networks.has(id);
+  }
+
+  attached(): ContainerPlan[] {
+    return [...this.#containers.values()].map((a) => a.plan);
+  }
+
+  engineStats(): ReturnType<FrameEngine['stats']> | undefined {
+    return this.#engine?.stats();
+  }
+
+  /** Removes bridges and veths and stops the engine (TAPs vanish with their fds). */
+  close(): Promise<void> {
+    return this.#serial(async () => {
+      for (const [id, a] of this.#containers) await detachContainer(id, a.plan.netns).catch(() => undefined);
+      this.#containers.clear();
+      for (const net of this.#networks.values()) {
+        this.o.onNetworkDown?.(net);
+        await deleteLink(NAMES.bridge(net.vni)).catch(() => undefined);
+      }
+      this.#networks.clear();
+      this.#engine?.close();
+      this.#engine = undefined;
+    });
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(fn, fn);
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #apply(plan: OverlayPlan): Promise<OverlayError[]> {
+    const errors: OverlayError[] = [];
+    const attempt = async (key: string, fn: () => Promise<void> | void) => {
+      try {
+        await fn();
+      } catch (error) {
+        errors.push({ key, error: error as Error });
+      }
+    };
+    if (plan.networks.length && !this.#engine) {
+      try {
+        this.#engine = this.o.openEngine((vni, frame) => this.#onControl(vni, frame));
+      } catch (error) {
+        return [{ key: 'engine', error: error as Error }];
+      }
+    }
+    const engine = this.#engine;
+    const wanted = new Map(plan.networks.map((n) => [n.id, n]));
+    for (const [id, net] of this.#networks) {
+      const next = wanted.get(id);
+      if (next && next.vni === net.vni && next.nodeIp === net.nodeIp && next.subnet === net.subnet) continue;
+      await attempt(`network ${net.name}`, () => this.#removeNetwork(net));
+    }
+    for (const net of plan.networks) {
+      const cur = this.#networks.get(net.id);
+      if (cur && sameList(cur.vips, net.vips) && cur.gateway === net.gateway) continue;
+      await attempt(`network ${net.name}`, async () => {
+        if (cur) await syncAddresses(NAMES.bridge(net.vni), net);
+        else await this.#addNetwork(net, engine!);
+        this.#networks.set(net.id, net);
+      });
+    }
+    if (engine) this.#syncFdb(plan, engine, errors);
+    await this.#syncContainers(plan, errors);
+    return errors;
+  }
+
+  async #addNetwork(net: NetworkPlan, engine: FrameEngine): Promise<void> {
+    await ensureBridge(net, this.o.mtu);
+    try {
+      engine.addTap(net.vni, NAMES.tap(net.vni), this.o.mtu);
+    } catch (err) {
+      // A TAP left from an earlier attempt in this process is still ours and attached.
+      if ((err as { code?: string }).code !== 'EEXIST') throw err;
+    }
+    await attachTap(net.vni, this.o.mtu);
+    await this.o.onNetworkUp?.(net);
+  }
+
+  async #removeNetwork(net: NetworkPlan): Promise<void> {
+    this.#networks.delete(net.id);
+    this.o.onNetworkDown?.(net);
+    try {
+      this.#engine?.delTap(net.vni);
+    } catch {
+      // not attached
+    }
+    await deleteLink(NAMES.bridge(net.vni));
+  }
+
+  #syncFdb(plan: OverlayPlan, engine: FrameEngine, errors: OverlayError[]): void {
+    const local = new Set([...this.#networks.values()].map((n) => n.vni));
+    const want = new Map<string, string>();
+    const arp = new Map<number, Map<string, Buffer>>();
+    for (const r of plan.remotes) {
+      if (!local.has(r.vni)) continue;
+      want.set(`${r.vni}/${r.ip}`, r.nodeAddr);
+      let m = arp.get(r.vni);
+      if (!m) arp.set(r.vni, (m = new Map()));
+      m.set(r.ip, macForIp(r.ip));
+    }
+    for (const [key, addr] of this.#fdb) {
+      if (want.get(key) === addr) continue;
+      const [vni, ip] = splitKey(key);
+      try {
+        engine.fdbDel(vni, macForIp(ip));
+      } catch {
+        // the TAP's network went away with its entries
+      }
+      this.#fdb.delete(key);
+    }
+    for (const [key, addr] of want) {
+      if (this.#fdb.get(key) === addr) continue;
+      const [vni, ip] = splitKey(key);
+      try {
+        engine.fdbSet(vni, macForIp(ip), addr);
+        this.#fdb.set(key, addr);
+      } catch (error) {
+        errors.push({ key: `fdb ${key}`, error: error as Error });
+      }
+    }
+    this.#arp = arp;
+  }
+
+  async #syncContainers(plan: OverlayPlan, errors: OverlayError[]): Promise<void> {
+    const wanted = new Map(plan.containers.map((c) => [c.taskId, c]));
+    const veths = new Set((await listLinks().catch(() => [])).map((l) => l.ifname).filter(isContainerVeth));
+    for (const c of plan.containers) {
+      const have = this.#containers.get(c.taskId);
+      if (have) {
+        have.seen = true;
+        continue;
+      }
+      const net = this.#networks.get(c.network);
+      if (!net) continue;
+      if (veths.has(NAMES.vethHost(c.taskId))) {
+        // Attached before this agent (re)started: adopt it.
+        this.#containers.set(c.taskId, { plan: c, seen: true });
+        continue;
+      }
+      try {
+        await attachContainer(c, net, this.o.mtu);
+        this.#containers.set(c.taskId, { plan: c, seen: true });
+        this.#failed.delete(c.taskId);
+      } catch (error) {
+        if (!this.#failed.has(c.taskId)) errors.push({ key: `task ${c.taskId}`, error: error as Error });
+        this.#failed.add(c.taskId);
+      }
+    }
+    for (const [id, a] of this.#containers) {
+      if (wanted.has(id) || !a.seen) continue;
+      this.#containers.delete(id);
+      try {
+        await detachContainer(id, a.plan.netns);
+      } catch (error) {
+        errors.push({ key: `task ${id}`, error: error as Error });
+      }
+    }
+    const ours = new Set([...this.#containers.keys()].map((id) => NAMES.vethHost(id)));
+    for (const v of veths) if (!ours.has(v)) await deleteLink(v).catch((error: Error) => errors.push({ key: `link ${v}`, error }));
+  }
+
+  #onControl(vni: number, frame: Buffer): void {
+    const req = parseArpRequest(frame);
+    if (!req) {
+      this.counters.unknownUnicast++;
+      return;
+    }
+    const mac = this.#arp.get(vni)?.get(req.targetIp);
+    if (!mac) {
+      // Local endpoints answer for themselves over the bridge; others are not ours to claim.
+      this.counters.arpUnanswered++;
+      return;
+    }
+    try {
+      this.#engine?.write(vni, arpReply(req, mac));
+      this.counters.arpReplies++;
+    } catch (err) {
+      this.o.log.debug({ vni, err: (err as Error).message }, 'arp reply not written');
+    }
+  }
+}
+
+function splitKey(key: string): [number, string] {
+  const i = key.indexOf('/');
+  return [Number(key.slice(0, i)), key.slice(i + 1)];
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
