@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: routing mesh vs direct vs HAProxy, then micro-benchmarks.
- *   --only mesh|micro|control|dns   one part
+ *   --only mesh|micro|control|dns|overlay   one part
  *   --agents 3,10,30    control: cluster sizes for convergence
  *   --samples N         control: writes per size (default 50)
  *   --rounds N          rounds per path (default 3; medians reported)
@@ -12,6 +12,7 @@ import { meshBench } from './mesh.js';
 import { microBench } from './micro.js';
 import { controlBench } from './control.js';
 import { dnsBench } from './dns.js';
+import { overlayBench } from './overlay.js';
 
 const { values } = parseArgs({
   options: {
@@ -32,6 +33,9 @@ if (!values.only || values.only === 'mesh') {
 if (!values.only || values.only === 'micro') await microBench();
 if (!values.only || values.only === 'dns') {
   await dnsBench({ rounds: Number(values.rounds), seconds: Number(values.seconds), services: 200 });
+}
+if (!values.only || values.only === 'overlay') {
+  await overlayBench({ rounds: Number(values.rounds), seconds: Number(values.seconds) });
 }
 if (!values.only || values.only === 'control') {
   await controlBench({
