@@ -31,6 +31,9 @@ enum vx_stat {
   VX_TX_ERRORS,     /* sendmmsg failed */
   VX_TX_CONTROL,    /* frames handed to the control callback */
   VX_TX_DROPPED,    /* multicast other than ARP: not flooded */
+  VX_TX_BAD_GSO,    /* a super-frame or checksum request we cannot complete */
+  VX_TX_TSO_FRAMES, /* super-frames cut into segments */
+  VX_RX_GRO_FRAMES, /* merged frames written (each from several packets) */
   VX_STAT_COUNT
 };
 

@@ -34,6 +34,9 @@ export const ENGINE_STATS = [
   'txErrors',
   'txControl',
   'txDropped',
+  'txBadGso',
+  'txTsoFrames',
+  'rxGroFrames',
 ] as const;
 export type EngineStat = (typeof ENGINE_STATS)[number];
 

@@ -1,0 +1,63 @@
+/*
+ * Segmentation and coalescing offloads for the TAP side of the VXLAN engine, the
+ * way wireguard-go does them: the TAP is opened with IFF_VNET_HDR and TSO, so the
+ * kernel hands over TCP super-frames (up to 64 KiB) that are cut into MSS-sized
+ * segments here (TSO), and received segments of one flow are merged back into one
+ * super-frame before they enter the TAP (GRO). Both sides of the kernel then handle
+ * 64 KiB units instead of 1450-byte packets.
+ *
+ * Only IPv4/TCP is segmented and coalesced; everything else passes one frame at a time.
+ */
+#ifndef SWARMNET_OFFLOAD_H
+#define SWARMNET_OFFLOAD_H
+
+#include <linux/virtio_net.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ETH_HDR 14
+#define VNET_HDR ((size_t)sizeof(struct virtio_net_hdr))
+/* Ethernet + the largest IPv4 and TCP headers. */
+#define MAX_HDRS (ETH_HDR + 60 + 60)
+
+/* Ones' complement sum (RFC 1071), not folded. */
+uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len);
+uint16_t csum_fold(uint64_t sum);
+
+/* Completes a checksum the kernel left to "hardware" (VIRTIO_NET_HDR_F_NEEDS_CSUM). */
+int vnet_finish_csum(uint8_t *frame, size_t len, const struct virtio_net_hdr *vh);
+
+/* One TSO segment: headers built in `hdr` (after `room` bytes left for the caller's
+ * encapsulation), payload pointing into the super-frame. */
+struct tso_seg {
+  uint8_t hdr[64 + MAX_HDRS];
+  size_t hdr_len; /* including the room */
+  const uint8_t *payload;
+  size_t payload_len;
+};
+
+/* Cuts an IPv4/TCP super-frame (vh->gso_type TCPV4) into segments of vh->gso_size,
+ * with IP ids, sequence numbers, flags and both checksums fixed per segment.
+ * Returns the number of segments, or -1 when the frame is not one we can cut. */
+int tso_split(const uint8_t *frame, size_t len, const struct virtio_net_hdr *vh, size_t room, struct tso_seg *out, int max);
+
+/* GRO: merges consecutive IPv4/TCP segments of one flow. */
+struct gro {
+  uint8_t *buf; /* VNET_HDR + merged frame */
+  size_t cap;
+  size_t len;   /* frame bytes after the vnet header; 0 when empty */
+  int count;    /* segments merged */
+  size_t l3, l4, hdrs; /* offsets: IP header, TCP header, payload */
+  size_t mss;   /* payload length of the first segment */
+  uint32_t next_seq;
+};
+
+/* Tries to add `frame` to `g`. Returns 1 when merged (or started), 0 when the frame
+ * cannot join (the caller flushes `g`, then retries once), -1 when the frame is not
+ * coalescable at all (the caller flushes `g` and writes the frame alone). */
+int gro_add(struct gro *g, const uint8_t *frame, size_t len);
+/* Finishes the merged frame: vnet header, lengths and checksums. Returns the bytes to
+ * write (vnet header included) and empties `g`. */
+size_t gro_finish(struct gro *g);
+
+#endif
