@@ -117,7 +117,12 @@ function overlayMetrics(registry: Registry, overlay: Overlay): void {
     [{ reason: 'tap_write' }, s.rxTapErrors],
     [{ reason: 'send' }, s.txErrors],
     [{ reason: 'multicast' }, s.txDropped],
+    [{ reason: 'bad_gso' }, s.txBadGso],
     [{ reason: 'unknown_unicast' }, overlay.counters.unknownUnicast],
+  ]);
+  counter('swarmnet_vxlan_offload_total', 'TCP super-frames cut into segments (tso) and packets merged into super-frames (gro)', ['kind'], (s) => [
+    [{ kind: 'tso' }, s.txTsoFrames],
+    [{ kind: 'gro' }, s.rxGroFrames],
   ]);
   counter('swarmnet_overlay_arp_total', 'ARP requests from the bridge: answered by the proxy, or left to local endpoints', ['result'], () => [
     [{ result: 'replied' }, overlay.counters.arpReplies],

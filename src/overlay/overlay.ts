@@ -49,6 +49,8 @@ export class Overlay {
   /** Tasks whose attach failed, so a broken namespace is logged once, not every pass. */
   readonly #failed = new Set<string>();
   #chain: Promise<unknown> = Promise.resolve();
+  /** Links were listed once (stale veths of an earlier run removed). */
+  #scanned = false;
   readonly counters = { arpReplies: 0, arpUnanswered: 0, unknownUnicast: 0 };
 
   constructor(private readonly o: OverlayOptions) {}
@@ -198,6 +200,15 @@ export class Overlay {
 
   async #syncContainers(plan: OverlayPlan, errors: OverlayError[]): Promise<void> {
     const wanted = new Map(plan.containers.map((c) => [c.taskId, c]));
+    // Passes come with every heartbeat: list links only when something may change
+    // (and once at start, to clean up after an earlier run).
+    const changes = plan.containers.some((c) => !this.#containers.has(c.taskId) && this.#networks.has(c.network)) || [...this.#containers].some(([id, a]) => a.seen && !wanted.has(id));
+    for (const c of plan.containers) {
+      const have = this.#containers.get(c.taskId);
+      if (have) have.seen = true;
+    }
+    if (!changes && this.#scanned) return;
+    this.#scanned = true;
     const veths = new Set((await listLinks().catch(() => [])).map((l) => l.ifname).filter(isContainerVeth));
     for (const c of plan.containers) {
       const have = this.#containers.get(c.taskId);
@@ -230,6 +241,7 @@ export class Overlay {
         errors.push({ key: `task ${id}`, error: error as Error });
       }
     }
+    // Ours from an earlier run whose tasks are gone (attach() adds to #containers first).
     const ours = new Set([...this.#containers.keys()].map((id) => NAMES.vethHost(id)));
     for (const v of veths) if (!ours.has(v)) await deleteLink(v).catch((error: Error) => errors.push({ key: `link ${v}`, error }));
   }

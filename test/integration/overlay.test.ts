@@ -80,11 +80,30 @@ t.test('ping and TCP between containers on different hosts', async (t) => {
     const r = await from.exec('ping', ['-c', '2', '-W', '2', to.addresses[0]!.ip]);
     t.equal(r.code, 0, `ping ${label}: ${r.stdout.split('\n').slice(-3).join(' ')}`);
   }
+  const arp = await (await fetch(`http://${a3.api}/metrics`)).text();
+  t.match(arp, /swarmnet_overlay_arp_total\{result="replied"\} [1-9]/, "host3's ARP proxy answered for the remote containers");
   const r = await ask(c3, w1.addresses[0]!.ip, 9000);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, new RegExp(`^w1 ${p1.addresses[0]!.ip.replace(/\./g, '\\.')}:`), 'TCP host3 -> host1, the client address kept');
   const big = await c1.exec('ping', ['-c', '1', '-W', '2', '-M', 'do', '-s', '1422', w2.addresses[0]!.ip]);
   t.equal(big.code, 0, 'a full 1450-byte packet crosses without fragmentation');
+});
+
+t.test('bulk TCP across hosts arrives byte for byte (segmentation and coalescing on the way)', async (t) => {
+  const w2 = await taskOf(a1, 'w2');
+  const server = c2.spawn(process.execPath, [join(DIST, 'test/fixtures/bulk.js'), 'serve', '9500']);
+  t.teardown(() => server.kill('SIGKILL'));
+  await new Promise<void>((r) => server.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && r()));
+  const r = await c3.exec(process.execPath, [join(DIST, 'test/fixtures/bulk.js'), 'send', w2.addresses[0]!.ip, '9500', '40'], 60000);
+  t.equal(r.code, 0, r.stderr);
+  const [sent, received] = r.stdout.trim().split(' ');
+  t.match(sent, /^[0-9a-f]{64}$/);
+  t.equal(received, sent, '40 MB host3 -> host2, same SHA-256 on both ends');
+  const text = await (await fetch(`http://${a3.api}/metrics`)).text();
+  t.match(text, /swarmnet_vxlan_packets_total\{direction="tx"\} [1-9]/, 'sent through the VXLAN engine');
+  t.match(text, /swarmnet_vxlan_offload_total\{kind="tso"\} [1-9]/, 'as TCP super-frames cut by the engine');
+  const rx = await (await fetch(`http://${a2.api}/metrics`)).text();
+  t.match(rx, /swarmnet_vxlan_offload_total\{kind="gro"\} [1-9]/, 'merged again on the receiving host');
 });
 
 t.test('names resolve to overlay addresses from inside containers', async (t) => {
