@@ -57,14 +57,22 @@ export function startOverlay(d: Deps): { overlay: Overlay; driver: OverlayDriver
   };
   const driver: OverlayDriver = {
     hasNetwork: (id) => overlay.hasNetwork(id),
+    // Never throws: a failed pass is logged (once per distinct problem) and retried on the next.
     sync: async () => {
-      const { plan, missing, skipped } = overlayPlan(d.view, d.nodeId);
-      for (const s of skipped) once(`skip ${s.network.id}`, () => d.log.warn({ network: s.network.name }, s.reason));
-      for (const net of missing) {
-        // Written to the store: the view's change starts the next pass, which sets it up.
-        await d.plane.nodes.claimAddress(d.nodeId, net).catch((err: Error) => d.log.error({ network: net.name, err: err.message }, 'cannot claim an address on the network'));
+      const problems: Array<[string, () => void]> = [];
+      try {
+        const { plan, missing, skipped } = overlayPlan(d.view, d.nodeId);
+        for (const s of skipped) problems.push([`skip ${s.network.id}`, () => d.log.warn({ network: s.network.name }, s.reason)]);
+        for (const net of missing) {
+          // Written to the store: the view's change starts the next pass, which sets it up.
+          await d.plane.nodes.claimAddress(d.nodeId, net).catch((err: Error) => problems.push([`claim ${net.id} ${err.message}`, () => d.log.error({ network: net.name, err: err.message }, 'cannot claim an address on the network')]));
+        }
+        for (const e of await overlay.apply(plan)) problems.push([`${e.key} ${e.error.message}`, () => d.log.error({ what: e.key, err: e.error.message }, 'overlay')]);
+      } catch (err) {
+        problems.push([`sync ${(err as Error).message}`, () => d.log.error({ err: (err as Error).message }, 'overlay sync failed')]);
       }
-      for (const e of await overlay.apply(plan)) d.log.error({ what: e.key, err: e.error.message }, 'overlay');
+      if (problems.length === 0) reported.clear();
+      for (const [key, log] of problems) once(key, log);
     },
   };
   return { overlay, driver };

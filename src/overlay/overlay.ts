@@ -83,15 +83,14 @@ export class Overlay {
     return this.#engine?.stats();
   }
 
-  /** Removes bridges and veths and stops the engine (TAPs vanish with their fds). */
+  /**
+   * Stops the engine; its TAPs vanish with their fds. Bridges and containers' links stay,
+   * as kube-proxy leaves its rules: local traffic keeps flowing and a restarted agent
+   * adopts them (or removes what its tasks no longer need).
+   */
   close(): Promise<void> {
     return this.#serial(async () => {
-      for (const [id, a] of this.#containers) await detachContainer(id, a.plan.netns).catch(() => undefined);
-      this.#containers.clear();
-      for (const net of this.#networks.values()) {
-        this.o.onNetworkDown?.(net);
-        await deleteLink(NAMES.bridge(net.vni)).catch(() => undefined);
-      }
+      for (const net of this.#networks.values()) this.o.onNetworkDown?.(net);
       this.#networks.clear();
       this.#engine?.close();
       this.#engine = undefined;
@@ -122,6 +121,7 @@ export class Overlay {
     }
     const engine = this.#engine;
     const wanted = new Map(plan.networks.map((n) => [n.id, n]));
+    if (!this.#scanned) await attempt('stale bridges', () => this.#removeStaleBridges(plan));
     for (const [id, net] of this.#networks) {
       const next = wanted.get(id);
       if (next && next.vni === net.vni && next.nodeIp === net.nodeIp && next.subnet === net.subnet) continue;
@@ -139,6 +139,14 @@ export class Overlay {
     if (engine) this.#syncFdb(plan, engine, errors);
     await this.#syncContainers(plan, errors);
     return errors;
+  }
+
+  /** Bridges of networks removed while no agent ran here. */
+  async #removeStaleBridges(plan: OverlayPlan): Promise<void> {
+    const keep = new Set(plan.networks.map((n) => NAMES.bridge(n.vni)));
+    for (const l of await listLinks()) {
+      if (l.ifname.startsWith(NAMES.bridgePrefix) && /^\d+$/.test(l.ifname.slice(NAMES.bridgePrefix.length)) && !keep.has(l.ifname)) await deleteLink(l.ifname);
+    }
   }
 
   async #addNetwork(net: NetworkPlan, engine: FrameEngine): Promise<void> {

@@ -32,8 +32,8 @@ export function createTopology(t: Teardown, count: number): Topology {
   const bridge = `snb${id}`;
   const prefix = `10.213.${id}`;
   const made: string[] = [];
-  t.teardown(() => {
-    for (const ns of made) {
+  const remove = () => {
+    for (const ns of made.splice(0)) {
       try {
         ip('netns', 'del', ns);
       } catch {
@@ -45,7 +45,10 @@ export function createTopology(t: Teardown, count: number): Topology {
     } catch {
       // already gone
     }
-  });
+  };
+  t.teardown(remove);
+  // A failing top-level await ends the test process before tap's teardown runs.
+  process.once('exit', remove);
   try {
     ip('link', 'del', bridge);
   } catch {
@@ -97,13 +100,15 @@ export function createContainer(t: Teardown, name: string): Container {
     // none left over
   }
   ip('netns', 'add', ns);
-  t.teardown(() => {
+  const remove = () => {
     try {
       ip('netns', 'del', ns);
     } catch {
       // already gone
     }
-  });
+  };
+  t.teardown(remove);
+  process.once('exit', remove);
   return {
     ns,
     path: `/run/netns/${ns}`,

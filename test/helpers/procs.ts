@@ -26,7 +26,7 @@ export function loopbackNet(): (host: number) => string {
 }
 
 export function killOnTeardown(t: Teardown, child: ChildProcess): void {
-  t.teardown(() => {
+  const kill = () => {
     if (child.exitCode === null && child.signalCode === null) {
       try {
         process.kill(child.pid!, 'SIGKILL');
@@ -34,7 +34,10 @@ export function killOnTeardown(t: Teardown, child: ChildProcess): void {
         // already gone
       }
     }
-  });
+  };
+  t.teardown(kill);
+  // A failing top-level await ends the test process before tap's teardown runs.
+  process.once('exit', kill);
 }
 
 function waitForLine(child: ChildProcess, pattern: RegExp, what: string, timeoutMs = 15000): Promise<string> {

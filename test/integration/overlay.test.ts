@@ -27,7 +27,9 @@ for (const [i, h] of topo.hosts.entries()) {
     }),
   );
 }
-const [a1, a2, a3] = agents as [AgentProc, AgentProc, AgentProc];
+const [a1, , a3] = agents as [AgentProc, AgentProc, AgentProc];
+let a2 = agents[1]!; // restarted in a subtest
+const root = t;
 const [h1, h2, h3] = topo.hosts as [(typeof topo.hosts)[number], (typeof topo.hosts)[number], (typeof topo.hosts)[number]];
 const c1 = createContainer(t, 'c1');
 const c2 = createContainer(t, 'c2');
@@ -126,6 +128,23 @@ t.test('the VIP balances across tasks on other hosts, by IP and by name', async 
   const published = new Set<string>();
   for (let i = 0; i < 8; i++) published.add((await tcpRequest(h3.ip, 30080)).split(' ')[0]!);
   t.same([...published].sort(), ['w1', 'w2'], 'the published port on host3 reaches the overlay tasks on host1 and host2');
+});
+
+t.test('an agent restart keeps its containers attached and carries on', async (t) => {
+  const w2 = await taskOf(a1, 'w2');
+  await a2.stop();
+  t.match((await c2.exec('ip', ['-o', 'link', 'show'])).stdout, /eth0/, "the container keeps its interface while the node's agent is down");
+  a2 = await startAgent(root, {
+    ip: h2.ip,
+    spawner: h2.spawn,
+    overlay: true,
+    dataDir: a2.dataDir,
+    args: ['--nats', nats.url, '--node-id', 'host2', '--advertise-addr', h2.ip, '--heartbeat', '500ms', '--dns-upstream', '127.0.0.1:1'],
+  });
+  await until('host3 reaches w2 again', async () => (await c3.exec('ping', ['-c', '1', '-W', '1', w2.addresses[0]!.ip])).code === 0, 15000);
+  t.equal((await ask(c3, w2.addresses[0]!.ip, 9000)).stdout.split(' ')[0], 'w2', 'TCP to the container on the restarted host');
+  const veths = linksIn(h2.ns).split('\n').filter((l) => l.includes(`swv${w2.id.slice(0, 12)}`));
+  t.equal(veths.length, 1, 'the same veth, adopted, not a second one');
 });
 
 t.test('malformed VXLAN packets are counted and dropped', async (t) => {

@@ -92,9 +92,11 @@ export class NatsStore implements Store {
   }
 
   async list(kind: Kind): Promise<Entry[]> {
-    const keys: string[] = [];
-    for await (const k of await this.#call(() => this.#kv(kind).keys())) keys.push(k);
-    const out = await Promise.all(keys.map((k) => this.get(kind, k)));
+    // A set: keys() reads the bucket's stream, and a key updated while it runs (a node's
+    // heartbeat) can come twice.
+    const keys = new Set<string>();
+    for await (const k of await this.#call(() => this.#kv(kind).keys())) keys.add(k);
+    const out = await Promise.all([...keys].map((k) => this.get(kind, k)));
     return out.filter((e): e is Entry => e !== undefined);
   }
 
