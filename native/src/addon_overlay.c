@@ -8,6 +8,7 @@
  *   vxlanClose()                            -> 0
  *   vxlanAddTap(vni, fd) / vxlanDelTap(vni) -> 0 | -errno
  *   vxlanFdbSet(vni, mac: Buffer, ip) / vxlanFdbDel(vni, mac) -> 0 | -errno
+ *   vxlanPeers(ips: string[])               -> 0 | -errno (the nodes VXLAN is accepted from)
  *   vxlanTapWrite(vni, frame: Buffer)       -> 0 | -errno
  *   vxlanStats()                            -> number[VX_STAT_COUNT]
  */
@@ -179,6 +180,29 @@ static napi_value vxlan_fdb_del_js(napi_env env, napi_callback_info info) {
   return ret_int(env, vx_fdb_del(engine, vni, mac));
 }
 
+static napi_value vxlan_peers_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], v;
+  uint32_t n;
+  bool is_array = false;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !engine) return ret_int(env, -EINVAL);
+  napi_is_array(env, argv[0], &is_array);
+  if (!is_array) return ret_int(env, -EINVAL);
+  CHECK(napi_get_array_length(env, argv[0], &n));
+  uint32_t *ips = malloc((n ? n : 1) * sizeof *ips);
+  if (!ips) return ret_int(env, -ENOMEM);
+  for (uint32_t i = 0; i < n; i++) {
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok || get_ip(env, v, &ips[i]) < 0) {
+      free(ips);
+      return ret_int(env, -EINVAL);
+    }
+  }
+  int rc = vx_peers_set(engine, ips, n);
+  free(ips);
+  return ret_int(env, rc);
+}
+
 static napi_value vxlan_tap_write_js(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -216,6 +240,7 @@ napi_status overlay_register(napi_env env, napi_value exports) {
       {"vxlanDelTap", NULL, vxlan_del_tap_js, NULL, NULL, NULL, napi_default, NULL},
       {"vxlanFdbSet", NULL, vxlan_fdb_set_js, NULL, NULL, NULL, napi_default, NULL},
       {"vxlanFdbDel", NULL, vxlan_fdb_del_js, NULL, NULL, NULL, napi_default, NULL},
+      {"vxlanPeers", NULL, vxlan_peers_js, NULL, NULL, NULL, napi_default, NULL},
       {"vxlanTapWrite", NULL, vxlan_tap_write_js, NULL, NULL, NULL, napi_default, NULL},
       {"vxlanStats", NULL, vxlan_stats_js, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -5,7 +5,7 @@
  *       unknown unicast: control callback | other multicast: drop) -> TCP super-frame:
  *       cut into segments (TSO) | else: finish the checksum, encapsulate in place
  *       -> sendmmsg
- *   RX: poll(UDP) -> recvmmsg -> validate header (length, I flag, VNI) -> merge
+ *   RX: poll(UDP) -> recvmmsg -> validate (a known node, length, I flag, VNI) -> merge
  *       consecutive segments of a TCP flow (GRO) -> write into the VNI's TAP
  *
  * VXLAN header, RFC 7348 section 5 (8 bytes, in front of the inner Ethernet frame):
@@ -76,6 +76,8 @@ struct vx_engine {
   struct tap taps[MAX_TAPS];
   int ntaps;
   struct fdb_entry *fdb[FDB_BUCKETS];
+  uint32_t *peers; /* sorted */
+  size_t npeers;
   vx_ctl_fn ctl;
   void *ctx;
   uint64_t stats[VX_STAT_COUNT];
@@ -303,8 +305,21 @@ static void rx_flush(struct vx_engine *e, struct gro *g, int fd) {
   if (write(fd, g->buf, n) < 0) stat_add(e, VX_RX_TAP_ERRORS, 1);
 }
 
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int peer_known(struct vx_engine *e, uint32_t ip) {
+  return bsearch(&ip, e->peers, e->npeers, sizeof ip, cmp_u32) != NULL;
+}
+
 /* Validates one VXLAN packet; returns its TAP fd (inner frame at p + VXLAN_HDR) or -1. */
-static int rx_check(struct vx_engine *e, const uint8_t *p, size_t len, int truncated) {
+static int rx_check(struct vx_engine *e, uint32_t from, const uint8_t *p, size_t len, int truncated) {
+  if (!peer_known(e, from)) {
+    stat_add(e, VX_RX_UNKNOWN_PEER, 1);
+    return -1;
+  }
   if (truncated) {
     stat_add(e, VX_RX_OVERSIZE, 1);
     return -1;
@@ -325,8 +340,8 @@ static int rx_check(struct vx_engine *e, const uint8_t *p, size_t len, int trunc
 }
 
 /* One VXLAN packet: validated, then merged into `g` or written alone. */
-static void rx_packet(struct vx_engine *e, struct gro *g, int *gfd, const uint8_t *p, size_t len, int truncated) {
-  int fd = rx_check(e, p, len, truncated);
+static void rx_packet(struct vx_engine *e, struct gro *g, int *gfd, uint32_t from, const uint8_t *p, size_t len, int truncated) {
+  int fd = rx_check(e, from, p, len, truncated);
   if (fd < 0) return;
   stat_add(e, VX_RX_PACKETS, 1);
   stat_add(e, VX_RX_BYTES, len - VXLAN_HDR);
@@ -366,11 +381,12 @@ static void rx_batch(struct vx_engine *e, struct gro *g, struct mmsghdr *msg, st
     const uint8_t *p = iov[i].iov_base;
     size_t len = msg[i].msg_len, seg = gro_size(&msg[i].msg_hdr);
     int truncated = (msg[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+    uint32_t from = ((struct sockaddr_in *)msg[i].msg_hdr.msg_name)->sin_addr.s_addr;
     if (!seg || seg >= len) {
-      rx_packet(e, g, &gfd, p, len, truncated);
+      rx_packet(e, g, &gfd, from, p, len, truncated);
       continue;
     }
-    for (size_t off = 0; off < len; off += seg) rx_packet(e, g, &gfd, p + off, len - off < seg ? len - off : seg, truncated);
+    for (size_t off = 0; off < len; off += seg) rx_packet(e, g, &gfd, from, p + off, len - off < seg ? len - off : seg, truncated);
   }
   rx_flush(e, g, gfd);
 }
@@ -381,8 +397,10 @@ static void *rx_main(void *arg) {
   struct iovec *iov = calloc(RX_BATCH, sizeof *iov);
   uint8_t *bufs = malloc((size_t)RX_BATCH * RX_BUF);
   char (*ctl)[CMSG_SPACE(sizeof(int))] = calloc(RX_BATCH, sizeof *ctl);
+  struct sockaddr_in *from = calloc(RX_BATCH, sizeof *from);
   struct gro g = {.cap = RBUF_SIZE, .buf = malloc(RBUF_SIZE)};
-  if (!msg || !iov || !bufs || !ctl || !g.buf) {
+  if (!msg || !iov || !bufs || !ctl || !from || !g.buf) {
+    free(from);
     free(msg);
     free(iov);
     free(bufs);
@@ -405,6 +423,8 @@ static void *rx_main(void *arg) {
         msg[i].msg_hdr.msg_flags = 0;
         msg[i].msg_hdr.msg_control = ctl[i];
         msg[i].msg_hdr.msg_controllen = sizeof ctl[i];
+        msg[i].msg_hdr.msg_name = &from[i];
+        msg[i].msg_hdr.msg_namelen = sizeof from[i];
       }
       int n = recvmmsg(e->udp, msg, RX_BATCH, MSG_DONTWAIT, NULL);
       if (n <= 0) break;
@@ -415,6 +435,7 @@ static void *rx_main(void *arg) {
     }
   }
   free(g.buf);
+  free(from);
   free(ctl);
   free(bufs);
   free(iov);
@@ -522,6 +543,7 @@ void vx_close(struct vx_engine *e) {
   close(e->ep);
   close(e->stop_fd);
   pthread_rwlock_destroy(&e->lock);
+  free(e->peers);
   free(e);
 }
 
@@ -586,6 +608,20 @@ int vx_fdb_del(struct vx_engine *e, uint32_t vni, const uint8_t mac[6]) {
   }
   pthread_rwlock_unlock(&e->lock);
   return rc;
+}
+
+int vx_peers_set(struct vx_engine *e, const uint32_t *ips, size_t n) {
+  uint32_t *copy = n ? malloc(n * sizeof *copy) : NULL;
+  if (n && !copy) return -ENOMEM;
+  if (n) memcpy(copy, ips, n * sizeof *copy);
+  qsort(copy, n, sizeof *copy, cmp_u32);
+  pthread_rwlock_wrlock(&e->lock);
+  uint32_t *old = e->peers;
+  e->peers = copy;
+  e->npeers = n;
+  pthread_rwlock_unlock(&e->lock);
+  free(old);
+  return 0;
 }
 
 int vx_tap_write(struct vx_engine *e, uint32_t vni, const uint8_t *frame, size_t len) {

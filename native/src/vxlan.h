@@ -34,6 +34,7 @@ enum vx_stat {
   VX_TX_BAD_GSO,    /* a super-frame or checksum request we cannot complete */
   VX_TX_TSO_FRAMES, /* super-frames cut into segments */
   VX_RX_GRO_FRAMES, /* merged frames written (each from several packets) */
+  VX_RX_UNKNOWN_PEER, /* from an address that is not a node of the cluster */
   VX_STAT_COUNT
 };
 
@@ -54,6 +55,10 @@ int vx_del_tap(struct vx_engine *e, uint32_t vni);
 /* FDB: frames for `mac` on `vni` go to the node at `ip` (network byte order). */
 int vx_fdb_set(struct vx_engine *e, uint32_t vni, const uint8_t mac[6], uint32_t ip);
 int vx_fdb_del(struct vx_engine *e, uint32_t vni, const uint8_t mac[6]);
+
+/* The nodes VXLAN is accepted from (network byte order); replaces the set. Anything
+ * else is counted and dropped: an overlay is not open to whoever reaches UDP 4789. */
+int vx_peers_set(struct vx_engine *e, const uint32_t *ips, size_t n);
 
 /* Writes one frame into the TAP of `vni` (an ARP reply from the control side). */
 int vx_tap_write(struct vx_engine *e, uint32_t vni, const uint8_t *frame, size_t len);

@@ -113,6 +113,7 @@ function overlayMetrics(registry: Registry, overlay: Overlay): void {
     [{ reason: 'short' }, s.rxShort],
     [{ reason: 'bad_flags' }, s.rxBadFlags],
     [{ reason: 'unknown_vni' }, s.rxUnknownVni],
+    [{ reason: 'unknown_peer' }, s.rxUnknownPeer],
     [{ reason: 'oversize' }, s.rxOversize],
     [{ reason: 'tap_write' }, s.rxTapErrors],
     [{ reason: 'send' }, s.txErrors],

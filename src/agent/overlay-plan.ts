@@ -4,6 +4,7 @@
  *
  *   every overlay network this node has an address on -> bridge + TAP, with the
  *     service VIPs of that network (served by this node's mesh)
+ *   every other node's underlay address -> the VXLAN sources accepted
  *   every endpoint on another node (its tasks' IPs and its own addresses) -> FDB + ARP
  *   this node's tasks with a netns -> attached containers
  */
@@ -43,8 +44,10 @@ export function overlayPlan(view: ViewLike, self: string): PlanResult {
     networks.push({ id: net.id, name: net.name, vni: net.vni, subnet: net.subnet, gateway: net.gateway, nodeIp, vips: vipsOn(view.services.values(), net.id) });
   }
   const remotes: RemoteEndpoint[] = [];
+  const peers: string[] = [];
   for (const node of view.nodes.values()) {
     if (node.id === self) continue;
+    peers.push(node.addr);
     for (const a of node.addresses ?? []) {
       const vni = vnis.get(a.network);
       if (vni !== undefined) remotes.push({ vni, ip: a.ip, nodeAddr: node.addr });
@@ -64,7 +67,7 @@ export function overlayPlan(view: ViewLike, self: string): PlanResult {
       if (vni !== undefined) remotes.push({ vni, ip: a.ip, nodeAddr: node.addr });
     }
   }
-  return { plan: { networks, remotes, containers }, missing, skipped };
+  return { plan: { peers, networks, remotes, containers }, missing, skipped };
 }
 
 function vipsOn(services: Iterable<Service>, network: string): string[] {

@@ -21,6 +21,7 @@ export interface Addon {
   vxlanDelTap(vni: number): number;
   vxlanFdbSet(vni: number, mac: Buffer, ip: string): number;
   vxlanFdbDel(vni: number, mac: Buffer): number;
+  vxlanPeers(ips: string[]): number;
   vxlanTapWrite(vni: number, frame: Buffer): number;
   vxlanStats(): number[];
 }

@@ -37,6 +37,7 @@ export const ENGINE_STATS = [
   'txBadGso',
   'txTsoFrames',
   'rxGroFrames',
+  'rxUnknownPeer',
 ] as const;
 export type EngineStat = (typeof ENGINE_STATS)[number];
 

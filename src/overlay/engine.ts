@@ -31,6 +31,10 @@ export class NativeEngine implements FrameEngine {
     check(this.addon.vxlanFdbDel(vni, mac), 'fdb del');
   }
 
+  setPeers(ips: string[]): void {
+    check(this.addon.vxlanPeers(ips), 'vxlan peers');
+  }
+
   write(vni: number, frame: Buffer): void {
     check(this.addon.vxlanTapWrite(vni, frame), 'tap write');
   }

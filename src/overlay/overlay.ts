@@ -49,6 +49,7 @@ export class Overlay {
   /** Tasks whose attach failed, so a broken namespace is logged once, not every pass. */
   readonly #failed = new Set<string>();
   #chain: Promise<unknown> = Promise.resolve();
+  #peers = '';
   /** Links were listed once (stale veths of an earlier run removed). */
   #scanned = false;
   readonly counters = { arpReplies: 0, arpUnanswered: 0, unknownUnicast: 0 };
@@ -136,7 +137,14 @@ export class Overlay {
         this.#networks.set(net.id, net);
       });
     }
-    if (engine) this.#syncFdb(plan, engine, errors);
+    if (engine) {
+      const peers = [...new Set(plan.peers)].sort().join(',');
+      if (peers !== this.#peers) {
+        await attempt('peers', () => engine.setPeers(plan.peers));
+        this.#peers = peers;
+      }
+      this.#syncFdb(plan, engine, errors);
+    }
     await this.#syncContainers(plan, errors);
     return errors;
   }

@@ -12,6 +12,8 @@ export interface FrameEngine {
   /** Frames for `mac` on `vni` are sent to the node at `ip`. */
   fdbSet(vni: number, mac: Buffer, ip: string): void;
   fdbDel(vni: number, mac: Buffer): void;
+  /** The node addresses VXLAN is accepted from; anything else is dropped. */
+  setPeers(ips: string[]): void;
   /** Writes a frame into the TAP of `vni`, towards the local bridge. */
   write(vni: number, frame: Buffer): void;
   stats(): Record<EngineStat, number>;
@@ -49,6 +51,8 @@ export interface ContainerPlan {
 }
 
 export interface OverlayPlan {
+  /** Underlay addresses of the other nodes: the only sources of VXLAN accepted. */
+  peers: string[];
   networks: NetworkPlan[];
   remotes: RemoteEndpoint[];
   containers: ContainerPlan[];

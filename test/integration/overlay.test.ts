@@ -152,19 +152,29 @@ t.test('malformed VXLAN packets are counted and dropped', async (t) => {
     const text = await (await fetch(`http://${a1.api}/metrics`)).text();
     return Number(new RegExp(`^swarmnet_vxlan_dropped_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
   };
-  const before = { short: await metric('short'), flags: await metric('bad_flags'), vni: await metric('unknown_vni') };
+  const before = { short: await metric('short'), flags: await metric('bad_flags'), vni: await metric('unknown_vni'), peer: await metric('unknown_peer') };
+  // From host3, a node of the cluster: the header checks apply.
+  const script = `
+    const s = require('node:dgram').createSocket('udp4');
+    const frame = Buffer.alloc(60);
+    const pkts = [];
+    for (let i = 0; i < 3; i++) pkts.push(Buffer.from([0x08, 0, 0]));                                          // shorter than the header
+    for (let i = 0; i < 4; i++) pkts.push(Buffer.concat([Buffer.from([0x00, 0, 0, 0, 0, 0x10, 0x00, 0]), frame])); // I flag clear
+    for (let i = 0; i < 5; i++) pkts.push(Buffer.concat([Buffer.from([0x08, 0, 0, 0, 0xfe, 0xdc, 0xba, 0]), frame])); // no such VNI
+    pkts.push(Buffer.alloc(0));
+    (async () => { for (const p of pkts) await new Promise((r) => s.send(p, 4789, '${h1.ip}', r)); s.close(); })();`;
+  const sent = await new Promise<number>((r) => h3.spawn(process.execPath, ['-e', script]).once('exit', (c) => r(c ?? 1)));
+  t.equal(sent, 0, 'sent from host3');
+  // From the test's own address, not a node: dropped before anything else is looked at.
   const sock = createSocket('udp4');
-  const send = (b: Buffer) => new Promise<void>((r) => sock.send(b, 4789, h1.ip, () => r()));
-  const frame = Buffer.alloc(60);
-  for (let i = 0; i < 3; i++) await send(Buffer.from([0x08, 0, 0])); // shorter than the header
-  for (let i = 0; i < 4; i++) await send(Buffer.concat([Buffer.from([0x00, 0, 0, 0, 0, 0x10, 0x00, 0]), frame])); // I flag clear
-  for (let i = 0; i < 5; i++) await send(Buffer.concat([Buffer.from([0x08, 0, 0, 0, 0xfe, 0xdc, 0xba, 0]), frame])); // no such VNI
-  await send(Buffer.alloc(0));
+  for (let i = 0; i < 2; i++) await new Promise<void>((r) => sock.send(Buffer.concat([Buffer.from([0x08, 0, 0, 0, 0, 0x10, 0x00, 0]), Buffer.alloc(60)]), 4789, h1.ip, () => r()));
   sock.close();
   await until('drops counted', async () => (await metric('unknown_vni')) - before.vni === 5, 5000);
   t.equal((await metric('short')) - before.short, 4, 'short (3 + one empty datagram)');
   t.equal((await metric('bad_flags')) - before.flags, 4, 'I flag clear');
   t.equal((await metric('unknown_vni')) - before.vni, 5, 'unknown VNI');
+  await until('unknown peer counted', async () => (await metric('unknown_peer')) - before.peer === 2, 5000);
+  t.pass('2 from an address that is not a node');
   const w2 = await taskOf(a1, 'w2');
   t.equal((await c1.exec('ping', ['-c', '1', '-W', '2', w2.addresses[0]!.ip])).code, 0, 'the overlay still carries traffic');
 });

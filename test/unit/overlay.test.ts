@@ -99,6 +99,7 @@ t.test('plan: networks with our address, VIPs, remotes for FDB/ARP, local contai
     ['4096 10.0.1.11 192.0.2.2', '4096 10.0.1.3 192.0.2.2', '4097 10.0.2.3 192.0.2.2'],
     "peer's own addresses and tasks; not ours, not tasks of unknown nodes",
   );
+  t.same(plan.peers, ['192.0.2.2'], 'VXLAN accepted from the other nodes only');
   t.same(plan.containers, [{ taskId: 't1', netns: '/run/netns/c1', network: 'a', ip: '10.0.1.10' }], 'local tasks with a namespace only');
 });
 
