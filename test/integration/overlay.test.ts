@@ -162,6 +162,14 @@ t.test('malformed VXLAN packets are counted and dropped', async (t) => {
     for (let i = 0; i < 4; i++) pkts.push(Buffer.concat([Buffer.from([0x00, 0, 0, 0, 0, 0x10, 0x00, 0]), frame])); // I flag clear
     for (let i = 0; i < 5; i++) pkts.push(Buffer.concat([Buffer.from([0x08, 0, 0, 0, 0xfe, 0xdc, 0xba, 0]), frame])); // no such VNI
     pkts.push(Buffer.alloc(0));
+    // Valid headers on the network's VNI, random inner frames: half of them claim IPv4/TCP
+    // with random header fields, which the engine's coalescing must parse without harm.
+    const crypto = require('node:crypto');
+    for (let i = 0; i < 2000; i++) {
+      const inner = crypto.randomBytes(14 + (i % 200));
+      if (i % 2 === 0 && inner.length >= 34) { inner[12] = 0x08; inner[13] = 0x00; inner[14] = 0x40 | (inner[14] & 0x0f); inner[23] = 6; inner[0] = 0x02; }
+      pkts.push(Buffer.concat([Buffer.from([0x08, 0, 0, 0, ${net.vni >> 16}, ${(net.vni >> 8) & 0xff}, ${net.vni & 0xff}, 0]), inner]));
+    }
     (async () => { for (const p of pkts) await new Promise((r) => s.send(p, 4789, '${h1.ip}', r)); s.close(); })();`;
   const sent = await new Promise<number>((r) => h3.spawn(process.execPath, ['-e', script]).once('exit', (c) => r(c ?? 1)));
   t.equal(sent, 0, 'sent from host3');
@@ -176,7 +184,8 @@ t.test('malformed VXLAN packets are counted and dropped', async (t) => {
   await until('unknown peer counted', async () => (await metric('unknown_peer')) - before.peer === 2, 5000);
   t.pass('2 from an address that is not a node');
   const w2 = await taskOf(a1, 'w2');
-  t.equal((await c1.exec('ping', ['-c', '1', '-W', '2', w2.addresses[0]!.ip])).code, 0, 'the overlay still carries traffic');
+  t.equal((await c1.exec('ping', ['-c', '1', '-W', '2', w2.addresses[0]!.ip])).code, 0, 'the overlay still carries traffic (after 2,000 random frames too)');
+  t.equal(a1.child.exitCode, null, 'the agent is still running');
 });
 
 t.test('task rm detaches the container and the VIP stops using it', async (t) => {
