@@ -111,7 +111,7 @@ export class Agent {
       view,
       metrics: createMetrics(mesh, overlay?.overlay),
       nodeId,
-      ...(overlay && { attach: (task: Task) => attachTask(task, overlay.overlay, reconciler, plane) }),
+      ...(overlay && { attach: (task: Task) => attachTask(task, { overlay: overlay.overlay, reconciler, plane, view }) }),
       version: o.version,
       nodeTimeoutMs: o.nodeTimeoutMs,
       applyBeforeReply: !o.nats,

@@ -82,14 +82,17 @@ export function startOverlay(d: Deps): { overlay: Overlay; driver: OverlayDriver
  * Attaches a just-added task's namespace; on failure the task is removed again, so a
  * failed `task add --netns` leaves nothing stored.
  */
-export async function attachTask(task: Task, overlay: Overlay, reconciler: Reconciler, plane: ControlPlane): Promise<void> {
+export async function attachTask(task: Task, d: { overlay: Overlay; reconciler: Reconciler; plane: ControlPlane; view: View }): Promise<void> {
+  const { overlay, reconciler, plane } = d;
   const a = task.addresses[0]!;
-  const deadline = Date.now() + NETWORK_READY_MS;
-  while (!overlay.hasNetwork(a.network) && Date.now() < deadline) {
-    void reconciler.kick();
-    await reconciler.nextPass(250);
-  }
   try {
+    const net = (await plane.networks.resolve(a.network)).value;
+    if (net.encrypted) throw new Error(`network ${net.name} is encrypted, and encrypted overlays are not carried yet`);
+    const deadline = Date.now() + NETWORK_READY_MS;
+    while (!overlay.hasNetwork(a.network) && Date.now() < deadline) {
+      void reconciler.kick();
+      await reconciler.nextPass(250);
+    }
     await overlay.attach({ taskId: task.id, netns: task.netns!, network: a.network, ip: a.ip });
   } catch (err) {
     await plane.tasks.remove(task.id).catch(() => undefined);

@@ -54,6 +54,22 @@ await new Promise<void>((resolve, reject) => {
   kernelServer.once('exit', (code) => reject(new Error(`kernel-side backend exited ${code}`)));
 });
 
+t.test('task add --netns: refused without the overlay, and for another node', async (t) => {
+  const off = await a2.cli('task', 'add', '--service', 'app', '--network', 'mixed', '--netns', c1.path);
+  t.not(off.code, 0);
+  t.match(off.stderr, /netns: the overlay is off on this node/);
+  const other = await a1.cli('task', 'add', '--service', 'app', '--network', 'mixed', '--netns', c1.path, '--node', 'host2');
+  t.not(other.code, 0);
+  t.match(other.stderr, /netns: .*send task add to that node/);
+  await a1.cli('network', 'create', '--opt', 'encrypted', 'secret');
+  await a1.cli('service', 'create', '--name', 'hidden', '--network', 'secret');
+  const enc = await a1.cli('task', 'add', '--service', 'hidden', '--network', 'secret', '--netns', c1.path);
+  t.not(enc.code, 0);
+  t.match(enc.stderr, /encrypted overlays are not carried yet/);
+  const names = (JSON.parse(await ok(a1, 'task', 'ls', '--format', 'json')) as Array<{ name: string }>).map((x) => x.name).sort();
+  t.same(names, ['onkernel', 'onswarm'], 'nothing stored by the refused adds');
+});
+
 t.test('ping both ways between a swarmnet container and a kernel VXLAN endpoint', async (t) => {
   const fromKernel = await new Promise<number>((r) => h2.spawn('ping', ['-c', '3', '-W', '2', swarmIp]).once('exit', (c) => r(c ?? 1)));
   t.equal(fromKernel, 0, `kernel host2 -> ${swarmIp} (container on host1)`);
