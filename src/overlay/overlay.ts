@@ -36,7 +36,15 @@ interface Attached {
   plan: ContainerPlan;
   /** Seen in a plan since it was attached: only then may its absence mean removal. */
   seen: boolean;
+  /** When `task add --netns` attached it (ms); unseen past UNSEEN_GRACE_MS, its task is gone. */
+  attachedAt: number;
 }
+
+/**
+ * In a cluster the view learns of a task after `task add` returned; a container attached
+ * for a task that never shows up within this long (removed right away) is detached.
+ */
+const UNSEEN_GRACE_MS = 30_000;
 
 export class Overlay {
   #engine: FrameEngine | undefined;
@@ -68,7 +76,7 @@ export class Overlay {
       const net = this.#networks.get(c.network);
       if (!net) throw Object.assign(new Error(`network ${c.network} is not set up on this node yet`), { code: 'ENOTREADY' });
       await attachContainer(c, net, this.o.mtu);
-      this.#containers.set(c.taskId, { plan: c, seen: false });
+      this.#containers.set(c.taskId, { plan: c, seen: false, attachedAt: Date.now() });
     });
   }
 
@@ -218,7 +226,8 @@ export class Overlay {
     const wanted = new Map(plan.containers.map((c) => [c.taskId, c]));
     // Passes come with every heartbeat: list links only when something may change
     // (and once at start, to clean up after an earlier run).
-    const changes = plan.containers.some((c) => !this.#containers.has(c.taskId) && this.#networks.has(c.network)) || [...this.#containers].some(([id, a]) => a.seen && !wanted.has(id));
+    const gone = (id: string, a: Attached) => !wanted.has(id) && (a.seen || Date.now() - a.attachedAt > UNSEEN_GRACE_MS);
+    const changes = plan.containers.some((c) => !this.#containers.has(c.taskId) && this.#networks.has(c.network)) || [...this.#containers].some(([id, a]) => gone(id, a));
     for (const c of plan.containers) {
       const have = this.#containers.get(c.taskId);
       if (have) have.seen = true;
@@ -236,12 +245,12 @@ export class Overlay {
       if (!net) continue;
       if (veths.has(NAMES.vethHost(c.taskId))) {
         // Attached before this agent (re)started: adopt it.
-        this.#containers.set(c.taskId, { plan: c, seen: true });
+        this.#containers.set(c.taskId, { plan: c, seen: true, attachedAt: Date.now() });
         continue;
       }
       try {
         await attachContainer(c, net, this.o.mtu);
-        this.#containers.set(c.taskId, { plan: c, seen: true });
+        this.#containers.set(c.taskId, { plan: c, seen: true, attachedAt: Date.now() });
         this.#failed.delete(c.taskId);
       } catch (error) {
         if (!this.#failed.has(c.taskId)) errors.push({ key: `task ${c.taskId}`, error: error as Error });
@@ -249,7 +258,7 @@ export class Overlay {
       }
     }
     for (const [id, a] of this.#containers) {
-      if (wanted.has(id) || !a.seen) continue;
+      if (!gone(id, a)) continue;
       this.#containers.delete(id);
       try {
         await detachContainer(id, a.plan.netns);

@@ -1,0 +1,156 @@
+/*
+ * VXLAN engine, RX thread: UDP -> TAP.
+ *
+ *   poll(UDP) -> recvmmsg (UDP_GRO: a train of datagrams per message) -> per datagram:
+ *   a known node, length, I flag, VNI -> consecutive segments of one TCP flow verified
+ *   and merged (GRO, offload.c) -> written into the VNI's TAP
+ */
+#include "vxlan_engine.h"
+
+const uint8_t vx_zero_vnet[sizeof(struct virtio_net_hdr)];
+
+/* A frame on its own, behind an empty vnet header (the kernel checks its checksums). */
+static void rx_write_one(struct vx_engine *e, int fd, const uint8_t *frame, size_t len) {
+  struct iovec iov[2] = {{.iov_base = (void *)vx_zero_vnet, .iov_len = VNET_HDR}, {.iov_base = (void *)frame, .iov_len = len}};
+  if (writev(fd, iov, 2) < 0) stat_add(e, VX_RX_TAP_ERRORS, 1);
+}
+
+static void rx_flush(struct vx_engine *e, struct gro *g, int fd) {
+  if (!g->len) return;
+  if (g->count > 1) stat_add(e, VX_RX_GRO_FRAMES, 1);
+  size_t n = gro_finish(g);
+  if (write(fd, g->buf, n) < 0) stat_add(e, VX_RX_TAP_ERRORS, 1);
+}
+
+static int peer_known(struct vx_engine *e, uint32_t ip) {
+  return bsearch(&ip, e->peers, e->npeers, sizeof ip, cmp_u32) != NULL;
+}
+
+/* Validates one VXLAN packet; returns its TAP fd (inner frame at p + VXLAN_HDR) or -1. */
+static int rx_check(struct vx_engine *e, uint32_t from, const uint8_t *p, size_t len, int truncated) {
+  if (!peer_known(e, from)) {
+    stat_add(e, VX_RX_UNKNOWN_PEER, 1);
+    return -1;
+  }
+  if (truncated) {
+    stat_add(e, VX_RX_OVERSIZE, 1);
+    return -1;
+  }
+  if (len < VXLAN_HDR + ETH_HDR) {
+    stat_add(e, VX_RX_SHORT, 1);
+    return -1;
+  }
+  /* RFC 7348: the I flag MUST be set for a valid VNI; the R bits are ignored on receipt. */
+  if (!(p[0] & VXLAN_FLAG_I)) {
+    stat_add(e, VX_RX_BAD_FLAGS, 1);
+    return -1;
+  }
+  uint32_t vni = (uint32_t)p[4] << 16 | (uint32_t)p[5] << 8 | p[6];
+  int fd = tap_find(e, vni);
+  if (fd < 0) stat_add(e, VX_RX_UNKNOWN_VNI, 1);
+  return fd;
+}
+
+/* One VXLAN packet: validated, then merged into `g` or written alone. */
+static void rx_packet(struct vx_engine *e, struct gro *g, int *gfd, uint32_t from, const uint8_t *p, size_t len, int truncated) {
+  int fd = rx_check(e, from, p, len, truncated);
+  if (fd < 0) return;
+  stat_add(e, VX_RX_PACKETS, 1);
+  stat_add(e, VX_RX_BYTES, len - VXLAN_HDR);
+  const uint8_t *frame = p + VXLAN_HDR;
+  size_t flen = len - VXLAN_HDR;
+  if (fd != *gfd) rx_flush(e, g, *gfd);
+  *gfd = fd;
+  int r = gro_add(g, frame, flen);
+  if (r == 0) {
+    rx_flush(e, g, fd);
+    r = gro_add(g, frame, flen);
+  }
+  if (r < 0) {
+    rx_flush(e, g, fd);
+    rx_write_one(e, fd, frame, flen);
+  }
+}
+
+/* The datagram size of a UDP GRO train (cmsg UDP_GRO), or 0 for a single datagram. */
+static size_t gro_size(struct msghdr *m) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+      int v;
+      memcpy(&v, CMSG_DATA(c), sizeof v);
+      return v > 0 ? (size_t)v : 0;
+    }
+  }
+  return 0;
+}
+
+/* One received batch. With UDP_GRO a message may be a train of datagrams of one size
+ * (the last may be shorter); each is a VXLAN packet. Consecutive segments of a TCP flow
+ * into one TAP are merged (GRO). */
+static void rx_batch(struct vx_engine *e, struct gro *g, struct mmsghdr *msg, struct iovec *iov, int n) {
+  int gfd = -1;
+  for (int i = 0; i < n; i++) {
+    const uint8_t *p = iov[i].iov_base;
+    size_t len = msg[i].msg_len, seg = gro_size(&msg[i].msg_hdr);
+    int truncated = (msg[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+    uint32_t from = ((struct sockaddr_in *)msg[i].msg_hdr.msg_name)->sin_addr.s_addr;
+    if (!seg || seg >= len) {
+      rx_packet(e, g, &gfd, from, p, len, truncated);
+      continue;
+    }
+    for (size_t off = 0; off < len; off += seg) rx_packet(e, g, &gfd, from, p + off, len - off < seg ? len - off : seg, truncated);
+  }
+  rx_flush(e, g, gfd);
+}
+
+void *vx_rx_main(void *arg) {
+  struct vx_engine *e = arg;
+  struct mmsghdr *msg = calloc(RX_BATCH, sizeof *msg);
+  struct iovec *iov = calloc(RX_BATCH, sizeof *iov);
+  uint8_t *bufs = malloc((size_t)RX_BATCH * RX_BUF);
+  char (*ctl)[CMSG_SPACE(sizeof(int))] = calloc(RX_BATCH, sizeof *ctl);
+  struct sockaddr_in *from = calloc(RX_BATCH, sizeof *from);
+  struct gro g = {.cap = RBUF_SIZE, .buf = malloc(RBUF_SIZE)};
+  if (!msg || !iov || !bufs || !ctl || !from || !g.buf) {
+    free(from);
+    free(msg);
+    free(iov);
+    free(bufs);
+    free(ctl);
+    free(g.buf);
+    return NULL;
+  }
+  for (int i = 0; i < RX_BATCH; i++) {
+    iov[i].iov_base = bufs + (size_t)i * RX_BUF;
+    iov[i].iov_len = RX_BUF;
+    msg[i].msg_hdr.msg_iov = &iov[i];
+    msg[i].msg_hdr.msg_iovlen = 1;
+  }
+  struct pollfd pfd[2] = {{.fd = e->udp, .events = POLLIN}, {.fd = e->stop_fd, .events = POLLIN}};
+  while (!e->stopping) {
+    if (poll(pfd, 2, -1) < 0 && errno != EINTR) break;
+    if (pfd[1].revents) break;
+    for (;;) {
+      for (int i = 0; i < RX_BATCH; i++) {
+        msg[i].msg_hdr.msg_flags = 0;
+        msg[i].msg_hdr.msg_control = ctl[i];
+        msg[i].msg_hdr.msg_controllen = sizeof ctl[i];
+        msg[i].msg_hdr.msg_name = &from[i];
+        msg[i].msg_hdr.msg_namelen = sizeof from[i];
+      }
+      int n = recvmmsg(e->udp, msg, RX_BATCH, MSG_DONTWAIT, NULL);
+      if (n <= 0) break;
+      pthread_rwlock_rdlock(&e->lock);
+      rx_batch(e, &g, msg, iov, n);
+      pthread_rwlock_unlock(&e->lock);
+      if (n < RX_BATCH) break;
+    }
+  }
+  free(g.buf);
+  free(from);
+  free(ctl);
+  free(bufs);
+  free(iov);
+  free(msg);
+  return NULL;
+}

@@ -1,0 +1,178 @@
+/*
+ * VXLAN engine, TX thread: TAP -> UDP.
+ *
+ *   epoll(TAPs) -> read (vnet header + frame, up to 64 KiB) -> classify: FDB hit |
+ *   ARP or unknown unicast: control callback | other multicast: drop
+ *   -> TCP super-frame: cut into segments (TSO, offload.c) | else: finish a deferred
+ *   checksum and encapsulate in place -> sendmmsg, segments as UDP GSO trains
+ */
+#include "vxlan_engine.h"
+
+struct tx_batch {
+  uint8_t *rbuf[RBUFS];
+  struct tso_seg seg[MAX_SEGS];
+  struct iovec iov[MAX_SEGS * 2];
+  struct mmsghdr msg[MAX_MSGS];
+  struct sockaddr_in to[MAX_MSGS];
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } ctl[MAX_MSGS];
+  int n, r, nseg, niov; /* messages, read buffers, segments, iovecs in use */
+};
+
+static void tx_flush(struct vx_engine *e, struct tx_batch *b) {
+  int sent = 0;
+  while (sent < b->n) {
+    int rc = sendmmsg(e->udp, b->msg + sent, (unsigned)(b->n - sent), 0);
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      /* A datagram the kernel refuses (no route, say) must not stall the rest. */
+      stat_add(e, VX_TX_ERRORS, 1);
+      sent++;
+      continue;
+    }
+    sent += rc;
+  }
+  b->n = b->r = b->nseg = b->niov = 0;
+}
+
+/* Starts a message to `ip`; segments of `seg_size` bytes each (0: one datagram). */
+static struct msghdr *tx_msg(struct tx_batch *b, uint32_t ip, uint16_t seg_size) {
+  int i = b->n++;
+  struct msghdr *m = &b->msg[i].msg_hdr;
+  b->to[i].sin_addr.s_addr = ip;
+  m->msg_iov = &b->iov[b->niov];
+  m->msg_iovlen = 0;
+  if (seg_size) {
+    m->msg_control = b->ctl[i].buf;
+    m->msg_controllen = sizeof b->ctl[i].buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(m);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(c), &seg_size, sizeof seg_size);
+  } else {
+    m->msg_control = NULL;
+    m->msg_controllen = 0;
+  }
+  return m;
+}
+
+static void tx_iov(struct tx_batch *b, struct msghdr *m, void *p, size_t len) {
+  b->iov[b->niov++] = (struct iovec){.iov_base = p, .iov_len = len};
+  m->msg_iovlen++;
+}
+
+static void vxlan_header(uint8_t *h, uint32_t vni) {
+  h[0] = VXLAN_FLAG_I;
+  h[1] = h[2] = h[3] = 0;
+  h[4] = (uint8_t)(vni >> 16);
+  h[5] = (uint8_t)(vni >> 8);
+  h[6] = (uint8_t)vni;
+  h[7] = 0;
+}
+
+/* One frame read from the TAP of `vni` (vnet header first): control, drop, or queue. */
+static void tx_frame(struct vx_engine *e, struct tx_batch *b, uint32_t vni, uint8_t *buf, size_t len) {
+  struct virtio_net_hdr vh;
+  memcpy(&vh, buf, VNET_HDR);
+  uint8_t *frame = buf + VNET_HDR;
+  size_t flen = len - VNET_HDR;
+  const uint8_t *dst = frame;
+  struct fdb_entry *f = (dst[0] & 1) ? NULL : fdb_find(e, vni, dst);
+  if (!f) {
+    uint16_t type = (uint16_t)(frame[12] << 8 | frame[13]);
+    if (!(dst[0] & 1) || type == ETHERTYPE_ARP) {
+      stat_add(e, VX_TX_CONTROL, 1);
+      e->ctl(e->ctx, vni, frame, flen);
+    } else {
+      stat_add(e, VX_TX_DROPPED, 1);
+    }
+    return;
+  }
+  if (vh.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+    struct tso_seg *segs = &b->seg[b->nseg];
+    int k = tso_split(frame, flen, &vh, VXLAN_HDR, segs, MAX_SEGS - b->nseg);
+    if (k < 0) {
+      stat_add(e, VX_TX_BAD_GSO, 1);
+      return;
+    }
+    b->nseg += k;
+    stat_add(e, VX_TX_TSO_FRAMES, 1);
+    size_t seg_size = segs[0].hdr_len + segs[0].payload_len;
+    int per_send = (int)(UDP_MAX_PAYLOAD / seg_size);
+    if (per_send > GSO_MAX_SEGS) per_send = GSO_MAX_SEGS;
+    for (int i = 0; i < k; i += per_send) {
+      int m_segs = k - i < per_send ? k - i : per_send;
+      struct msghdr *m = tx_msg(b, f->ip, m_segs > 1 ? (uint16_t)seg_size : 0);
+      for (int j = i; j < i + m_segs; j++) {
+        vxlan_header(segs[j].hdr, vni);
+        tx_iov(b, m, segs[j].hdr, segs[j].hdr_len);
+        tx_iov(b, m, (void *)segs[j].payload, segs[j].payload_len);
+        stat_add(e, VX_TX_PACKETS, 1);
+        stat_add(e, VX_TX_BYTES, segs[j].hdr_len - VXLAN_HDR + segs[j].payload_len);
+      }
+    }
+    return;
+  }
+  if ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && vnet_finish_csum(frame, flen, &vh) < 0) {
+    stat_add(e, VX_TX_BAD_GSO, 1);
+    return;
+  }
+  /* The vnet header's room (10 bytes) takes the VXLAN header (8): encapsulate in place. */
+  uint8_t *h = frame - VXLAN_HDR;
+  vxlan_header(h, vni);
+  tx_iov(b, tx_msg(b, f->ip, 0), h, flen + VXLAN_HDR);
+  stat_add(e, VX_TX_PACKETS, 1);
+  stat_add(e, VX_TX_BYTES, flen);
+}
+
+/* Reads what one TAP has ready, in batches. Returns when the TAP is drained. */
+static void tx_drain(struct vx_engine *e, struct tx_batch *b, uint32_t vni) {
+  for (;;) {
+    int more = 1;
+    pthread_rwlock_rdlock(&e->lock);
+    int fd = tap_find(e, vni);
+    while (fd >= 0 && b->r < RBUFS && b->nseg <= MAX_SEGS - MAX_SEGS_PER_FRAME && b->n <= MAX_MSGS - MAX_SEGS_PER_FRAME) {
+      uint8_t *buf = b->rbuf[b->r];
+      ssize_t len = read(fd, buf, RBUF_SIZE);
+      if (len < 0) {
+        if (errno == EINTR) continue;
+        more = 0;
+        break;
+      }
+      if ((size_t)len < VNET_HDR + ETH_HDR) continue;
+      b->r++; /* queued messages may point into this buffer until the flush */
+      tx_frame(e, b, vni, buf, (size_t)len);
+    }
+    pthread_rwlock_unlock(&e->lock);
+    if (b->n) tx_flush(e, b);
+    b->r = 0;
+    if (fd < 0 || !more) return;
+  }
+}
+
+void *vx_tx_main(void *arg) {
+  struct vx_engine *e = arg;
+  struct tx_batch *b = calloc(1, sizeof *b);
+  if (!b) return NULL;
+  for (int i = 0; i < RBUFS; i++) b->rbuf[i] = malloc(RBUF_SIZE);
+  for (int i = 0; i < MAX_MSGS; i++) {
+    b->to[i].sin_family = AF_INET;
+    b->to[i].sin_port = htons(e->port);
+    b->msg[i].msg_hdr.msg_name = &b->to[i];
+    b->msg[i].msg_hdr.msg_namelen = sizeof b->to[i];
+  }
+  struct epoll_event evs[64];
+  while (!e->stopping) {
+    int n = epoll_wait(e->ep, evs, 64, -1);
+    for (int i = 0; i < n && !e->stopping; i++) {
+      if (evs[i].data.u64 == UINT64_MAX) continue; /* stop_fd */
+      tx_drain(e, b, (uint32_t)evs[i].data.u64);
+    }
+  }
+  for (int i = 0; i < RBUFS; i++) free(b->rbuf[i]);
+  free(b);
+  return NULL;
+}
