@@ -8,6 +8,7 @@
  *     ...
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { testSlot } from './slot.js';
 
 type Teardown = { teardown(fn: () => unknown): void };
 
@@ -28,7 +29,7 @@ function ip(...args: string[]): void {
 }
 
 export function createTopology(t: Teardown, count: number): Topology {
-  const id = (process.pid % 200) + 20;
+  const id = testSlot();
   const bridge = `snb${id}`;
   const prefix = `10.213.${id}`;
   const made: string[] = [];
@@ -93,7 +94,7 @@ export interface Container {
 
 /** An empty network namespace standing in for a container; deleted in teardown. */
 export function createContainer(t: Teardown, name: string): Container {
-  const ns = `sn${(process.pid % 200) + 20}${name}`;
+  const ns = `sn${testSlot()}${name}`;
   try {
     ip('netns', 'del', ns);
   } catch {

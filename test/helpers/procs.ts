@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { testSlot } from './slot.js';
 
 export const DIST = fileURLToPath(new URL('../../', import.meta.url)); // dist/
 export const CLI = join(DIST, 'src/cli/main.js');
@@ -20,7 +21,7 @@ let subnet = 0;
  * share an address or port. Linux routes all of 127/8 to lo.
  */
 export function loopbackNet(): (host: number) => string {
-  const a = (process.pid % 200) + 20;
+  const a = testSlot();
   const b = (++subnet * 7 + Math.floor(Math.random() * 30)) % 250 + 1;
   return (host) => `127.${a}.${b}.${host}`;
 }
