@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "addon_overlay.h"
+#include "napi_util.h"
 #include "relay.h"
 
 #define CHECK(call)                     \
@@ -88,22 +89,6 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 
 static void on_timer(uv_timer_t *h) {
   in_callback_scope(relay_timer);
-}
-
-static napi_value ret_int(napi_env env, int v) {
-  napi_value out;
-  napi_create_int32(env, v, &out);
-  return out;
-}
-
-static int get_ip(napi_env env, napi_value v, uint32_t *out) {
-  char ip[64];
-  size_t len;
-  struct in_addr addr;
-  if (napi_get_value_string_utf8(env, v, ip, sizeof ip, &len) != napi_ok) return -1;
-  if (inet_pton(AF_INET, ip, &addr) != 1) return -1;
-  *out = addr.s_addr;
-  return 0;
 }
 
 static napi_value relay_init_js(napi_env env, napi_callback_info info) {

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "addon_overlay.h"
+#include "napi_util.h"
 #include "vxlan.h"
 
 #define CHECK(call)                     \
@@ -38,12 +39,6 @@ struct control_frame {
   size_t len;
   uint8_t data[];
 };
-
-static napi_value ret_int(napi_env env, int v) {
-  napi_value out;
-  napi_create_int32(env, v, &out);
-  return out;
-}
 
 /* Engine TX thread: copy the frame and queue it; never block the data path. */
 static void on_control(void *ctx, uint32_t vni, const uint8_t *frame, size_t len) {
@@ -66,16 +61,6 @@ static void call_control(napi_env env, napi_value cb, void *context, void *data)
     napi_call_function(env, undef, cb, 2, argv, NULL);
   }
   free(c);
-}
-
-static int get_ip(napi_env env, napi_value v, uint32_t *out) {
-  char ip[64];
-  size_t len;
-  struct in_addr addr;
-  if (napi_get_value_string_utf8(env, v, ip, sizeof ip, &len) != napi_ok) return -1;
-  if (inet_pton(AF_INET, ip, &addr) != 1) return -1;
-  *out = addr.s_addr;
-  return 0;
 }
 
 static int get_mac(napi_env env, napi_value v, uint8_t mac[6]) {

@@ -236,11 +236,7 @@ export class Overlay {
     this.#scanned = true;
     const veths = new Set((await listLinks().catch(() => [])).map((l) => l.ifname).filter(isContainerVeth));
     for (const c of plan.containers) {
-      const have = this.#containers.get(c.taskId);
-      if (have) {
-        have.seen = true;
-        continue;
-      }
+      if (this.#containers.has(c.taskId)) continue; // marked seen above
       const net = this.#networks.get(c.network);
       if (!net) continue;
       if (veths.has(NAMES.vethHost(c.taskId))) {

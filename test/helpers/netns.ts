@@ -9,6 +9,7 @@
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { testSlot } from './slot.js';
+import { onCleanup } from './cleanup.js';
 
 type Teardown = { teardown(fn: () => unknown): void };
 
@@ -47,9 +48,7 @@ export function createTopology(t: Teardown, count: number): Topology {
       // already gone
     }
   };
-  t.teardown(remove);
-  // A failing top-level await ends the test process before tap's teardown runs.
-  process.once('exit', remove);
+  onCleanup(t, remove);
   try {
     ip('link', 'del', bridge);
   } catch {
@@ -108,8 +107,7 @@ export function createContainer(t: Teardown, name: string): Container {
       // already gone
     }
   };
-  t.teardown(remove);
-  process.once('exit', remove);
+  onCleanup(t, remove);
   return {
     ns,
     path: `/run/netns/${ns}`,

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { testSlot } from './slot.js';
+import { onCleanup } from './cleanup.js';
+import type { Host } from './netns.js';
 
 export const DIST = fileURLToPath(new URL('../../', import.meta.url)); // dist/
 export const CLI = join(DIST, 'src/cli/main.js');
@@ -36,9 +38,7 @@ export function killOnTeardown(t: Teardown, child: ChildProcess): void {
       }
     }
   };
-  t.teardown(kill);
-  // A failing top-level await ends the test process before tap's teardown runs.
-  process.once('exit', kill);
+  onCleanup(t, kill);
 }
 
 function waitForLine(child: ChildProcess, pattern: RegExp, what: string, timeoutMs = 15000): Promise<string> {
@@ -83,6 +83,8 @@ export interface AgentProc {
   ingress: string;
   /** Runs the CLI against this agent. */
   cli(...args: string[]): Promise<CliResult>;
+  /** Runs the CLI and returns its stdout; throws with its stderr on a non-zero exit (setup steps). */
+  ok(...args: string[]): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -132,6 +134,11 @@ export async function startAgent(t: Teardown, o: AgentOpts): Promise<AgentProc> 
     dataDir,
     ingress: o.ip,
     cli: (...args) => runCli(api, args),
+    ok: async (...args) => {
+      const r = await runCli(api, args);
+      if (r.code !== 0) throw new Error(`swarmnet ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    },
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -139,6 +146,17 @@ export async function startAgent(t: Teardown, o: AgentOpts): Promise<AgentProc> 
         child.kill('SIGTERM');
       }),
   };
+}
+
+/** The agent of a namespace-host in a NATS cluster: its node id, its address advertised, 500 ms heartbeats. */
+export function startHostAgent(t: Teardown, h: Host, o: { nats: string; nodeId: string; overlay?: boolean; dataDir?: string; args?: string[] }): Promise<AgentProc> {
+  return startAgent(t, {
+    ip: h.ip,
+    spawner: h.spawn,
+    ...(o.overlay !== undefined && { overlay: o.overlay }),
+    ...(o.dataDir !== undefined && { dataDir: o.dataDir }),
+    args: ['--nats', o.nats, '--node-id', o.nodeId, '--advertise-addr', h.ip, '--heartbeat', '500ms', ...(o.args ?? [])],
+  });
 }
 
 async function waitForApi(api: string, child: ChildProcess): Promise<void> {

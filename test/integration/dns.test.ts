@@ -34,10 +34,7 @@ const short = async (...args: string[]) => (await dig('+short', ...args)).trim()
 const status = async (...args: string[]) => /status: (\w+)/.exec(await dig(...args))?.[1];
 
 /** Setup steps run before any subtest, so they throw rather than assert. */
-const ok = async (...args: string[]) => {
-  const r = await agent.cli(...args);
-  if (r.code !== 0) throw new Error(`${args.join(' ')}: ${r.stderr}`);
-};
+const ok = (...args: string[]) => agent.ok(...args);
 await ok('network', 'create', '--subnet', netA, 'neta');
 await ok('network', 'create', '--subnet', netB, 'netb');
 await ok('service', 'create', '--name', 'web', '--network', 'neta', '--publish', '80');

@@ -5,22 +5,14 @@
 import t from 'tap';
 import { createTopology } from '../helpers/netns.js';
 import { startNats } from '../helpers/nats.js';
-import { startAgent, startBackends, type AgentProc } from '../helpers/procs.js';
+import { startHostAgent, startBackends, type AgentProc } from '../helpers/procs.js';
 import { tcpRequest, until } from '../helpers/net.js';
 
 const topo = createTopology(t, 3);
 const nats = await startNats(t, topo.gateway, 4222);
 const [h1, h2, h3] = topo.hosts as [(typeof topo.hosts)[number], (typeof topo.hosts)[number], (typeof topo.hosts)[number]];
 const agents: AgentProc[] = [];
-for (const [i, h] of topo.hosts.entries()) {
-  agents.push(
-    await startAgent(t, {
-      ip: h.ip,
-      spawner: h.spawn,
-      args: ['--nats', nats.url, '--node-id', `host${i + 1}`, '--advertise-addr', h.ip, '--heartbeat', '500ms', '--node-timeout', '3s'],
-    }),
-  );
-}
+for (const [i, h] of topo.hosts.entries()) agents.push(await startHostAgent(t, h, { nats: nats.url, nodeId: `host${i + 1}`, args: ['--node-timeout', '3s'] }));
 await startBackends(t, [`t1@${h1.ip}:9000`], h1.spawn);
 await startBackends(t, [`t2@${h2.ip}:9000`], h2.spawn);
 

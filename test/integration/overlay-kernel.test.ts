@@ -11,31 +11,26 @@ import { join } from 'node:path';
 import t from 'tap';
 import { createContainer, createTopology } from '../helpers/netns.js';
 import { startNats } from '../helpers/nats.js';
-import { startAgent, startBackends, DIST, type AgentProc } from '../helpers/procs.js';
+import { startHostAgent, startBackends, DIST, type AgentProc } from '../helpers/procs.js';
 
 const CLIENT = join(DIST, 'test/fixtures/client.js');
 const topo = createTopology(t, 2);
 const nats = await startNats(t, topo.gateway, 4222);
 const [h1, h2] = topo.hosts as [(typeof topo.hosts)[number], (typeof topo.hosts)[number]];
-const common = ['--nats', nats.url, '--heartbeat', '500ms', '--dns-upstream', '127.0.0.1:1'];
-const a1 = await startAgent(t, { ip: h1.ip, spawner: h1.spawn, overlay: true, args: [...common, '--node-id', 'host1', '--advertise-addr', h1.ip] });
-const a2 = await startAgent(t, { ip: h2.ip, spawner: h2.spawn, args: [...common, '--node-id', 'host2', '--advertise-addr', h2.ip] });
+const args = ['--dns-upstream', '127.0.0.1:1'];
+const a1 = await startHostAgent(t, h1, { nats: nats.url, nodeId: 'host1', overlay: true, args });
+const a2 = await startHostAgent(t, h2, { nats: nats.url, nodeId: 'host2', args });
 const c1 = createContainer(t, 'k1');
 await startBackends(t, ['swarm@0.0.0.0:9000'], c1.spawn);
 
-const ok = async (a: AgentProc, ...args: string[]) => {
-  const r = await a.cli(...args);
-  if (r.code !== 0) throw new Error(`swarmnet ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-};
 const inH2 = (...args: string[]) => execFileSync('ip', ['netns', 'exec', h2.ns, ...args], { encoding: 'utf8', stdio: 'pipe' });
 
-await ok(a1, 'network', 'create', '--subnet', '10.77.0.0/24', 'mixed');
-const net = (JSON.parse(await ok(a1, 'network', 'inspect', 'mixed')) as Array<{ vni: number }>)[0]!;
-await ok(a1, 'service', 'create', '--name', 'app', '--network', 'mixed');
-await ok(a1, 'task', 'add', '--service', 'app', '--network', 'mixed', '--netns', c1.path, '--name', 'onswarm');
-await ok(a2, 'task', 'add', '--service', 'app', '--network', 'mixed', '--ip', '10.77.0.50', '--node', 'host2', '--name', 'onkernel');
-const swarmIp = (JSON.parse(await ok(a1, 'task', 'ls', '--format', 'json')) as Array<{ name: string; addresses: Array<{ ip: string }> }>).find((x) => x.name === 'onswarm')!.addresses[0]!.ip;
+await a1.ok('network', 'create', '--subnet', '10.77.0.0/24', 'mixed');
+const net = (JSON.parse(await a1.ok('network', 'inspect', 'mixed')) as Array<{ vni: number }>)[0]!;
+await a1.ok('service', 'create', '--name', 'app', '--network', 'mixed');
+await a1.ok('task', 'add', '--service', 'app', '--network', 'mixed', '--netns', c1.path, '--name', 'onswarm');
+await a2.ok('task', 'add', '--service', 'app', '--network', 'mixed', '--ip', '10.77.0.50', '--node', 'host2', '--name', 'onkernel');
+const swarmIp = (JSON.parse(await a1.ok('task', 'ls', '--format', 'json')) as Array<{ name: string; addresses: Array<{ ip: string }> }>).find((x) => x.name === 'onswarm')!.addresses[0]!.ip;
 
 // The kernel VTEP: the MAC swarmnet derives for 10.77.0.50 (02:42 + the IP), no
 // learning, and everything unknown (ARP for the container) sent to host1.
@@ -66,7 +61,7 @@ t.test('task add --netns: refused without the overlay, and for another node', as
   const enc = await a1.cli('task', 'add', '--service', 'hidden', '--network', 'secret', '--netns', c1.path);
   t.not(enc.code, 0);
   t.match(enc.stderr, /encrypted overlays are not carried yet/);
-  const names = (JSON.parse(await ok(a1, 'task', 'ls', '--format', 'json')) as Array<{ name: string }>).map((x) => x.name).sort();
+  const names = (JSON.parse(await a1.ok('task', 'ls', '--format', 'json')) as Array<{ name: string }>).map((x) => x.name).sort();
   t.same(names, ['onkernel', 'onswarm'], 'nothing stored by the refused adds');
 });
 

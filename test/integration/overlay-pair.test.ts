@@ -8,37 +8,30 @@ import { join } from 'node:path';
 import t from 'tap';
 import { createContainer, createTopology, type Container } from '../helpers/netns.js';
 import { startNats } from '../helpers/nats.js';
-import { startAgent, startBackends, DIST, type AgentProc } from '../helpers/procs.js';
+import { startHostAgent, startBackends, DIST, type AgentProc } from '../helpers/procs.js';
 import { until } from '../helpers/net.js';
 
 const CLIENT = join(DIST, 'test/fixtures/client.js');
 const topo = createTopology(t, 2);
 const nats = await startNats(t, topo.gateway, 4222);
 const agents: AgentProc[] = [];
-for (const [i, h] of topo.hosts.entries()) {
-  agents.push(await startAgent(t, { ip: h.ip, spawner: h.spawn, overlay: true, args: ['--nats', nats.url, '--node-id', `pair${i + 1}`, '--advertise-addr', h.ip, '--heartbeat', '500ms', '--dns-upstream', '127.0.0.1:1'] }));
-}
+for (const [i, h] of topo.hosts.entries()) agents.push(await startHostAgent(t, h, { nats: nats.url, nodeId: `pair${i + 1}`, overlay: true, args: ['--dns-upstream', '127.0.0.1:1'] }));
 const [a1, a2] = agents as [AgentProc, AgentProc];
 const [c1, c2] = [createContainer(t, 'p1'), createContainer(t, 'p2')];
 await startBackends(t, ['one@0.0.0.0:7000'], c1.spawn);
 await startBackends(t, ['two@0.0.0.0:7000'], c2.spawn);
 
-const ok = async (a: AgentProc, ...args: string[]) => {
-  const r = await a.cli(...args);
-  if (r.code !== 0) throw new Error(`swarmnet ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-};
 const ask = (c: Container, host: string, port: number, n: number, proto = 'tcp') => c.exec(process.execPath, [CLIENT, host, String(port), String(n), proto]);
 const names = (out: string) => [...new Set(out.trim().split('\n').map((l) => l.split(' ')[0]))].sort();
 
-await ok(a1, 'network', 'create', 'pairnet');
-await ok(a1, 'service', 'create', '--name', 'api', '--network', 'pairnet', '--publish', '31000:7000', '--publish', '31000:7000/udp');
-await ok(a1, 'service', 'create', '--name', 'peers', '--network', 'pairnet', '--endpoint-mode', 'dnsrr');
-await ok(a1, 'task', 'add', '--service', 'api', '--network', 'pairnet', '--netns', c1.path, '--name', 'one');
-await ok(a2, 'task', 'add', '--service', 'api', '--network', 'pairnet', '--netns', c2.path, '--name', 'two');
-const tasks = JSON.parse(await ok(a1, 'task', 'ls', '--format', 'json')) as Array<{ id: string; name: string; addresses: Array<{ ip: string }> }>;
+await a1.ok('network', 'create', 'pairnet');
+await a1.ok('service', 'create', '--name', 'api', '--network', 'pairnet', '--publish', '31000:7000', '--publish', '31000:7000/udp');
+await a1.ok('service', 'create', '--name', 'peers', '--network', 'pairnet', '--endpoint-mode', 'dnsrr');
+await a1.ok('task', 'add', '--service', 'api', '--network', 'pairnet', '--netns', c1.path, '--name', 'one');
+await a2.ok('task', 'add', '--service', 'api', '--network', 'pairnet', '--netns', c2.path, '--name', 'two');
+const tasks = JSON.parse(await a1.ok('task', 'ls', '--format', 'json')) as Array<{ id: string; name: string; addresses: Array<{ ip: string }> }>;
 const ipOf = (name: string) => tasks.find((x) => x.name === name)!.addresses[0]!.ip;
-const vip = (JSON.parse(await ok(a1, 'service', 'inspect', 'api')) as Array<{ networks: Array<{ vip: string }> }>)[0]!.networks[0]!.vip;
+const vip = (JSON.parse(await a1.ok('service', 'inspect', 'api')) as Array<{ networks: Array<{ vip: string }> }>)[0]!.networks[0]!.vip;
 
 t.test('ping, TCP and UDP between the two hosts', async (t) => {
   t.equal((await c1.exec('ping', ['-c', '2', '-W', '2', ipOf('two')])).code, 0, 'ping host1 -> host2');
@@ -48,9 +41,9 @@ t.test('ping, TCP and UDP between the two hosts', async (t) => {
 });
 
 t.test('names from inside a container: dnsrr gives task IPs, tasks.<service> too', async (t) => {
-  await ok(a1, 'task', 'add', '--service', 'peers', '--network', 'pairnet', '--name', 'peer-a');
-  await ok(a2, 'task', 'add', '--service', 'peers', '--network', 'pairnet', '--name', 'peer-b');
-  const all = JSON.parse(await ok(a1, 'task', 'ls', '--service', 'peers', '--format', 'json')) as Array<{ addresses: Array<{ ip: string }> }>;
+  await a1.ok('task', 'add', '--service', 'peers', '--network', 'pairnet', '--name', 'peer-a');
+  await a2.ok('task', 'add', '--service', 'peers', '--network', 'pairnet', '--name', 'peer-b');
+  const all = JSON.parse(await a1.ok('task', 'ls', '--service', 'peers', '--format', 'json')) as Array<{ addresses: Array<{ ip: string }> }>;
   const dig = async (c: Container, name: string) => (await c.exec('dig', ['+short', '+time=2', '+tries=1', name])).stdout.trim().split('\n').filter(Boolean).sort();
   t.same(await dig(c2, 'peers'), all.map((x) => x.addresses[0]!.ip).sort(), 'dnsrr: peers -> its task IPs (host2)');
   t.same(await dig(c1, 'tasks.api'), [ipOf('one'), ipOf('two')].sort(), 'tasks.api (host1)');
@@ -66,7 +59,7 @@ t.test('the VIP balances TCP and UDP over a local and a remote task', async (t) 
 
 t.test('task rm detaches the container on its host', async (t) => {
   const id = tasks.find((x) => x.name === 'two')!.id;
-  await ok(a1, 'task', 'rm', 'two');
+  await a1.ok('task', 'rm', 'two');
   await until('veth gone', async () => !execFileSync('ip', ['-n', topo.hosts[1]!.ns, '-o', 'link'], { encoding: 'utf8' }).includes(`swv${id.slice(0, 12)}`), 10000);
   t.notMatch((await c2.exec('ip', ['-o', 'link', 'show'])).stdout, /eth0/);
   await until('VIP only to one', async () => names((await ask(c1, vip, 7000, 4)).stdout).join() === 'one', 10000);

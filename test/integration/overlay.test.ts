@@ -10,23 +10,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { createContainer, createTopology, type Container } from '../helpers/netns.js';
 import { startNats } from '../helpers/nats.js';
-import { startAgent, startBackends, DIST, type AgentProc } from '../helpers/procs.js';
+import { startHostAgent, startBackends, DIST, type AgentProc } from '../helpers/procs.js';
 import { tcpRequest, until } from '../helpers/net.js';
 
 const CLIENT = join(DIST, 'test/fixtures/client.js');
 const topo = createTopology(t, 3);
 const nats = await startNats(t, topo.gateway, 4222);
+const agentOpts = (i: number) => ({ nats: nats.url, nodeId: `host${i + 1}`, overlay: true, args: ['--dns-upstream', '127.0.0.1:1'] });
 const agents: AgentProc[] = [];
-for (const [i, h] of topo.hosts.entries()) {
-  agents.push(
-    await startAgent(t, {
-      ip: h.ip,
-      spawner: h.spawn,
-      overlay: true,
-      args: ['--nats', nats.url, '--node-id', `host${i + 1}`, '--advertise-addr', h.ip, '--heartbeat', '500ms', '--dns-upstream', '127.0.0.1:1'],
-    }),
-  );
-}
+for (const [i, h] of topo.hosts.entries()) agents.push(await startHostAgent(t, h, agentOpts(i)));
 const [a1, , a3] = agents as [AgentProc, AgentProc, AgentProc];
 let a2 = agents[1]!; // restarted in a subtest
 const root = t;
@@ -38,25 +30,20 @@ const c3 = createContainer(t, 'c3');
 await startBackends(t, ['w1@0.0.0.0:9000'], c1.spawn);
 await startBackends(t, ['w2@0.0.0.0:9000'], c2.spawn);
 
-const ok = async (a: AgentProc, ...args: string[]) => {
-  const r = await a.cli(...args);
-  if (r.code !== 0) throw new Error(`swarmnet ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-};
-const taskOf = async (a: AgentProc, name: string) => (JSON.parse(await ok(a, 'task', 'ls', '--format', 'json')) as Array<{ id: string; name: string; addresses: Array<{ ip: string }> }>).find((x) => x.name === name)!;
+const taskOf = async (a: AgentProc, name: string) => (JSON.parse(await a.ok('task', 'ls', '--format', 'json')) as Array<{ id: string; name: string; addresses: Array<{ ip: string }> }>).find((x) => x.name === name)!;
 const ask = (c: Container, host: string, port: number, n = 1) => c.exec(process.execPath, [CLIENT, host, String(port), String(n)]);
 const linksIn = (ns: string) => execFileSync('ip', ['-n', ns, '-o', 'link', 'show'], { encoding: 'utf8' });
 
-await ok(a1, 'network', 'create', 'appnet');
-const net = (JSON.parse(await ok(a1, 'network', 'inspect', 'appnet')) as Array<{ subnet: string; gateway: string; vni: number }>)[0]!;
-await ok(a1, 'service', 'create', '--name', 'web', '--network', 'appnet', '--publish', '30080:9000');
-await ok(a1, 'service', 'create', '--name', 'probe', '--network', 'appnet');
-const vip = (JSON.parse(await ok(a1, 'service', 'inspect', 'web')) as Array<{ networks: Array<{ vip: string }> }>)[0]!.networks[0]!.vip;
+await a1.ok('network', 'create', 'appnet');
+const net = (JSON.parse(await a1.ok('network', 'inspect', 'appnet')) as Array<{ subnet: string; gateway: string; vni: number }>)[0]!;
+await a1.ok('service', 'create', '--name', 'web', '--network', 'appnet', '--publish', '30080:9000');
+await a1.ok('service', 'create', '--name', 'probe', '--network', 'appnet');
+const vip = (JSON.parse(await a1.ok('service', 'inspect', 'web')) as Array<{ networks: Array<{ vip: string }> }>)[0]!.networks[0]!.vip;
 
 t.test('task add --netns attaches a container: address, MTU, route, resolv.conf', async (t) => {
-  await ok(a1, 'task', 'add', '--service', 'web', '--network', 'appnet', '--netns', c1.path, '--name', 'w1');
-  await ok(a2, 'task', 'add', '--service', 'web', '--network', 'appnet', '--netns', c2.path, '--name', 'w2');
-  await ok(a3, 'task', 'add', '--service', 'probe', '--network', 'appnet', '--netns', c3.ns, '--name', 'p1');
+  await a1.ok('task', 'add', '--service', 'web', '--network', 'appnet', '--netns', c1.path, '--name', 'w1');
+  await a2.ok('task', 'add', '--service', 'web', '--network', 'appnet', '--netns', c2.path, '--name', 'w2');
+  await a3.ok('task', 'add', '--service', 'probe', '--network', 'appnet', '--netns', c3.ns, '--name', 'p1');
   const w1 = await taskOf(a1, 'w1');
   const eth0 = JSON.parse((await c1.exec('ip', ['-j', '-4', 'addr', 'show', 'dev', 'eth0'])).stdout) as Array<{ mtu: number; address: string; addr_info: Array<{ local: string; prefixlen: number }> }>;
   t.equal(eth0[0]!.mtu, 1450, 'overlay MTU');
@@ -68,7 +55,7 @@ t.test('task add --netns attaches a container: address, MTU, route, resolv.conf'
   const bad = await a1.cli('task', 'add', '--service', 'web', '--network', 'appnet', '--netns', '/run/netns/no-such-ns');
   t.not(bad.code, 0);
   t.match(bad.stderr, /netns.*does not exist/);
-  t.notOk((JSON.parse(await ok(a1, 'task', 'ls', '--format', 'json')) as unknown[]).length !== 3, 'nothing stored for the failed add');
+  t.notOk((JSON.parse(await a1.ok('task', 'ls', '--format', 'json')) as unknown[]).length !== 3, 'nothing stored for the failed add');
 });
 
 t.test('ping and TCP between containers on different hosts', async (t) => {
@@ -134,13 +121,7 @@ t.test('an agent restart keeps its containers attached and carries on', async (t
   const w2 = await taskOf(a1, 'w2');
   await a2.stop();
   t.match((await c2.exec('ip', ['-o', 'link', 'show'])).stdout, /eth0/, "the container keeps its interface while the node's agent is down");
-  a2 = await startAgent(root, {
-    ip: h2.ip,
-    spawner: h2.spawn,
-    overlay: true,
-    dataDir: a2.dataDir,
-    args: ['--nats', nats.url, '--node-id', 'host2', '--advertise-addr', h2.ip, '--heartbeat', '500ms', '--dns-upstream', '127.0.0.1:1'],
-  });
+  a2 = await startHostAgent(root, h2, { ...agentOpts(1), dataDir: a2.dataDir });
   await until('host3 reaches w2 again', async () => (await c3.exec('ping', ['-c', '1', '-W', '1', w2.addresses[0]!.ip])).code === 0, 15000);
   t.equal((await ask(c3, w2.addresses[0]!.ip, 9000)).stdout.split(' ')[0], 'w2', 'TCP to the container on the restarted host');
   const veths = linksIn(h2.ns).split('\n').filter((l) => l.includes(`swv${w2.id.slice(0, 12)}`));
@@ -190,7 +171,7 @@ t.test('malformed VXLAN packets are counted and dropped', async (t) => {
 
 t.test('task rm detaches the container and the VIP stops using it', async (t) => {
   const w1 = await taskOf(a1, 'w1');
-  await ok(a2, 'task', 'rm', 'w1');
+  await a2.ok('task', 'rm', 'w1');
   await until('veth gone on host1', async () => !linksIn(h1.ns).includes(`swv${w1.id.slice(0, 12)}`), 10000);
   t.notMatch((await c1.exec('ip', ['-o', 'link', 'show'])).stdout, /eth0/, 'the container lost its interface');
   t.notOk(existsSync(`/etc/netns/${c1.ns}/resolv.conf`), 'resolv.conf removed');
@@ -202,12 +183,12 @@ t.test('task rm detaches the container and the VIP stops using it', async (t) =>
 });
 
 t.test('network rm takes the bridge down on every host and frees the node addresses', async (t) => {
-  await ok(a1, 'service', 'rm', 'web');
-  await ok(a1, 'service', 'rm', 'probe');
-  await ok(a1, 'network', 'rm', 'appnet');
+  await a1.ok('service', 'rm', 'web');
+  await a1.ok('service', 'rm', 'probe');
+  await a1.ok('network', 'rm', 'appnet');
   for (const h of [h1, h2, h3]) await until(`bridge gone on ${h.ns}`, async () => !linksIn(h.ns).includes(`snbr${net.vni}`), 10000);
   t.pass('no bridge left');
-  const nodes = JSON.parse(await ok(a1, 'node', 'ls', '--format', 'json')) as Array<{ addresses?: unknown[] }>;
+  const nodes = JSON.parse(await a1.ok('node', 'ls', '--format', 'json')) as Array<{ addresses?: unknown[] }>;
   t.same(nodes.map((n) => n.addresses ?? []), [[], [], []], 'no node keeps an address on the removed network');
   t.equal((await c2.exec('ip', ['-o', 'link', 'show'])).stdout.includes('eth0'), false, "the removed service's container was detached");
 });
