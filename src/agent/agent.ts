@@ -76,7 +76,10 @@ export class Agent {
     await view.start();
     const mesh = new Mesh(o.mesh, { nativeRelay: o.nativeRelay });
     const dnsTtl = o.dns?.ttlSeconds ?? DNS_DEFAULTS.ttlSeconds;
-    const dnsHandlers = (upstreams: Upstream[]) => [clusterHandler({ view, ttlSeconds: dnsTtl }), forwardHandler({ upstreams, timeoutMs: DNS_DEFAULTS.upstreamTimeoutMs })];
+    // One cluster handler (its index is rebuilt per view change) behind --dns and every
+    // container gateway; only the upstreams differ.
+    const cluster = clusterHandler({ view, ttlSeconds: dnsTtl });
+    const dnsHandlers = (upstreams: Upstream[]) => [cluster, forwardHandler({ upstreams, timeoutMs: DNS_DEFAULTS.upstreamTimeoutMs })];
     const overlay = o.overlay && startOverlay({ o, log, view, plane, nodeId, handlers: dnsHandlers(o.containerDnsUpstreams) });
     // Time of the last heartbeat the store took; liveness is judged on a clock that stops
     // one missed beat after it (see ReconcilerOptions.clock).
