@@ -1,158 +1,146 @@
 /**
- * The agent: one per node. Wires store -> view -> reconciler -> mesh, registers and
- * heartbeats this node, and serves the HTTP API.
+ * The agent: one per node. Keeps the API up (a unix socket always; in a cluster also
+ * HTTPS with mutual TLS on the listen address) and runs the node's planes in a
+ * Runtime, which it replaces when the node changes mode:
+ *
+ *   single  -- init -->  cluster (manager: CA key, supervised nats-server)
+ *   single  -- join -->  cluster (worker or manager)
+ *   cluster -- leave / removed by a manager -->  single
+ *
+ * `--nats URL` (a NATS the user runs) is a fourth mode with no trust of ours.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
-import { ControlPlane } from '../control/plane.js';
+import type { Info } from '../api/index.js';
 import { EmbeddedStore } from '../control/store/embedded.js';
-import { NatsStore, type NatsStoreOptions } from '../control/store/nats.js';
+import type { NatsStoreOptions } from '../control/store/nats.js';
 import type { Store } from '../control/types.js';
-import { View } from '../control/view.js';
 import { newId } from '../control/ids.js';
-import { Mesh, type MeshSettings } from '../mesh/index.js';
-import { createApi } from './api.js';
-import { DnsServer, clusterHandler, forwardHandler, DNS_DEFAULTS, type Upstream } from '../dns/index.js';
-import { createMetrics } from './metrics.js';
-import { Reconciler } from './reconciler.js';
-import { Overlay } from '../overlay/index.js';
-import type { Task } from '../control/schema.js';
-import { attachTask, startOverlay } from './overlay.js';
+import { createApi, type ApiHandler } from './api.js';
+import { Runtime, type RuntimeOptions } from './runtime.js';
+import { ClusterMode, type ClusterModeDeps } from './cluster/mode.js';
+import { listenSocket, listenMetrics, closeServer } from './listen.js';
+import { SwarmnetError } from '../util/errors.js';
+import { NatsStore } from '../control/store/nats.js';
 
-export interface AgentOptions {
+export interface AgentOptions extends Omit<RuntimeOptions, 'nodeId' | 'self' | 'onRemoved'> {
   nodeId?: string;
-  advertiseAddr: string;
   dataDir: string;
-  apiHost: string;
-  apiPort: number;
-  ingressAddr: string;
-  mesh: Partial<MeshSettings>;
-  /** Use the native splice relay for TCP when it is built (default true). */
-  nativeRelay: boolean;
-  heartbeatMs: number;
-  nodeTimeoutMs: number;
+  /** The API's unix socket (mode 0660, group `socketGroup` when that group exists). */
+  socket: string;
+  socketGroup: string;
+  /** Plain-HTTP Prometheus endpoint (only /metrics); off when undefined. */
+  metricsAddr?: { host: string; port: number };
   version: string;
-  logger: Logger;
-  /** Embedded DNS for containers; off when undefined. */
-  dns?: { host: string; port: number; upstreams: Upstream[]; ttlSeconds: number };
-  /** Cluster mode: NATS JetStream KV; otherwise the embedded store in dataDir. */
+  /** Cluster mode on a NATS the user runs; otherwise single or (after init/join) our own cluster. */
   nats?: NatsStoreOptions;
-  /** Overlay networks (VXLAN on advertiseAddr:port); off when undefined (--no-overlay). */
-  overlay?: { port: number; mtu: number };
-  /** Resolvers behind the containers' DNS (on each overlay gateway) for names outside the cluster. */
-  containerDnsUpstreams: Upstream[];
+}
+
+/** The node is between modes (init, join, leave running). */
+export class ModeError extends SwarmnetError {
+  override readonly code = 'EMODE';
 }
 
 export class Agent {
-  #heartbeat: NodeJS.Timeout | undefined;
+  #rt!: Runtime;
+  #cluster: ClusterMode | undefined;
+  #socket: HttpServer | undefined;
+  #metrics: HttpServer | undefined;
+  /** Mode changes run one at a time. */
+  #changing: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly nodeId: string,
-    readonly store: Store,
-    readonly plane: ControlPlane,
-    readonly view: View,
-    readonly mesh: Mesh,
-    readonly reconciler: Reconciler,
-    readonly api: Server,
+    private readonly o: AgentOptions,
     private readonly log: Logger,
-    readonly dns: DnsServer | undefined,
-    readonly overlay: Overlay | undefined,
   ) {}
+
+  get runtime(): Runtime {
+    return this.#rt;
+  }
 
   static async start(o: AgentOptions): Promise<Agent> {
     mkdirSync(o.dataDir, { recursive: true });
     const nodeId = o.nodeId ?? persistentNodeId(o.dataDir);
-    const log = o.logger.child({ node: nodeId });
-    const onInvalid = (kind: string, key: string, err: Error) => log.warn({ kind, key, err: err.message }, 'skipping malformed stored object');
-    const store: Store = o.nats ? await NatsStore.open({ name: `swarmnet-${nodeId}`, ...o.nats }) : EmbeddedStore.open(join(o.dataDir, 'store'));
-    const plane = new ControlPlane(store, nodeId, onInvalid);
-    const self = { id: nodeId, addr: o.advertiseAddr, hostname: hostname() };
-    await plane.nodes.heartbeat(self);
-    const view = new View(store, onInvalid);
-    await view.start();
-    const mesh = new Mesh(o.mesh, { nativeRelay: o.nativeRelay });
-    const dnsTtl = o.dns?.ttlSeconds ?? DNS_DEFAULTS.ttlSeconds;
-    // One cluster handler (its index is rebuilt per view change) behind --dns and every
-    // container gateway; only the upstreams differ.
-    const cluster = clusterHandler({ view, ttlSeconds: dnsTtl });
-    const dnsHandlers = (upstreams: Upstream[]) => [cluster, forwardHandler({ upstreams, timeoutMs: DNS_DEFAULTS.upstreamTimeoutMs })];
-    const overlay = o.overlay && startOverlay({ o, log, view, plane, nodeId, handlers: dnsHandlers(o.containerDnsUpstreams) });
-    // Time of the last heartbeat the store took; liveness is judged on a clock that stops
-    // one missed beat after it (see ReconcilerOptions.clock).
-    let lastBeat = Date.now();
-    const reconciler = new Reconciler({
-      clock: () => Math.min(Date.now(), lastBeat + 2 * o.heartbeatMs),
-      view,
-      mesh,
-      localNode: nodeId,
-      ingressAddr: o.ingressAddr,
-      nodeTimeoutMs: o.nodeTimeoutMs,
-      ...(overlay && { overlay: overlay.driver }),
-      onErrors: (errs) => {
-        for (const e of errs) log.error({ listener: e.key, err: e.error.message }, 'cannot open published port');
+    const agent = new Agent(nodeId, o, o.logger.child({ node: nodeId }));
+    const handler = createApi({
+      rt: () => agent.#rt,
+      swarm: {
+        info: () => agent.#info(),
+        init: (b) => agent.#exclusive(() => agent.#mode().init(b)),
+        join: (b) => agent.#exclusive(() => agent.#mode().join(b)),
+        leave: (b) => agent.#exclusive(() => agent.#mode().leave(b)),
+        joinToken: (role, rotate) => agent.#mode().joinToken(role, rotate),
+        ca: () => agent.#mode().ca(),
+        admit: (b) => agent.#mode().admit(b),
+        renew: (c, b) => agent.#mode().renew(c, b),
+        removeNode: (ref, force) => agent.#mode().removeNode(ref, force),
+        setRole: (ref, role) => agent.#mode().setRole(ref, role),
+        roleChanged: (c, b) => agent.#exclusive(() => agent.#mode().roleChanged(c, b)),
       },
-    });
-    reconciler.start();
-    await reconciler.idle();
-    let dns: DnsServer | undefined;
-    if (o.dns) {
-      dns = new DnsServer({
-        host: o.dns.host,
-        port: o.dns.port,
-        handlers: dnsHandlers(o.dns.upstreams),
-      });
-      await dns.listen();
-    }
-    const api = createApi({
-      plane,
-      mesh,
-      reconciler,
-      view,
-      metrics: createMetrics(mesh, overlay?.overlay),
-      nodeId,
-      ...(overlay && { attach: (task: Task) => attachTask(task, { overlay: overlay.overlay, reconciler, plane, view }) }),
       version: o.version,
-      nodeTimeoutMs: o.nodeTimeoutMs,
-      applyBeforeReply: !o.nats,
+      applyBeforeReply: () => !agent.#cluster?.active && !o.nats,
     });
-    await new Promise<void>((resolve, reject) => {
-      api.once('error', reject);
-      api.listen(o.apiPort, o.apiHost, () => resolve());
-    });
-    const agent = new Agent(nodeId, store, plane, view, mesh, reconciler, api, log, dns, overlay?.overlay);
-    agent.#heartbeat = setInterval(() => {
-      plane.nodes.heartbeat(self).then(
-        () => (lastBeat = Date.now()),
-        (err: Error) => log.warn({ err: err.message }, 'heartbeat failed'),
-      );
-      // Liveness is time-based: re-evaluate even when nothing was written.
-      void reconciler.kick();
-    }, o.heartbeatMs);
-    const addr = api.address() as AddressInfo;
-    log.info({ overlay: o.overlay ? `${o.advertiseAddr}:${o.overlay.port}` : 'off', dns: o.dns && `${o.dns.host}:${o.dns.port}`, api: `${addr.address}:${addr.port}`, ingress: o.ingressAddr, relay: mesh.relay ? 'native' : 'js', listening: mesh.listening() }, 'agent ready');
+    agent.#cluster = new ClusterMode(agent.#clusterDeps(handler));
+    agent.#rt = o.nats ? await Runtime.start(agent.#runtimeOptions(), await NatsStore.open({ name: `swarmnet-${nodeId}`, ...o.nats })) : await agent.#cluster.resume();
+    agent.#socket = await listenSocket(o.socket, o.socketGroup, (req, res) => handler(req, res, { kind: 'local' }));
+    if (o.metricsAddr) agent.#metrics = await listenMetrics(o.metricsAddr, () => agent.#rt.metrics.metrics());
+    agent.log.info({ mode: agent.#info().mode, socket: o.socket, overlay: o.overlay ? `${o.advertiseAddr}:${o.overlay.port}` : 'off', dns: o.dns && `${o.dns.host}:${o.dns.port}`, ingress: o.ingressAddr, relay: agent.#rt.mesh.relay ? 'native' : 'js', listening: agent.#rt.mesh.listening() }, 'agent ready');
     return agent;
   }
 
-  get apiAddress(): AddressInfo {
-    return this.api.address() as AddressInfo;
+  #mode(): ClusterMode {
+    if (this.o.nats) throw new ModeError('this agent runs on a NATS given with --nats: cluster membership is managed there, not with init/join');
+    return this.#cluster!;
+  }
+
+  #info(): Pick<Info, 'mode' | 'cluster'> {
+    if (this.o.nats) return { mode: 'nats' };
+    const c = this.#cluster?.info();
+    return c ? { mode: 'cluster', cluster: c } : { mode: 'single' };
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#changing.then(fn, fn);
+    this.#changing = run.catch(() => undefined);
+    return run;
+  }
+
+  #runtimeOptions(extra: Pick<RuntimeOptions, 'self' | 'onRemoved' | 'advertiseAddr'> | object = {}): RuntimeOptions {
+    const { dataDir: _d, socket: _s, socketGroup: _g, metricsAddr: _m, version: _v, nats: _n, ...base } = this.o;
+    return { ...base, nodeId: this.nodeId, logger: this.log, ...extra };
+  }
+
+  #clusterDeps(handler: ApiHandler): ClusterModeDeps {
+    return {
+      nodeId: this.nodeId,
+      dataDir: this.o.dataDir,
+      log: this.log,
+      advertiseAddr: this.o.advertiseAddr,
+      nodeTimeoutMs: this.o.nodeTimeoutMs,
+      handler,
+      /** Stops the running runtime (if any) and starts one on the store `open` gives. */
+      swap: async (open: () => Promise<Store>, extra) => {
+        if (this.#rt) await this.#rt.stop();
+        this.#rt = undefined as unknown as Runtime;
+        this.#rt = await Runtime.start(this.#runtimeOptions(extra), await open());
+        return this.#rt;
+      },
+      single: () => EmbeddedStore.open(join(this.o.dataDir, 'store')),
+      runtime: () => this.#rt,
+      exclusive: (fn) => this.#exclusive(fn),
+    };
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#heartbeat);
-    this.reconciler.stop();
-    this.view.stop();
-    this.mesh.close();
-    this.dns?.close();
-    await this.overlay?.close();
-    await new Promise<void>((r) => {
-      this.api.close(() => r());
-      this.api.closeAllConnections();
-    });
-    await this.store.close();
+    await this.#changing.catch(() => undefined);
+    // A cluster member's runtime goes down with its cluster parts (store before nats-server).
+    if (this.#cluster?.active) await this.#cluster.stop();
+    else await this.#rt?.stop();
+    await closeServer(this.#socket);
+    await closeServer(this.#metrics);
     this.log.info('agent stopped');
   }
 }

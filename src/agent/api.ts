@@ -1,50 +1,62 @@
 /**
- * The agent's HTTP API: the CLI's only way in. Writes go through the control plane
- * (validated, claimed, stored); the reply waits for the local reconciler so that
- * when `service create` returns on a single node, its ports already listen.
+ * The agent's API routes: the contract of src/api served by the agent, on its local
+ * socket and (in a cluster) on its mutual-TLS cluster address. Writes go through the
+ * control plane (validated, claimed, stored); on a single node the reply waits for
+ * the local reconciler so that when `service create` returns, its ports listen.
  */
-import { createServer, type Server } from 'node:http';
-import type { Registry } from 'prom-client';
-import type { ControlPlane } from '../control/plane.js';
+import type { Info, JoinResult, JoinToken, NodeView, AdmitResult } from '../api/index.js';
 import type { Node, Task } from '../control/schema.js';
-import type { Mesh } from '../mesh/index.js';
-import { dispatch, route, type Route } from './http.js';
+import { dispatch, route, type Caller, type Route } from './http.js';
 import { NotFoundError, ValidationError } from '../util/errors.js';
-import type { Reconciler } from './reconciler.js';
-import type { View } from '../control/view.js';
+import type { Runtime } from './runtime.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** Cluster calls, served by the agent itself (they change its mode or need the CA key). */
+export interface SwarmCalls {
+  info(): Pick<Info, 'mode' | 'cluster'>;
+  init(body: unknown): Promise<JoinResult>;
+  join(body: unknown): Promise<JoinResult>;
+  leave(body: unknown): Promise<{ node: string }>;
+  joinToken(role: string, rotate: boolean): Promise<JoinToken>;
+  /** The CA certificate, for a joining node to check against its token. */
+  ca(): Promise<{ cert: string }>;
+  admit(body: unknown): Promise<AdmitResult>;
+  renew(caller: Caller, body: unknown): Promise<{ cert: string }>;
+  removeNode(ref: string, force: boolean): Promise<Node>;
+  setRole(ref: string, role: 'manager' | 'worker'): Promise<Node>;
+  /** A manager tells this node its new role (with the CA key when it becomes a manager). */
+  roleChanged(caller: Caller, body: unknown): Promise<{ node: string }>;
+}
 
 export interface ApiDeps {
-  plane: ControlPlane;
-  mesh: Mesh;
-  reconciler: Reconciler;
-  view: View;
-  metrics: Registry;
-  nodeId: string;
+  /** The runtime serving now (it changes when the node joins or leaves a cluster). */
+  rt(): Runtime;
+  swarm: SwarmCalls;
   version: string;
-  /** A node silent for this long is shown as down, whatever it last wrote. */
-  nodeTimeoutMs: number;
   /**
    * Reply to writes only after the local reconciler applied them (single node: when
    * `service create` returns, the port listens). In a cluster convergence is
    * asynchronous anyway (see /v1/wait), and replies wait for the store only.
    */
-  applyBeforeReply: boolean;
-  /** Attaches a task's network namespace (`task add --netns`); absent with the overlay off. */
-  attach?: (task: Task) => Promise<void>;
+  applyBeforeReply(): boolean;
 }
 
-export function createApi(d: ApiDeps): Server {
-  const { plane, mesh } = d;
+/** Serves `routes` to one request from `caller`. */
+export type ApiHandler = (req: IncomingMessage, res: ServerResponse, caller: Caller) => void;
+
+export function createApi(d: ApiDeps): ApiHandler {
+  const plane = () => d.rt().plane;
+  const mesh = () => d.rt().mesh;
   /** Lets the store's watch reach the view, then waits for the reconciler. */
   const settle = async <T>(result: T): Promise<T> => {
-    if (!d.applyBeforeReply) return result;
+    if (!d.applyBeforeReply()) return result;
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
-    await d.reconciler.kick();
+    await d.rt().reconciler.kick();
     return result;
   };
   const observed = (t: Task) => {
-    const s = mesh.backendStats().filter((b) => b.name === t.name);
+    const s = mesh().backendStats().filter((b) => b.name === t.name);
     const state = s.length === 0 ? 'no-port' : s.some((b) => b.draining) ? 'draining' : !s.every((b) => b.healthy) ? 'unhealthy' : s.some((b) => b.backoff) ? 'backoff' : 'up';
     return { ...t, observed: { state, active: s.reduce((n, b) => n + b.active, 0) } };
   };
@@ -62,37 +74,43 @@ export function createApi(d: ApiDeps): Server {
     }
   };
   const byName = <T extends { name: string }>(m: Map<string, T>) => [...m.values()].sort((a, b) => a.name.localeCompare(b.name));
-  const live = (n: Node): Node => (Date.now() - n.lastSeen > d.nodeTimeoutMs ? { ...n, status: 'down' } : n);
+  /** A node as this agent judges it: status and time since its last beat arrived here (never its own lastSeen). */
+  const live = (n: Node): NodeView => {
+    const lv = d.rt().view.liveness;
+    const ago = lv.heardMsAgo(n.id);
+    return { ...n, status: lv.status(n), ...(ago !== undefined && { heardMsAgo: Math.round(ago) }) };
+  };
 
   const routes: Route[] = [
-    route('GET', '/v1/info', async () => ({ node: d.nodeId, version: d.version, listening: mesh.listening() })),
-    route('GET', '/metrics', () => d.metrics.metrics()),
+    route('GET', '/v1/info', async (): Promise<Info> => ({ node: d.rt().nodeId, version: d.version, listening: mesh().listening(), ...d.swarm.info() })),
+    route('GET', '/metrics', () => d.rt().metrics.metrics()),
 
-    route('GET', '/v1/services', () => orView(() => plane.services.list(), () => byName(d.view.services))),
-    route('POST', '/v1/services', async (r) => settle(await plane.services.create(r.body))),
-    route('GET', '/v1/services/:ref', async (r) => (await plane.services.resolve(r.params[0]!)).value),
-    route('PATCH', '/v1/services/:ref', async (r) => settle(await plane.services.update(r.params[0]!, r.body))),
-    route('DELETE', '/v1/services/:ref', async (r) => settle(await plane.removeService(r.params[0]!))),
-    route('GET', '/v1/services/:ref/tasks', async (r) => (await plane.tasks.list(r.params[0]!)).map(observed)),
+    route('GET', '/v1/services', () => orView(() => plane().services.list(), () => byName(d.rt().view.services))),
+    route('POST', '/v1/services', async (r) => settle(await plane().services.create(r.body))),
+    route('GET', '/v1/services/:ref', async (r) => (await plane().services.resolve(r.params[0]!)).value),
+    route('PATCH', '/v1/services/:ref', async (r) => settle(await plane().services.update(r.params[0]!, r.body))),
+    route('DELETE', '/v1/services/:ref', async (r) => settle(await plane().removeService(r.params[0]!))),
+    route('GET', '/v1/services/:ref/tasks', async (r) => (await plane().tasks.list(r.params[0]!)).map(observed)),
 
-    route('GET', '/v1/tasks', async (r) => (await orView(() => plane.tasks.list(r.query.get('service') ?? undefined), () => byName(d.view.tasks))).map(observed)),
+    route('GET', '/v1/tasks', async (r) => (await orView(() => plane().tasks.list(r.query.get('service') ?? undefined), () => byName(d.rt().view.tasks))).map(observed)),
     route('POST', '/v1/tasks', async (r) => {
-      if (r.body && typeof r.body === 'object' && 'netns' in r.body && !d.attach) throw new ValidationError('netns', 'the overlay is off on this node (agent --no-overlay)');
-      const task = await plane.tasks.add(r.body);
-      if (task.netns) await d.attach!(task);
+      const attach = d.rt().attach;
+      if (r.body && typeof r.body === 'object' && 'netns' in r.body && !attach) throw new ValidationError('netns', 'the overlay is off on this node (agent --no-overlay)');
+      const task = await plane().tasks.add(r.body);
+      if (task.netns) await attach!(task);
       return settle(task);
     }),
-    route('GET', '/v1/tasks/:ref', async (r) => observed((await plane.tasks.resolve(r.params[0]!)).value)),
-    route('DELETE', '/v1/tasks/:ref', async (r) => settle(await plane.tasks.remove(r.params[0]!))),
+    route('GET', '/v1/tasks/:ref', async (r) => observed((await plane().tasks.resolve(r.params[0]!)).value)),
+    route('DELETE', '/v1/tasks/:ref', async (r) => settle(await plane().tasks.remove(r.params[0]!))),
 
-    route('GET', '/v1/nodes', async () => (await orView(() => plane.nodes.list(), () => [...d.view.nodes.values()])).map(live)),
-    route('GET', '/v1/nodes/:ref', async (r) => live((await plane.nodes.resolve(r.params[0]!)).value)),
-    route('PATCH', '/v1/nodes/:ref', async (r) => settle(await plane.nodes.update(r.params[0]!, r.body))),
+    route('GET', '/v1/nodes', async () => (await orView(() => plane().nodes.list(), () => [...d.rt().view.nodes.values()])).filter((n) => n.status !== 'removed').map(live)),
+    route('GET', '/v1/nodes/:ref', async (r) => live((await plane().nodes.resolve(r.params[0]!)).value)),
+    route('PATCH', '/v1/nodes/:ref', async (r) => settle(await plane().nodes.update(r.params[0]!, r.body))),
 
-    route('GET', '/v1/networks', () => orView(() => plane.networks.list(), () => byName(d.view.networks))),
-    route('POST', '/v1/networks', async (r) => settle(await plane.networks.create(r.body))),
-    route('GET', '/v1/networks/:ref', async (r) => (await plane.networks.resolve(r.params[0]!)).value),
-    route('DELETE', '/v1/networks/:ref', async (r) => settle(await plane.removeNetwork(r.params[0]!))),
+    route('GET', '/v1/networks', () => orView(() => plane().networks.list(), () => byName(d.rt().view.networks))),
+    route('POST', '/v1/networks', async (r) => settle(await plane().networks.create(r.body))),
+    route('GET', '/v1/networks/:ref', async (r) => (await plane().networks.resolve(r.params[0]!)).value),
+    route('DELETE', '/v1/networks/:ref', async (r) => settle(await plane().removeNetwork(r.params[0]!))),
 
     // Long-poll until this agent has applied a service (it is in the local view and its
     // first published port listens): lets tools measure cluster convergence.
@@ -100,18 +118,34 @@ export function createApi(d: ApiDeps): Server {
       const name = r.query.get('service') ?? '';
       const deadline = Date.now() + Math.min(Number(r.query.get('timeout') ?? 10000) || 10000, 60000);
       const applied = () => {
-        const svc = [...d.view.services.values()].find((s) => s.name === name);
+        const svc = [...d.rt().view.services.values()].find((s) => s.name === name);
         const port = svc?.ports[0];
-        return !!svc && (!port || port.mode === 'host' || mesh.listening().some((k) => k.startsWith(`${port.protocol}/`) && k.endsWith(`:${port.published}`)));
+        return !!svc && (!port || port.mode === 'host' || mesh().listening().some((k) => k.startsWith(`${port.protocol}/`) && k.endsWith(`:${port.published}`)));
       };
       while (!applied()) {
         const left = deadline - Date.now();
         if (left <= 0) throw new NotFoundError(`service ${name} not applied on this node within the timeout`);
-        await d.reconciler.nextPass(Math.min(left, 1000));
+        await d.rt().reconciler.nextPass(Math.min(left, 1000));
       }
-      return { service: name, node: d.nodeId };
+      return { service: name, node: d.rt().nodeId };
     }),
-    route('GET', '/v1/conns', async (r) => mesh.conns(r.query.get('service') ?? undefined)),
+    route('GET', '/v1/conns', async (r) => mesh().conns(r.query.get('service') ?? undefined)),
+
+    route('DELETE', '/v1/nodes/:ref', async (r) => d.swarm.removeNode(r.params[0]!, r.query.get('force') === '1')),
+    route('POST', '/v1/nodes/:ref/promote', async (r) => d.swarm.setRole(r.params[0]!, 'manager')),
+    route('POST', '/v1/nodes/:ref/demote', async (r) => d.swarm.setRole(r.params[0]!, 'worker')),
+
+    // Changing this node's membership: only its local users may.
+    route('POST', '/v1/swarm/init', async (r) => d.swarm.init(r.body), 'local'),
+    route('POST', '/v1/swarm/join', async (r) => d.swarm.join(r.body), 'local'),
+    route('POST', '/v1/swarm/leave', async (r) => d.swarm.leave(r.body), 'local'),
+    route('GET', '/v1/swarm/join-token/:role', async (r) => d.swarm.joinToken(r.params[0]!, false)),
+    route('POST', '/v1/swarm/join-token/:role/rotate', async (r) => d.swarm.joinToken(r.params[0]!, true)),
+    // A joining node has no certificate yet: the CA (checked against its token) and admission.
+    route('GET', '/v1/swarm/ca', async () => d.swarm.ca(), 'public'),
+    route('POST', '/v1/swarm/admit', async (r) => d.swarm.admit(r.body), 'public'),
+    route('POST', '/v1/swarm/renew', async (r) => d.swarm.renew(r.caller, r.body)),
+    route('POST', '/v1/swarm/role', async (r) => d.swarm.roleChanged(r.caller, r.body)),
   ];
-  return createServer((req, res) => void dispatch(routes, req, res));
+  return (req, res, caller) => void dispatch(routes, req, res, caller);
 }

@@ -2,7 +2,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SwarmnetError, ValidationError } from '../util/errors.js';
 
+/**
+ * Who is asking: a user of the local socket (file permissions let them in), a cluster
+ * node that proved a certificate of the CA, or nobody yet (TLS without a certificate).
+ */
+export type Caller = { kind: 'local' } | { kind: 'node'; nodeId: string } | { kind: 'anonymous' };
+
+/** Which callers a route serves: `member` is the default (local socket or a cluster node). */
+export type Access = 'local' | 'member' | 'public';
+
 export interface Request {
+  caller: Caller;
   params: string[];
   query: URLSearchParams;
   body: unknown;
@@ -14,18 +24,25 @@ export interface Route {
   method: string;
   pattern: RegExp;
   handler: Handler;
+  access: Access;
 }
 
 /** Error code -> HTTP status; callers (the CLI) branch on the code in the body. */
-const STATUS: Record<string, number> = { EINVALID: 400, ENOTFOUND: 404, ECONFLICT: 409, EREVISION: 409, EEXHAUSTED: 409 };
+const STATUS: Record<string, number> = { EINVALID: 400, EAUTH: 403, ENOTFOUND: 404, ECONFLICT: 409, EREVISION: 409, EEXHAUSTED: 409, EJOIN: 502, EMODE: 503 };
 const MAX_BODY = 1 << 20;
 
-export function route(method: string, path: string, handler: Handler): Route {
+export function route(method: string, path: string, handler: Handler, access: Access = 'member'): Route {
   const pattern = new RegExp('^' + path.replace(/:[a-z]+/g, '([^/]+)') + '$');
-  return { method, pattern, handler };
+  return { method, pattern, handler, access };
 }
 
-export async function dispatch(routes: Route[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+function allows(access: Access, caller: Caller): boolean {
+  if (access === 'public') return true;
+  if (access === 'local') return caller.kind === 'local';
+  return caller.kind !== 'anonymous';
+}
+
+export async function dispatch(routes: Route[], req: IncomingMessage, res: ServerResponse, caller: Caller): Promise<void> {
   try {
     const url = new URL(req.url ?? '/', 'http://agent');
     let allowed = false;
@@ -34,8 +51,12 @@ export async function dispatch(routes: Route[], req: IncomingMessage, res: Serve
       if (!m) continue;
       allowed = true;
       if (r.method !== req.method) continue;
+      if (!allows(r.access, caller)) {
+        const message = r.access === 'local' ? 'only on the local socket of the node' : 'a client certificate of this cluster is required';
+        return send(res, 403, JSON.stringify({ error: { code: 'EAUTH', message } }), 'application/json');
+      }
       const body = req.method === 'POST' || req.method === 'PATCH' ? await readJson(req) : undefined;
-      const result = await r.handler({ params: m.slice(1).map(decodeURIComponent), query: url.searchParams, body });
+      const result = await r.handler({ caller, params: m.slice(1).map(decodeURIComponent), query: url.searchParams, body });
       if (typeof result === 'string') return send(res, 200, result, 'text/plain; version=0.0.4; charset=utf-8');
       return send(res, req.method === 'POST' ? 201 : 200, JSON.stringify(result ?? {}), 'application/json');
     }

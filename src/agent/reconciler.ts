@@ -3,7 +3,8 @@
  * full listener set from the view and hands it to the mesh, which applies the diff.
  *
  * A task is eligible for new flows when its node is known, active (not paused or
- * drained) and alive (heard from within the liveness timeout).
+ * drained) and up as this agent judges it (`view.liveness`: its heartbeats arrive here).
+ * Liveness moves with time, not with store events: the agent kicks a pass per heartbeat.
  */
 import type { View } from '../control/view.js';
 import type { Node, Service, Task } from '../control/schema.js';
@@ -24,14 +25,6 @@ export interface ReconcilerOptions {
   localNode: string;
   /** Address the routing mesh listens on. */
   ingressAddr: string;
-  /** A node not heard from for this long is down. */
-  nodeTimeoutMs: number;
-  /**
-   * The time node liveness is judged at. The agent stops this clock while its own
-   * heartbeats fail: a node cut off from the store cannot tell others' silence from its
-   * own, so it keeps its last verdicts (and keeps routing) instead of declaring every node down.
-   */
-  clock: () => number;
   onErrors(errors: ApplyError[]): void;
   /** Absent when the overlay is off (--no-overlay): then no VIP is served here. */
   overlay?: OverlayDriver;
@@ -107,7 +100,8 @@ export class Reconciler {
     while (this.#running) await this.#running;
   }
 
-  desired(now = this.o.clock()): ListenerSpec[] {
+  /** `now`: the liveness clock's time all nodes of this pass are judged at. */
+  desired(now = this.o.view.liveness.now()): ListenerSpec[] {
     const { view } = this.o;
     const byService = new Map<string, Task[]>();
     for (const t of view.tasks.values()) {
@@ -196,8 +190,13 @@ export class Reconciler {
     return [{ id: t.id, name: t.name, host, port: target, weight: t.weight, node: t.node, eligible: this.#nodeOk(this.o.view.nodes.get(t.node), now) }];
   }
 
+  /** Is node `id` up (heartbeats arriving) and active, as this agent judges it now? */
+  nodeUp(id: string): boolean {
+    return this.#nodeOk(this.o.view.nodes.get(id), this.o.view.liveness.now());
+  }
+
   #nodeOk(node: Node | undefined, now: number): boolean {
-    return !!node && node.availability === 'active' && node.status === 'ready' && now - node.lastSeen < this.o.nodeTimeoutMs;
+    return !!node && node.availability === 'active' && this.o.view.liveness.up(node, now);
   }
 }
 

@@ -1,15 +1,11 @@
 /** `swarmnet agent`: runs the node agent in this process until SIGINT/SIGTERM. */
 import { isIPv4 } from 'node:net';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import { pino } from 'pino';
-import { Agent } from '../agent/index.js';
-import { DEFAULT_API } from './client.js';
+import { API_GROUP, defaultDataDir, defaultSocket } from '../api/index.js';
 import { parseDuration, parseIntArg, UsageError } from './format.js';
 import { VERSION } from './version.js';
 import { parseUpstreams, systemUpstreams } from '../dns/upstreams.js';
-import { OVERLAY_MTU, VXLAN_PORT } from '../overlay/index.js';
+import { OVERLAY_MTU, VXLAN_PORT } from '../overlay/constants.js';
 
 function hostPort(text: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d+)$/.exec(text);
@@ -20,11 +16,6 @@ function hostPort(text: string, flag: string): { host: string; port: number } {
 function ipv4(text: string, flag: string): string {
   if (!isIPv4(text)) throw new UsageError(`${flag}: '${text}' is not an IPv4 address`);
   return text;
-}
-
-function defaultDataDir(): string {
-  if (process.env.SWARMNET_DATA_DIR) return process.env.SWARMNET_DATA_DIR;
-  return process.getuid?.() === 0 ? '/var/lib/swarmnet' : join(homedir(), '.local', 'share', 'swarmnet');
 }
 
 export function agentCommand(program: Command): void {
@@ -39,7 +30,8 @@ export function agentCommand(program: Command): void {
     .option('--nats-tls-ca <file>', 'CA file to verify the NATS servers (enables TLS)')
     .option('--nats-replicas <n>', 'JetStream replicas per bucket (3 on a 3-server cluster)', '1')
     .option('--data-dir <dir>', 'state directory (env SWARMNET_DATA_DIR)', defaultDataDir())
-    .option('--api <host:port>', 'HTTP API address', DEFAULT_API)
+    .option('--socket <path>', "the API's unix socket (mode 0660, group 'swarmnet' when it exists)", defaultSocket())
+    .option('--metrics-addr <host:port>', 'serve Prometheus metrics (only /metrics, no API) over plain HTTP here')
     .option('--dns <host:port>', 'serve DNS for containers on this address (e.g. 127.0.0.11:53)')
     .option('--dns-upstream <ip[:port],...>', 'resolvers for names outside the cluster (default: /etc/resolv.conf)')
     .option('--dns-ttl <seconds>', 'TTL of cluster records', '5')
@@ -56,7 +48,9 @@ export function agentCommand(program: Command): void {
     .option('--no-native-relay', 'relay TCP in JavaScript even when the native splice relay is built (env SWARMNET_NATIVE_RELAY=0)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
     .action(async (o) => {
-      const api = hostPort(o.api, '--api');
+      // Loaded here, not at the top: every other command is a client of the API and
+      // starts faster without the agent's planes, PKI and NATS client.
+      const [{ pino }, { Agent }] = await Promise.all([import('pino'), import('../agent/index.js')]);
       const logger = pino({ level: o.logLevel, base: { pid: process.pid } });
       const nats = o.nats
         ? {
@@ -88,8 +82,9 @@ export function agentCommand(program: Command): void {
         ...(o.nodeId && { nodeId: o.nodeId }),
         advertiseAddr: ipv4(o.advertiseAddr, '--advertise-addr'),
         dataDir: o.dataDir,
-        apiHost: api.host,
-        apiPort: api.port,
+        socket: o.socket,
+        socketGroup: API_GROUP,
+        ...(o.metricsAddr && { metricsAddr: hostPort(o.metricsAddr, '--metrics-addr') }),
         ingressAddr: ipv4(o.ingressAddr, '--ingress-addr'),
         mesh: {
           tcpIdleTimeoutMs: parseDuration(o.tcpTimeout, '--tcp-timeout'),

@@ -1,7 +1,6 @@
 /** `swarmnet conn ls`: the connection table, like `ipvsadm -Lnc`. */
 import type { Command } from 'commander';
-import type { ConnView } from '../mesh/index.js';
-import type { Client } from './client.js';
+import type { ApiClient } from '../api/index.js';
 import { json, print, table } from './format.js';
 
 /** mm:ss as ipvsadm prints expiry. */
@@ -10,7 +9,7 @@ function expire(ms: number): string {
   return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
 }
 
-export function connCommands(program: Command, client: () => Client): void {
+export function connCommands(program: Command, client: () => ApiClient): void {
   const conn = program.command('conn').description('the routing mesh connection table');
   conn
     .command('ls')
@@ -18,8 +17,7 @@ export function connCommands(program: Command, client: () => Client): void {
     .option('--service <service>', 'only this service')
     .option('--format <format>', 'json')
     .action(async (o) => {
-      const q = o.service ? `?service=${encodeURIComponent(o.service)}` : '';
-      const list = await client().get<ConnView[]>(`/v1/conns${q}`);
+      const list = await client().conns(o.service);
       if (o.format === 'json') return print(json(list));
       print(table(['PRO', 'EXPIRE', 'STATE', 'SOURCE', 'VIRTUAL', 'DESTINATION', 'SERVICE', 'TASK'], list.map((c) => [c.proto.toUpperCase(), expire(c.expiresInMs), c.state, c.client, c.local, c.backend ?? '-', c.service, c.backendName ?? '-'])));
     });

@@ -1,10 +1,9 @@
 /** `swarmnet network ...` */
 import type { Command } from 'commander';
-import type { Network } from '../control/schema.js';
-import type { Client } from './client.js';
+import type { ApiClient } from '../api/index.js';
 import { collect, json, print, table, UsageError } from './format.js';
 
-export function networkCommands(program: Command, client: () => Client): void {
+export function networkCommands(program: Command, client: () => ApiClient): void {
   const net = program.command('network').description('manage overlay networks');
 
   net
@@ -18,7 +17,7 @@ export function networkCommands(program: Command, client: () => Client): void {
       const opts = (o.opt as string[] | undefined) ?? [];
       const unknown = opts.find((x) => x !== 'encrypted' && x !== 'encrypted=true');
       if (unknown) throw new UsageError(`--opt: unknown option '${unknown}' (known: encrypted)`);
-      const n = await client().post<Network>('/v1/networks', {
+      const n = await client().networks.create({
         name,
         driver: o.driver,
         ...(o.subnet && { subnet: o.subnet }),
@@ -33,7 +32,7 @@ export function networkCommands(program: Command, client: () => Client): void {
     .description('list networks')
     .option('--format <format>', 'json')
     .action(async (o) => {
-      const list = await client().get<Network[]>('/v1/networks');
+      const list = await client().networks.list();
       if (o.format === 'json') return print(json(list));
       print(table(['ID', 'NAME', 'DRIVER', 'SUBNET', 'VNI', 'ENCRYPTED'], list.map((n) => [n.id.slice(0, 12), n.name, n.driver, n.subnet, n.vni, n.encrypted ? 'yes' : 'no'])));
     });
@@ -41,12 +40,12 @@ export function networkCommands(program: Command, client: () => Client): void {
   net
     .command('inspect <network>')
     .description('show a network')
-    .action(async (ref: string) => print(json([await client().get<Network>(`/v1/networks/${encodeURIComponent(ref)}`)])));
+    .action(async (ref: string) => print(json([await client().networks.inspect(ref)])));
 
   net
     .command('rm <network...>')
     .description('remove networks no service uses')
     .action(async (refs: string[]) => {
-      for (const ref of refs) print((await client().del<Network>(`/v1/networks/${encodeURIComponent(ref)}`)).name);
+      for (const ref of refs) print((await client().networks.rm(ref)).name);
     });
 }

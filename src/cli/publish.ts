@@ -5,7 +5,7 @@
  * Numbers are passed on as given; range checks happen in the agent, so the CLI
  * and the API report the same error.
  */
-import type { PortSpec } from '../control/spec.js';
+import type { PortSpec } from '../api/index.js';
 import { UsageError } from './format.js';
 
 export function parsePublish(text: string): PortSpec {

@@ -1,11 +1,8 @@
 /** `swarmnet service ...` */
 import type { Command } from 'commander';
-import type { Network, Service } from '../control/schema.js';
-import type { Client } from './client.js';
+import type { ApiClient, Service } from '../api/index.js';
 import { collect, json, parseDuration, parseIntArg, print, table, UsageError } from './format.js';
 import { parsePublish } from './publish.js';
-
-type TaskRow = { id: string; name: string; node: string; addr?: string; addresses: Array<{ ip: string }>; weight: number; state: string; observed: { state: string; active: number } };
 
 const ports = (s: Service) => s.ports.map((p) => `*:${p.published}->${p.target}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}`).join(', ');
 
@@ -28,7 +25,7 @@ function labels(list: string[] | undefined): Record<string, string> | undefined 
   );
 }
 
-export function serviceCommands(program: Command, client: () => Client): void {
+export function serviceCommands(program: Command, client: () => ApiClient): void {
   const svc = program.command('service').description('manage services');
 
   svc
@@ -57,7 +54,7 @@ export function serviceCommands(program: Command, client: () => Client): void {
         ...(hc && { healthCheck: hc }),
         ...(o.label && { labels: labels(o.label) }),
       };
-      const s = await client().post<Service>('/v1/services', spec);
+      const s = await client().services.create(spec);
       print(o.quiet ? s.id : `${s.id}\n${s.ports.map((p) => `published ${p.published}/${p.protocol} -> ${p.target}`).join('\n')}`);
     });
 
@@ -66,9 +63,9 @@ export function serviceCommands(program: Command, client: () => Client): void {
     .description('list services')
     .option('--format <format>', 'json')
     .action(async (o) => {
-      const list = await client().get<Service[]>('/v1/services');
+      const list = await client().services.list();
       if (o.format === 'json') return print(json(list));
-      const tasks = await client().get<Array<{ service: string }>>('/v1/tasks');
+      const tasks = await client().tasks.list();
       print(table(['ID', 'NAME', 'MODE', 'LB', 'TASKS', 'PORTS'], list.map((s) => [s.id.slice(0, 12), s.name, s.endpointMode, s.lb, tasks.filter((t) => t.service === s.id).length, ports(s)])));
     });
 
@@ -77,9 +74,9 @@ export function serviceCommands(program: Command, client: () => Client): void {
     .description('show a service')
     .option('--pretty', 'human-readable')
     .action(async (ref: string, o) => {
-      const s = await client().get<Service>(`/v1/services/${encodeURIComponent(ref)}`);
+      const s = await client().services.inspect(ref);
       if (!o.pretty) return print(json([s]));
-      const nets = await client().get<Network[]>('/v1/networks');
+      const nets = await client().networks.list();
       const lines = [
         `ID:\t\t${s.id}`,
         `Name:\t\t${s.name}`,
@@ -101,7 +98,7 @@ export function serviceCommands(program: Command, client: () => Client): void {
     .description("list a service's tasks with their observed state")
     .option('--format <format>', 'json')
     .action(async (ref: string, o) => {
-      const tasks = await client().get<TaskRow[]>(`/v1/services/${encodeURIComponent(ref)}/tasks`);
+      const tasks = await client().services.tasks(ref);
       if (o.format === 'json') return print(json(tasks));
       print(table(['ID', 'NAME', 'NODE', 'ENDPOINT', 'WEIGHT', 'STATE', 'OBSERVED', 'ACTIVE'], tasks.map((t) => [t.id.slice(0, 12), t.name, t.node.slice(0, 12), t.addr ?? t.addresses.map((a) => a.ip).join(','), t.weight, t.state, t.observed.state, t.observed.active])));
     });
@@ -142,7 +139,7 @@ export function serviceCommands(program: Command, client: () => Client): void {
         ...(o.labelAdd && { labelsAdd: labels(o.labelAdd) }),
         ...(o.labelRm && { labelsRm: o.labelRm }),
       };
-      const s = await client().patch<Service>(`/v1/services/${encodeURIComponent(ref)}`, up);
+      const s = await client().services.update(ref, up);
       print(s.name);
     });
 
@@ -150,6 +147,6 @@ export function serviceCommands(program: Command, client: () => Client): void {
     .command('rm <service...>')
     .description('remove services and their tasks')
     .action(async (refs: string[]) => {
-      for (const ref of refs) print((await client().del<Service>(`/v1/services/${encodeURIComponent(ref)}`)).name);
+      for (const ref of refs) print((await client().services.rm(ref)).name);
     });
 }

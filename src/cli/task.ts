@@ -1,8 +1,7 @@
 /** `swarmnet task ...`: register and remove service endpoints. */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { Task } from '../control/schema.js';
-import type { Client } from './client.js';
+import type { ApiClient } from '../api/index.js';
 import { json, parseIntArg, print, table } from './format.js';
 
 /** `c1` -> /run/netns/c1 (as `ip netns` names them); other paths made absolute. */
@@ -10,7 +9,7 @@ function netnsPath(arg: string): string {
   return arg.includes('/') ? resolve(arg) : `/run/netns/${arg}`;
 }
 
-export function taskCommands(program: Command, client: () => Client): void {
+export function taskCommands(program: Command, client: () => ApiClient): void {
   const task = program.command('task').description('manage tasks (service endpoints)');
 
   task
@@ -35,7 +34,7 @@ export function taskCommands(program: Command, client: () => Client): void {
         ...(o.name && { name: o.name }),
         ...(o.netns && { netns: netnsPath(o.netns) }),
       };
-      const t = await client().post<Task>('/v1/tasks', spec);
+      const t = await client().tasks.add(spec);
       print(`${t.id}\t${t.name}`);
     });
 
@@ -45,8 +44,7 @@ export function taskCommands(program: Command, client: () => Client): void {
     .option('--service <service>', 'only this service')
     .option('--format <format>', 'json')
     .action(async (o) => {
-      const q = o.service ? `?service=${encodeURIComponent(o.service)}` : '';
-      const list = await client().get<Array<Task & { observed: { state: string } }>>(`/v1/tasks${q}`);
+      const list = await client().tasks.list(o.service);
       if (o.format === 'json') return print(json(list));
       print(table(['ID', 'NAME', 'NODE', 'ENDPOINT', 'WEIGHT', 'OBSERVED'], list.map((t) => [t.id.slice(0, 12), t.name, t.node.slice(0, 12), t.addr ?? t.addresses.map((a) => a.ip).join(','), t.weight, t.observed.state])));
     });
@@ -55,6 +53,6 @@ export function taskCommands(program: Command, client: () => Client): void {
     .command('rm <task...>')
     .description('remove tasks (their connections drain)')
     .action(async (refs: string[]) => {
-      for (const ref of refs) print((await client().del<Task>(`/v1/tasks/${encodeURIComponent(ref)}`)).name);
+      for (const ref of refs) print((await client().tasks.rm(ref)).name);
     });
 }

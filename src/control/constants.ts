@@ -13,7 +13,7 @@ export const VNI_MIN = 4096;
 export const VNI_MAX = 0xffffff;
 
 /** Object kinds; each is a bucket in the store (`swarmnet-<kind>` on NATS). */
-export const KINDS = ['nodes', 'networks', 'services', 'tasks', 'ipam'] as const;
+export const KINDS = ['nodes', 'networks', 'services', 'tasks', 'ipam', 'cluster'] as const;
 export type Kind = (typeof KINDS)[number];
 
 /** Schedulers, named as in ipvsadm(8). */

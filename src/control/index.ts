@@ -6,3 +6,4 @@ export { Collection, type Versioned, type InvalidHandler } from './collection.js
 export { ControlPlane } from './plane.js';
 export { EmbeddedStore } from './store/embedded.js';
 export { View } from './view.js';
+export { Liveness, type LivenessOptions } from './liveness.js';

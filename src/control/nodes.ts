@@ -1,11 +1,14 @@
 /** Node membership: registration, heartbeat and availability. */
-import { NotFoundError } from '../util/errors.js';
+import { NotFoundError, RemovedError } from '../util/errors.js';
 import type { Versioned } from './collection.js';
 import { withCas, type Context } from './context.js';
 import type { Network, Node } from './schema.js';
 import { claimKey } from './ipam.js';
 import { parseCidr } from './cidr.js';
 import { validateSpec } from './spec.js';
+
+/** What a node says of itself on every heartbeat. */
+export type NodeSelf = Pick<Node, 'id' | 'addr' | 'hostname'> & Partial<Pick<Node, 'api' | 'nats'>>;
 
 export class NodeOps {
   constructor(private readonly ctx: Context) {}
@@ -27,9 +30,11 @@ export class NodeOps {
    * Marks this node ready and refreshes lastSeen, keeping what others set
    * (availability, labels). Called at start and on every heartbeat.
    */
-  async heartbeat(self: { id: string; addr: string; hostname: string }): Promise<Node> {
+  async heartbeat(self: NodeSelf): Promise<Node> {
     return withCas(async () => {
       const cur = await this.ctx.nodes.get(self.id);
+      // A removed node must not write itself back in (its access ends moments later).
+      if (cur?.value.status === 'removed') throw new RemovedError(`node ${self.id} was removed from the cluster`);
       const node: Node = {
         availability: 'active',
         labels: {},

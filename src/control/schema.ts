@@ -41,7 +41,14 @@ export const NodeSchema = Type.Object({
   hostname: Type.String({ maxLength: 255 }),
   availability: AvailabilitySchema,
   labels: Labels,
-  status: literals(['ready', 'down'] as const),
+  /** `removed`: taken out of the cluster by a manager; kept so its heartbeats cannot bring it back. */
+  status: literals(['ready', 'down', 'removed'] as const),
+  /** In a cluster made by `swarmnet init`: managers run nats-server and sign certificates. */
+  role: Type.Optional(literals(['manager', 'worker'] as const)),
+  /** Cluster API of the node (mutual TLS), `IP:PORT`. */
+  api: Type.Optional(Type.String({ maxLength: 64 })),
+  /** Managers: ports of their nats-server (clients, routes). */
+  nats: Type.Optional(Type.Object({ client: Port, cluster: Port })),
   /** Milliseconds since the epoch of the last heartbeat. */
   lastSeen: Type.Integer({ minimum: 0 }),
   /**

@@ -1,10 +1,12 @@
 /**
  * A local, validated mirror of desired state, kept current by one watch per kind.
  * Consumers (reconciler, DNS) read it synchronously and subscribe to `onChange`,
- * which is coalesced: a burst of store events yields one call.
+ * which is coalesced: a burst of store events yields one call. Every node record that
+ * arrives is handed to `liveness`, which times the heartbeats as they are received here.
  */
 import type { InvalidHandler } from './collection.js';
 import { KINDS, type Kind } from './constants.js';
+import type { Liveness } from './liveness.js';
 import { validate, type Network, type Node, type Service, type Task, type Validator } from './schema.js';
 import type { Store, Unwatch, WatchEvent } from './types.js';
 
@@ -22,12 +24,15 @@ export class View {
   constructor(
     private readonly store: Store,
     private readonly onInvalid: InvalidHandler,
+    /** Fed by this view; the reconciler and the API's node listing judge nodes with it. */
+    readonly liveness: Liveness,
   ) {}
 
   /** Resolves once every kind's current entries are loaded. */
   async start(): Promise<void> {
     for (const kind of KINDS) {
-      if (kind === 'ipam') continue;
+      // Claims and the cluster's trust records are read on demand, not mirrored.
+      if (kind === 'ipam' || kind === 'cluster') continue;
       await new Promise<void>((ready, fail) => {
         this.store.watch(kind, (e) => this.#onEvent(e), ready).then((u) => this.#unwatch.push(u), fail);
       });
@@ -46,8 +51,10 @@ export class View {
 
   #onEvent(e: WatchEvent): void {
     const [map, schema] = this.#target(e.kind);
-    if (e.op === 'del') map.delete(e.key);
-    else {
+    if (e.op === 'del') {
+      map.delete(e.key);
+      if (e.kind === 'nodes') this.liveness.forget(e.key);
+    } else {
       const ok = schema.check(e.value);
       if (!ok) {
         // Never trust a malformed entry, and never let it take down the agent.
@@ -57,12 +64,16 @@ export class View {
           this.onInvalid(e.kind, e.key, err as Error);
         }
         map.delete(e.key);
+        if (e.kind === 'nodes') this.liveness.forget(e.key);
       } else {
         const before = map.get(e.key);
         map.set(e.key, e.value);
-        // A heartbeat only moves lastSeen: liveness is re-evaluated on a timer, so it
-        // need not wake every consumer on every node (N agents would cause N^2 passes).
-        if (e.kind === 'nodes' && before && sameButLastSeen(before as Node, e.value as Node)) return;
+        if (e.kind === 'nodes') {
+          this.liveness.observe(e.value as Node);
+          // A heartbeat only moves lastSeen: liveness is re-evaluated on a timer, so it
+          // need not wake every consumer on every node (N agents would cause N^2 passes).
+          if (before && sameButLastSeen(before as Node, e.value as Node)) return;
+        }
       }
     }
     this.#schedule();

@@ -46,6 +46,16 @@ export class StoreError extends SwarmnetError {
   override readonly code = 'ESTORE';
 }
 
+/** This node was removed from the cluster by a manager. */
+export class RemovedError extends SwarmnetError {
+  override readonly code = 'EREMOVED';
+}
+
+/** The caller is not allowed to do this (no or a foreign certificate, a removed node, a worker doing a manager's job). */
+export class AuthError extends SwarmnetError {
+  override readonly code = 'EAUTH';
+}
+
 /** Talking to the agent API failed (CLI side). */
 export class ApiError extends SwarmnetError {
   constructor(message: string, override readonly code: string, readonly status: number) {

@@ -3,7 +3,8 @@
  * started here is killed by pid in the test's teardown, pass or fail.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,6 +79,7 @@ export async function startBackends(t: Teardown, specs: string[], spawner?: (cmd
 
 export interface AgentProc {
   child: ChildProcess;
+  /** The API's unix socket (`--host unix://...`). */
   api: string;
   dataDir: string;
   ingress: string;
@@ -85,6 +87,10 @@ export interface AgentProc {
   cli(...args: string[]): Promise<CliResult>;
   /** Runs the CLI and returns its stdout; throws with its stderr on a non-zero exit (setup steps). */
   ok(...args: string[]): Promise<string>;
+  /** A raw API request over the socket (for what the CLI does not show, and bad input). */
+  request(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }>;
+  /** GET /metrics. */
+  metrics(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -96,7 +102,7 @@ export interface CliResult {
 
 export function runCli(api: string, args: string[]): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, '--host', api, ...args], { timeout: 20000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, '--host', `unix://${api}`, ...args], { timeout: 20000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -117,16 +123,36 @@ export interface AgentOpts {
   overlay?: boolean;
 }
 
-/** Starts `swarmnet agent` on `ip` (API on port 2377, routing mesh on the same ip). */
+/** One HTTP request to an agent's API socket. */
+export function apiRequest(socket: string, method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    const req = request({ socketPath: socket, method, path, headers: payload === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** Starts `swarmnet agent` on `ip` (API on a unix socket in its data dir, routing mesh on the ip). */
 export async function startAgent(t: Teardown, o: AgentOpts): Promise<AgentProc> {
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'swarmnet-test-'));
   if (!o.dataDir) t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-  const api = `${o.ip}:2377`;
-  const argv = [CLI, 'agent', '--data-dir', dataDir, '--api', api, '--ingress-addr', o.ip, '--log-level', 'warn', ...(o.overlay ? [] : ['--no-overlay']), ...(o.args ?? [])];
+  const api = join(dataDir, 'api.sock');
+  const argv = [CLI, 'agent', '--data-dir', dataDir, '--socket', api, '--ingress-addr', o.ip, '--log-level', process.env.SWARMNET_TEST_LOG_DIR ? (process.env.SWARMNET_TEST_LOG_LEVEL ?? 'info') : 'warn', ...(o.overlay ? [] : ['--no-overlay']), ...(o.args ?? [])];
   const child = o.spawner
     ? o.spawner(process.execPath, argv, o.env)
     : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
   killOnTeardown(t, child);
+  // SWARMNET_TEST_LOG_DIR=/dir keeps every agent's log (at --log-level info, see below) for a failing run.
+  if (process.env.SWARMNET_TEST_LOG_DIR) {
+    const log = createWriteStream(join(process.env.SWARMNET_TEST_LOG_DIR, `agent-${o.ip}-${child.pid}.log`));
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+  }
   await waitForApi(api, child);
   return {
     child,
@@ -139,6 +165,8 @@ export async function startAgent(t: Teardown, o: AgentOpts): Promise<AgentProc> 
       if (r.code !== 0) throw new Error(`swarmnet ${args.join(' ')}: ${r.stderr}`);
       return r.stdout;
     },
+    request: (method, path, body) => apiRequest(api, method, path, body),
+    metrics: async () => (await apiRequest(api, 'GET', '/metrics')).text,
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -166,8 +194,8 @@ async function waitForApi(api: string, child: ChildProcess): Promise<void> {
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}: ${stderr}`);
     try {
-      const res = await fetch(`http://${api}/v1/info`);
-      if (res.ok) return;
+      const res = await apiRequest(api, 'GET', '/v1/info');
+      if (res.status === 200) return;
     } catch {
       // not listening yet
     }

@@ -31,7 +31,7 @@ export async function killMidRun(t: T, agent: AgentProc, procs: BackendProc[], p
   const tail = countBy(served.slice(-Math.floor(total / 3)));
   t.notOk([...tail.keys()].some((k) => k.endsWith('2')), 'after the kill, the dead task gets no requests');
   t.equal(tail.size, 2, 'the two survivors share the load');
-  const retries = /swarmnet_service_retries_total\{service="[^"]+"\} (\d+)/.exec(await (await fetch(`http://${agent.api}/metrics`)).text());
+  const retries = /swarmnet_service_retries_total\{service="[^"]+"\} (\d+)/.exec(await agent.metrics());
   t.ok(Number(retries?.[1]) >= 1, `the mesh retried on another task (${retries?.[1]} retries), hiding the failure`);
   return served;
 }

@@ -47,12 +47,8 @@ t.test('50 concurrent creates spread over three agents get distinct ports and VI
   // Concurrent writers on different agents, through each agent's API at once.
   const results = await Promise.all(
     Array.from({ length: 50 }, async (_, i) => {
-      const res = await fetch(`http://${agents[i % 3]!.api}/v1/services`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name: `c${i}`, ports: [{ target: 80 }], networks: ['shared'] }),
-      });
-      return res.ok ? '' : `c${i}: ${res.status} ${await res.text()}`;
+      const res = await agents[i % 3]!.request('POST', '/v1/services', { name: `c${i}`, ports: [{ target: 80 }], networks: ['shared'] });
+      return res.status === 201 ? '' : `c${i}: ${res.status} ${res.text}`;
     }),
   );
   t.same(results.filter(Boolean), [], 'every create succeeded');
@@ -108,6 +104,6 @@ t.test('agents keep serving while NATS is down and resynchronise after', async (
   await within('the new service reaches every agent', async () => {
     const all = await Promise.all(agents.map((a) => tcpRequest(a.ingress, 25002).catch(() => '')));
     return all.every((x) => x.startsWith('n1'));
-  }, 10000, async () => JSON.stringify(await Promise.all(agents.map(async (a) => [await (await fetch(`http://${a.api}/v1/info`)).text(), await (await fetch(`http://${a.api}/v1/tasks`)).text(), await (await fetch(`http://${a.api}/v1/nodes`)).text()]))));
+  }, 10000, async () => JSON.stringify(await Promise.all(agents.map(async (a) => [(await a.request('GET', '/v1/info')).text, (await a.request('GET', '/v1/tasks')).text, (await a.request('GET', '/v1/nodes')).text]))));
   t.pass('resynchronised');
 });

@@ -104,7 +104,7 @@ t.test('changes are visible on the next query; no stale answer after a task leav
 t.test('a large answer over UDP is truncated (TC) and complete over TCP', async (t) => {
   await ok('service', 'create', '--name', 'many', '--network', 'neta');
   for (let i = 0; i < 40; i++) {
-    const res = await fetch(`http://${agent.api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'many', network: 'neta' }) });
+    const res = await agent.request('POST', '/v1/tasks', { service: 'many', network: 'neta' });
     t.equal(res.status, 201);
   }
   const udp = await dig('+notcp', '+ignore', '+noedns', 'tasks.many');

@@ -88,7 +88,7 @@ t.test('PROXY protocol v1 and v2 carry the client address to the task', async (t
 });
 
 t.test('metrics count connections per service and per backend', async (t) => {
-  const text = await (await fetch(`http://${agent.api}/metrics`)).text();
+  const text = await agent.metrics();
   t.match(text, /swarmnet_service_connections_total\{service="rr"\} 61/);
   t.match(text, /swarmnet_backend_connections_total\{service="wrr",protocol="tcp",port="20002",backend="[\d.]+:9001",task="wrr-b1"\} 30/);
   t.match(text, /swarmnet_backend_bytes_sent_total\{service="rr"/);

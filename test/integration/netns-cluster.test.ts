@@ -51,12 +51,8 @@ t.test('50 concurrent service creates through the hosts get distinct ports and V
   t.equal((await live[0]!.cli('network', 'create', 'appnet')).code, 0);
   const errors = await Promise.all(
     Array.from({ length: 50 }, async (_, i) => {
-      const res = await fetch(`http://${live[i % 2]!.api}/v1/services`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name: `n${i}`, ports: [{ target: 80 }], networks: ['appnet'] }),
-      });
-      return res.ok ? '' : `n${i}: ${res.status} ${await res.text()}`;
+      const res = await live[i % 2]!.request('POST', '/v1/services', { name: `n${i}`, ports: [{ target: 80 }], networks: ['appnet'] });
+      return res.status === 201 ? '' : `n${i}: ${res.status} ${res.text}`;
     }),
   );
   t.same(errors.filter(Boolean), []);

@@ -69,7 +69,7 @@ t.test('ping and TCP between containers on different hosts', async (t) => {
     const r = await from.exec('ping', ['-c', '2', '-W', '2', to.addresses[0]!.ip]);
     t.equal(r.code, 0, `ping ${label}: ${r.stdout.split('\n').slice(-3).join(' ')}`);
   }
-  const arp = await (await fetch(`http://${a3.api}/metrics`)).text();
+  const arp = await a3.metrics();
   t.match(arp, /swarmnet_overlay_arp_total\{result="replied"\} [1-9]/, "host3's ARP proxy answered for the remote containers");
   const r = await ask(c3, w1.addresses[0]!.ip, 9000);
   t.equal(r.code, 0, r.stderr);
@@ -88,10 +88,10 @@ t.test('bulk TCP across hosts arrives byte for byte (segmentation and coalescing
   const [sent, received] = r.stdout.trim().split(' ');
   t.match(sent, /^[0-9a-f]{64}$/);
   t.equal(received, sent, '40 MB host3 -> host2, same SHA-256 on both ends');
-  const text = await (await fetch(`http://${a3.api}/metrics`)).text();
+  const text = await a3.metrics();
   t.match(text, /swarmnet_vxlan_packets_total\{direction="tx"\} [1-9]/, 'sent through the VXLAN engine');
   t.match(text, /swarmnet_vxlan_offload_total\{kind="tso"\} [1-9]/, 'as TCP super-frames cut by the engine');
-  const rx = await (await fetch(`http://${a2.api}/metrics`)).text();
+  const rx = await a2.metrics();
   t.match(rx, /swarmnet_vxlan_offload_total\{kind="gro"\} [1-9]/, 'merged again on the receiving host');
 });
 
@@ -130,7 +130,7 @@ t.test('an agent restart keeps its containers attached and carries on', async (t
 
 t.test('malformed VXLAN packets are counted and dropped', async (t) => {
   const metric = async (reason: string) => {
-    const text = await (await fetch(`http://${a1.api}/metrics`)).text();
+    const text = await a1.metrics();
     return Number(new RegExp(`^swarmnet_vxlan_dropped_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
   };
   const before = { short: await metric('short'), flags: await metric('bad_flags'), vni: await metric('unknown_vni'), peer: await metric('unknown_peer') };

@@ -18,7 +18,7 @@ t.test('a task killed mid-run causes zero failed client requests', async (t) => 
   await killMidRun(t, agent, procs, 21001, 600);
   // Passive health marked the dead task: its failures are counted (its back-off may already
   // have run out by now on a slow machine, so the state itself is not asserted).
-  const metrics = await (await fetch(`http://${agent.api}/metrics`)).text();
+  const metrics = await agent.metrics();
   const failures = [...metrics.matchAll(/swarmnet_backend_errors_total\{[^}]*task="kill\.2"[^}]*\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
   t.ok(failures >= 1, `failures recorded against the dead task (${failures})`);
 });
@@ -74,9 +74,9 @@ t.test('active health checks take a dead task out before any client tries it', a
   await sleep(1200);
   const ps = JSON.parse((await agent.cli('service', 'ps', 'hc', '--format', 'json')).stdout) as Array<{ name: string; observed: { state: string } }>;
   t.same(ps.map((x) => `${x.name}=${x.observed.state}`), ['hc.1=unhealthy', 'hc.2=up']);
-  const metrics = await (await fetch(`http://${agent.api}/metrics`)).text();
+  const metrics = await agent.metrics();
   t.match(metrics, /swarmnet_backend_up\{service="hc",protocol="tcp",port="21004",backend="[\d.]+:9401",task="hc.1"\} 0/);
   for (let i = 0; i < 6; i++) t.match(await tcpRequest(agent.ingress, 21004), /^h2 /);
-  const retries = /swarmnet_service_retries_total\{service="hc"\} (\d+)/.exec(await (await fetch(`http://${agent.api}/metrics`)).text());
+  const retries = /swarmnet_service_retries_total\{service="hc"\} (\d+)/.exec(await agent.metrics());
   t.equal(retries?.[1], '0', 'no client connection ever tried the dead task');
 });

@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, usernamePasswordAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { ConflictError, RevisionMismatchError, StoreError } from '../../util/errors.js';
 import { KINDS, type Kind } from '../constants.js';
 import type { Entry, Store, Unwatch, WatchEvent } from '../types.js';
@@ -26,8 +27,22 @@ export interface NatsStoreOptions {
   pass?: string;
   /** CA that must have signed the server certificate; enables TLS. */
   tlsCa?: string;
+  /**
+   * This node's certificate and key (mutual TLS, files re-read at every connect so a
+   * renewed certificate is used on the next reconnect). Set by cluster mode, where any
+   * certificate of the cluster CA is a member: the server's name is not checked, as
+   * servers gossip addresses their certificates need not list.
+   */
+  tlsCert?: string;
+  tlsKey?: string;
   /** JetStream replicas per bucket (3 on a 3-server cluster). */
   replicas?: number;
+  /**
+   * Bind to buckets that must exist, never create them (cluster members: only `init`
+   * creates the buckets; a node that created its own while the cluster's were not yet
+   * reachable would hide them behind empty ones).
+   */
+  bindOnly?: boolean;
   name?: string;
 }
 
@@ -37,6 +52,12 @@ const RESUBSCRIBE_MS = 500;
 const WATCHDOG_MS = 2000;
 /** A watch whose consumer is not set up by then is retried. */
 const WATCH_START_MS = 5000;
+
+/** Binds to an existing bucket (its stream must answer), keeping its direct-get setting. */
+async function bind(kvm: Kvm, name: string): Promise<KV> {
+  const status = await (await kvm.open(name)).status();
+  return kvm.open(name, { allow_direct: status.streamInfo.config.allow_direct });
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -66,15 +87,18 @@ export class NatsStore implements Store {
         reconnectTimeWait: 500,
         ...(o.creds && { authenticator: credsAuthenticator(readFileSync(o.creds)) }),
         ...(o.user && { authenticator: usernamePasswordAuthenticator(o.user, o.pass ?? '') }),
-        ...(o.tlsCa && { tls: { caFile: o.tlsCa } }),
+        ...(o.tlsCa && { tls: { caFile: o.tlsCa, ...(o.tlsCert && { certFile: o.tlsCert, keyFile: o.tlsKey, checkServerIdentity: () => undefined }) } }),
       });
     } catch (err) {
       throw new StoreError(`cannot connect to NATS at ${o.servers.join(',')}: ${(err as Error).message}`, { cause: err });
     }
     const kvm = new Kvm(nc);
     const buckets = new Map<Kind, KV>();
-    for (const kind of KINDS) {
-      buckets.set(kind, await kvm.create(`swarmnet-${kind}`, { history: 1, replicas: o.replicas ?? 1 }));
+    try {
+      for (const kind of KINDS) buckets.set(kind, o.bindOnly ? await bind(kvm, `swarmnet-${kind}`) : await kvm.create(`swarmnet-${kind}`, { history: 1, replicas: o.replicas ?? 1 }));
+    } catch (err) {
+      await nc.close().catch(() => undefined);
+      throw new StoreError(`NATS at ${o.servers.join(',')}: buckets not available: ${(err as Error).message}`, { cause: err });
     }
     return new NatsStore(nc, buckets);
   }
@@ -91,13 +115,24 @@ export class NatsStore implements Store {
     return { key, value: parseValue(e.value), revision: e.revision };
   }
 
+  /**
+   * The bucket's keys come from its stream's per-subject state (one request, no
+   * consumer: a consumer-based key lister can stall while JetStream moves leaders,
+   * seen here as listings that never returned); deleted keys still have a subject (their
+   * tombstone) and are dropped by `get`.
+   */
   async list(kind: Kind): Promise<Entry[]> {
-    // A set: keys() reads the bucket's stream, and a key updated while it runs (a node's
-    // heartbeat) can come twice.
-    const keys = new Set<string>();
-    for await (const k of await this.#call(() => this.#kv(kind).keys())) keys.add(k);
-    const out = await Promise.all([...keys].map((k) => this.get(kind, k)));
+    const prefix = `$KV.swarmnet-${kind}.`;
+    const info = await this.#call(async () => (await this.#jsm()).streams.info(`KV_swarmnet-${kind}`, { subjects_filter: `${prefix}>` }));
+    const keys = Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
+    const out = await Promise.all(keys.map((k) => this.get(kind, k)));
     return out.filter((e): e is Entry => e !== undefined);
+  }
+
+  #jsmPromise: Promise<JetStreamManager> | undefined;
+  #jsm(): Promise<JetStreamManager> {
+    this.#jsmPromise ??= jetstreamManager(this.nc);
+    return this.#jsmPromise;
   }
 
   async create(kind: Kind, key: string, value: unknown): Promise<number> {

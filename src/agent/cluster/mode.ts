@@ -1,0 +1,540 @@
+/**
+ * A node's cluster membership, as `docker swarm init|join|leave` give it: creating a
+ * cluster (CA, node certificate, tokens, supervised nats-server), joining one through
+ * a manager, leaving, and on managers the calls that need the CA key. Persisted as
+ * `<data-dir>/cluster.json` + `<data-dir>/trust/`, resumed when the agent restarts.
+ */
+import { createPublicKey, X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from '@nats-io/transport-node';
+import { hostname, networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import type { Server } from 'node:https';
+import type { Logger } from 'pino';
+import { CLUSTER_API_PORT, NATS_CLIENT_PORT, NATS_CLUSTER_PORT, validateApi, type AdmitResult, type ClusterInfo, type JoinResult, type JoinToken } from '../../api/index.js';
+import { ClusterOps, type Role } from '../../control/cluster.js';
+import { KINDS } from '../../control/constants.js';
+import { withCas } from '../../control/context.js';
+import { newId } from '../../control/ids.js';
+import type { Node } from '../../control/schema.js';
+import { NatsStore } from '../../control/store/nats.js';
+import type { Entry, Store } from '../../control/types.js';
+import { certInfo, createCa, createCsr, createKey, loadTrust, needsRenewal, removeTrust, saveTrust, signNodeCert, trustPaths, verifyCert, TRUST_DEFAULTS, type TrustMaterial } from '../../trust/index.js';
+import { AuthError, ConflictError, NotFoundError, StoreError, ValidationError } from '../../util/errors.js';
+import type { ApiHandler } from '../api.js';
+import type { Caller } from '../http.js';
+import type { Runtime, RuntimeOptions } from '../runtime.js';
+import { NatsServer, systemIdentity } from '../natsd/index.js';
+import { fetchPinnedCa, requestAdmission } from './joiner.js';
+import { Manager, managers, mintToken, natsUrl, routeOf } from './manager.js';
+import { peerNode, createClusterServer } from './server.js';
+import { readClusterState, removeClusterState, writeClusterState, type ClusterState } from './state.js';
+import { writeFileAtomic } from './files.js';
+import { callNode } from './peer.js';
+import { replicasFor, scaleReplicas } from './replicas.js';
+
+export interface ClusterModeDeps {
+  nodeId: string;
+  dataDir: string;
+  log: Logger;
+  /** The agent's --advertise-addr: the default of init's and join's. */
+  advertiseAddr: string;
+  nodeTimeoutMs: number;
+  handler: ApiHandler;
+  swap(open: () => Promise<Store>, extra: Pick<RuntimeOptions, 'self' | 'onRemoved' | 'advertiseAddr'> | object): Promise<Runtime>;
+  single(): Store;
+  runtime(): Runtime;
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** How long a joined node keeps trying NATS while the managers add it to their servers' users. */
+const NATS_ADMIT_MS = 30_000;
+/** How often a node looks at its certificate's age (renewal itself happens at 50-80% of its life). */
+const RENEW_CHECK_MS = 5_000;
+/** Managers re-read the node list into their nats-server at most this often. */
+const SYNC_MS = 200;
+/** ... and at least this often. */
+const SYNC_RETRY_MS = 5_000;
+
+const hostPort = (text: string) => {
+  const i = text.lastIndexOf(':');
+  return { host: text.slice(0, i), port: Number(text.slice(i + 1)) };
+};
+
+export class ClusterMode {
+  #state: ClusterState | undefined;
+  #trust: TrustMaterial = {};
+  #natsd: NatsServer | undefined;
+  #server: Server | undefined;
+  #manager: Manager | undefined;
+  #timers: NodeJS.Timeout[] = [];
+  #unwatch: (() => void) | undefined;
+  #renewing = false;
+
+  constructor(private readonly d: ClusterModeDeps) {}
+
+  get active(): boolean {
+    return this.#state !== undefined;
+  }
+
+  info(): ClusterInfo | undefined {
+    const s = this.#state;
+    if (!s) return undefined;
+    return { id: s.clusterId, role: s.role, listenAddr: s.listenAddr, advertiseAddr: s.advertiseAddr, certExpires: this.#trust.nodeCertPem ? certInfo(this.#trust.nodeCertPem).notAfter.toISOString() : '' };
+  }
+
+  /** At agent start: the cluster this node belongs to, or the embedded store. */
+  async resume(): Promise<Runtime> {
+    const state = readClusterState(this.d.dataDir);
+    if (!state) return this.d.swap(async () => this.d.single(), {});
+    this.#trust = (await loadTrust(this.d.dataDir)) ?? {};
+    await this.#start(state);
+    return this.d.runtime();
+  }
+
+  async init(body: unknown): Promise<JoinResult> {
+    this.#notMember();
+    const req = validateApi.init.assert(body);
+    const advertiseAddr = req.advertiseAddr ?? this.#defaultAdvertise();
+    const listenAddr = req.listenAddr ?? `0.0.0.0:${CLUSTER_API_PORT}`;
+    const certExpiryMs = req.certExpiryMs ?? TRUST_DEFAULTS.certExpiryMs;
+    const ca = await createCa();
+    const { keyPem } = await createKey();
+    const cert = await signNodeCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, csrPem: await createCsr({ keyPem, nodeId: this.d.nodeId }), nodeId: this.d.nodeId, ips: [advertiseAddr], expiryMs: certExpiryMs });
+    const natsPort = req.natsPort ?? NATS_CLIENT_PORT;
+    const api = `${advertiseAddr}:${hostPort(listenAddr).port}`;
+    const state: ClusterState = {
+      clusterId: newId(),
+      role: 'manager',
+      advertiseAddr,
+      listenAddr,
+      natsPort,
+      natsClusterPort: req.natsClusterPort ?? NATS_CLUSTER_PORT,
+      nats: [`tls://${advertiseAddr}:${natsPort}`],
+      routes: [],
+      managers: [api],
+      users: [this.d.nodeId],
+    };
+    // What this node held alone comes along into the cluster (nothing is lost by init).
+    const snapshot = await dump(this.d.runtime().store);
+    const trust = { caCertPem: ca.certPem, caKeyPem: ca.keyPem, nodeCertPem: cert, nodeKeyPem: keyPem };
+    await this.#enter(state, trust, async (rt) => {
+      const cluster = new ClusterOps(rt.store, () => undefined);
+      await cluster.createCa({ id: state.clusterId, cert: ca.certPem, certExpiryMs });
+      const worker = mintToken({ caKey: ca.keyPem, clusterId: state.clusterId });
+      const manager = mintToken({ caKey: ca.keyPem, clusterId: state.clusterId });
+      await cluster.setToken('worker', worker.record);
+      await cluster.setToken('manager', manager.record);
+      for (const e of snapshot) if (e.kind !== 'nodes' && e.kind !== 'cluster') await rt.store.put(e.kind, e.key, e.value);
+      await setOwnRole(rt, this.d.nodeId, 'manager');
+    }, true);
+    const wt = await this.#manager!.joinToken('worker', false);
+    const mt = await this.#manager!.joinToken('manager', false);
+    return { node: this.d.nodeId, role: 'manager', joinCommands: { worker: `swarmnet join --token ${wt.token} ${api}`, manager: `swarmnet join --token ${mt.token} ${api}` } };
+  }
+
+  async join(body: unknown): Promise<JoinResult> {
+    this.#notMember();
+    const req = validateApi.join.assert(body);
+    const { caCert, secret, remote } = await fetchPinnedCa(req.token, req.remote);
+    const advertiseAddr = req.advertiseAddr ?? this.#defaultAdvertise();
+    const listenAddr = req.listenAddr ?? `0.0.0.0:${CLUSTER_API_PORT}`;
+    const natsPort = req.natsPort ?? NATS_CLIENT_PORT;
+    const natsClusterPort = req.natsClusterPort ?? NATS_CLUSTER_PORT;
+    const { keyPem } = await createKey();
+    const res: AdmitResult = await requestAdmission(remote, caCert, {
+      secret,
+      csr: await createCsr({ keyPem, nodeId: this.d.nodeId }),
+      nodeId: this.d.nodeId,
+      hostname: hostname(),
+      advertiseAddr,
+      listenAddr,
+      natsPort,
+      natsClusterPort,
+    });
+    verifyCert(res.cert, caCert);
+    const state: ClusterState = { clusterId: res.clusterId, role: res.role, advertiseAddr, listenAddr, natsPort, natsClusterPort, nats: res.nats, routes: res.routes, managers: res.managers, users: [this.d.nodeId] };
+    await this.#enter(state, { caCertPem: caCert, ...(res.caKey && { caKeyPem: res.caKey }), nodeCertPem: res.cert, nodeKeyPem: keyPem }, async () => undefined);
+    return { node: this.d.nodeId, role: res.role };
+  }
+
+  async leave(body: unknown): Promise<{ node: string }> {
+    const req = validateApi.leave.assert(body);
+    const s = this.#state;
+    if (!s) throw new ValidationError('', 'this node is not part of a cluster');
+    if (s.role === 'manager' && !req.force) throw new ConflictError('this node is a manager: leaving can cost the cluster its quorum; demote it first, or use --force');
+    // Tell the others (best effort): marked removed, it drops out of their NATS users.
+    await markRemoved(this.d.runtime(), this.d.nodeId).catch((err: Error) => this.d.log.warn({ err: err.message }, 'could not mark this node removed in the cluster'));
+    await this.#exit();
+    this.d.log.info('left the cluster');
+    return { node: this.d.nodeId };
+  }
+
+  async joinToken(role: string, rotate: boolean): Promise<JoinToken> {
+    if (role !== 'worker' && role !== 'manager') throw new ValidationError('role', `must be worker or manager (got ${JSON.stringify(role)})`);
+    return this.#asManager().joinToken(role, rotate);
+  }
+
+  async ca(): Promise<{ cert: string }> {
+    if (!this.#trust.caCertPem) throw new NotFoundError('this node is not part of a cluster');
+    return { cert: this.#trust.caCertPem };
+  }
+
+  admit(body: unknown): Promise<AdmitResult> {
+    return this.#asManager().admit(body);
+  }
+
+  renew(caller: Caller, body: unknown): Promise<{ cert: string }> {
+    if (caller.kind !== 'node') throw new AuthError('renewal needs the certificate being renewed');
+    return this.#asManager().renew(caller.nodeId, body);
+  }
+
+  removeNode(ref: string, force: boolean): Promise<Node> {
+    return this.#asManager().remove(ref, force);
+  }
+
+  /** `node promote|demote`: the store first, then the node is told (with the CA key when promoted). */
+  async setRole(ref: string, role: Role): Promise<Node> {
+    const manager = this.#asManager();
+    const { value: target } = await this.d.runtime().plane.nodes.resolve(ref);
+    // Its JetStream peer is removed by a manager that stays one (this one).
+    if (role === 'worker' && target.id === this.d.nodeId) throw new ValidationError('node', 'a manager cannot demote itself: run `swarmnet node demote` on another manager');
+    const node = await manager.setRole(ref, role);
+    const body = { role, ...(role === 'manager' && { caKey: this.#trust.caKeyPem }) };
+    await callNode(node.api!, this.#tls(), 'POST', '/v1/swarm/role', body);
+    // A demoted manager's nats-server is down now: take its peer out of the JetStream
+    // meta group, or the group keeps counting it towards the quorum.
+    if (role === 'worker' && target.role === 'manager') await this.#systemRequest('$JS.API.SERVER.REMOVE', { peer: node.id });
+    return node;
+  }
+
+  /** A manager tells this node its new role. */
+  async roleChanged(caller: Caller, body: unknown): Promise<{ node: string }> {
+    const s = this.#state;
+    if (!s || caller.kind !== 'node') throw new AuthError('only a manager of this cluster can change the role of this node');
+    const { role, caKey } = (body ?? {}) as { role?: Role; caKey?: string };
+    if (role === 'manager') {
+      // Only a holder of the CA key can hand it over: it must match our CA certificate.
+      if (!caKey || !sameKey(caKey, this.#trust.caCertPem!)) throw new AuthError('promotion without the cluster CA key');
+      if (s.role === 'manager') return { node: this.d.nodeId };
+      await saveTrust(this.d.dataDir, { caKeyPem: caKey });
+      this.#trust.caKeyPem = caKey;
+    } else if (role === 'worker') {
+      const by = this.d.runtime().view.nodes.get(caller.nodeId);
+      if (by?.role !== 'manager') throw new AuthError('only a manager may demote a node');
+      if (s.role === 'worker') return { node: this.d.nodeId };
+      delete this.#trust.caKeyPem;
+      rmSync(trustPaths(this.d.dataDir).caKey, { force: true });
+    } else throw new ValidationError('role', 'must be manager or worker');
+    const next: ClusterState = { ...s, role };
+    writeClusterState(this.d.dataDir, next);
+    // Answer first: the switch closes this very connection (the cluster API restarts).
+    // A demoted node's nats-server is down before the answer, so that the manager can
+    // take its peer out of the JetStream meta group right after.
+    if (role === 'worker') await this.#natsd?.stop();
+    setImmediate(() => {
+      void this.d.exclusive(async () => {
+        await this.#teardown();
+        if (role === 'worker') rmSync(join(this.d.dataDir, 'nats'), { recursive: true, force: true });
+        await this.#start(next);
+        this.d.log.info({ role }, 'role changed');
+      }).catch((err: Error) => this.d.log.error({ err: err.message }, 'could not change role'));
+    });
+    return { node: this.d.nodeId };
+  }
+
+  async stop(): Promise<void> {
+    await this.#teardown();
+  }
+
+  // --- internals ---
+
+  /**
+   * The agent's --advertise-addr, or, when it was left at loopback, the node's first
+   * non-loopback IPv4 address (as `docker swarm init` picks one): other nodes must reach it.
+   */
+  #defaultAdvertise(): string {
+    if (this.d.advertiseAddr !== '127.0.0.1') return this.d.advertiseAddr;
+    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+    return this.d.advertiseAddr;
+  }
+
+  #notMember(): void {
+    if (this.#state) throw new ConflictError(`this node is already part of a cluster (as a ${this.#state.role}); run 'swarmnet leave' first`);
+  }
+
+  #asManager(): Manager {
+    if (!this.#state) throw new ValidationError('', 'this node is not part of a cluster (swarmnet init or swarmnet join first)');
+    if (!this.#manager) throw new AuthError('this node is not a manager: run this on a manager');
+    return this.#manager;
+  }
+
+  #tls() {
+    return { ca: this.#trust.caCertPem!, cert: this.#trust.nodeCertPem!, key: this.#trust.nodeKeyPem! };
+  }
+
+  /**
+   * Becomes a member: trust files and state written, cluster runtime started, then
+   * `after` (init's first writes). Any failure undoes all of it and goes back to the
+   * embedded store: no half-joined state is left behind.
+   */
+  async #enter(state: ClusterState, trust: TrustMaterial, after: (rt: Runtime) => Promise<void>, creating = false): Promise<void> {
+    await saveTrust(this.d.dataDir, trust);
+    writeClusterState(this.d.dataDir, state);
+    this.#trust = trust;
+    try {
+      await this.#start(state, creating);
+      await after(this.d.runtime());
+    } catch (err) {
+      this.d.log.error({ err: (err as Error).message }, 'could not enter the cluster; back to the embedded store');
+      await this.#exit();
+      throw err;
+    }
+  }
+
+  /** Leaves cluster mode for good: planes stopped, files removed, embedded store back. */
+  async #exit(): Promise<void> {
+    await this.#teardown();
+    await removeTrust(this.d.dataDir);
+    removeClusterState(this.d.dataDir);
+    rmSync(join(this.d.dataDir, 'nats'), { recursive: true, force: true });
+    this.#trust = {};
+    await this.d.swap(async () => this.d.single(), {});
+  }
+
+  /** `creating`: init's first start, the one that makes the buckets. */
+  async #start(state: ClusterState, creating = false): Promise<void> {
+    this.#state = state;
+    const paths = trustPaths(this.d.dataDir);
+    if (state.role === 'manager') {
+      await this.#systemCert(state);
+      this.#natsd = new NatsServer({
+        dir: join(this.d.dataDir, 'nats'),
+        logger: this.d.log,
+        serverName: this.d.nodeId,
+        host: '0.0.0.0',
+        clientPort: state.natsPort,
+        clusterPort: state.natsClusterPort,
+        storeDir: join(this.d.dataDir, 'nats', 'jetstream'),
+        tls: { certFile: paths.nodeCert, keyFile: paths.nodeKey, caFile: paths.caCert },
+        routes: state.routes,
+        users: state.users ?? [this.d.nodeId],
+        systemUser: systemIdentity(this.d.nodeId),
+      });
+      await this.#natsd.start();
+    }
+    const servers = state.role === 'manager' ? [`tls://127.0.0.1:${state.natsPort}`, ...state.nats] : state.nats;
+    const api = `${state.advertiseAddr}:${hostPort(state.listenAddr).port}`;
+    const rt = await this.d.swap(() => openClusterStore({ servers, name: `swarmnet-${this.d.nodeId}`, tlsCa: paths.caCert, tlsCert: paths.nodeCert, tlsKey: paths.nodeKey, bindOnly: !creating }), {
+      advertiseAddr: state.advertiseAddr,
+      self: { api, ...(state.role === 'manager' && { nats: { client: state.natsPort, cluster: state.natsClusterPort } }) },
+      onRemoved: () => void this.d.exclusive(() => this.#exit()),
+    });
+    if (state.role === 'manager') {
+      this.#manager = new Manager({
+        plane: rt.plane,
+        cluster: new ClusterOps(rt.store, () => undefined),
+        view: rt.view,
+        clusterId: state.clusterId,
+        caCert: this.#trust.caCertPem!,
+        caKey: this.#trust.caKeyPem!,
+        nodeId: this.d.nodeId,
+        isUp: (id) => rt.reconciler.nodeUp(id),
+      });
+      this.#watchNodes(rt);
+    }
+    const server = createClusterServer(this.#tls(), (req, res) => {
+      const cn = peerNode(req);
+      const node = cn === undefined ? undefined : this.d.runtime()?.view.nodes.get(cn);
+      this.d.handler(req, res, node && node.status !== 'removed' ? { kind: 'node', nodeId: node.id } : { kind: 'anonymous' });
+    });
+    const at = hostPort(state.listenAddr);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(at.port, at.host, () => resolve());
+    });
+    this.#server = server;
+    this.#timers.push(setInterval(() => void this.#renewIfDue(), RENEW_CHECK_MS));
+    this.d.log.info({ role: state.role, cluster: state.clusterId, api: state.listenAddr }, 'cluster member');
+  }
+
+  /**
+   * Managers keep their nats-server's users (every node not removed) and routes (the
+   * other managers) in step with the store, and the buckets' replicas with the
+   * number of managers; the state file remembers both for a restart.
+   */
+  #watchNodes(rt: Runtime): void {
+    let timer: NodeJS.Timeout | undefined;
+    const sync = async () => {
+      timer = undefined;
+      const nodes = [...rt.view.nodes.values()];
+      const users = nodes.filter((n) => n.status !== 'removed').map((n) => n.id).sort();
+      if (!users.includes(this.d.nodeId)) users.push(this.d.nodeId);
+      const ms = managers(nodes);
+      const cur = this.#state!;
+      // Routes follow the managers in the store, but a view that shows none (not loaded,
+      // or cut off) never turns a clustered server back into a standalone one.
+      const seen = ms.filter((n) => n.id !== this.d.nodeId).map(routeOf).sort();
+      const routes = seen.length > 0 ? seen : cur.routes;
+      const next = { ...cur, users, routes, nats: ms.map(natsUrl), managers: ms.map((n) => n.api!) };
+      if (JSON.stringify(next) !== JSON.stringify(cur)) {
+        this.#state = next;
+        writeClusterState(this.d.dataDir, next);
+        await this.#natsd?.update({ users, routes });
+      }
+      const want = replicasFor(ms.length);
+      if (want === replicas) return;
+      // A lone manager's streams are taken into the new JetStream cluster first (see natsd).
+      await this.#natsd?.adopted();
+      await scaleReplicas(rt.store, want, this.d.log);
+      replicas = want;
+    };
+    /** Replicas known to be in force; unknown (0) until the first scale check succeeds. */
+    let replicas = 0;
+    const schedule = () => {
+      timer ??= setTimeout(() => void sync().catch((err: Error) => this.d.log.warn({ err: err.message }, 'cluster sync failed')), SYNC_MS);
+    };
+    const off = rt.view.onChange(schedule);
+    this.#unwatch = () => {
+      off();
+      clearTimeout(timer);
+    };
+    schedule();
+    // Also on a timer: a sync that failed (NATS electing leaders) is tried again.
+    this.#timers.push(setInterval(schedule, SYNC_RETRY_MS));
+  }
+
+  /**
+   * The manager's system-account identity for its own nats-server: a certificate it
+   * signs for itself (`CN=sys:<id>`), kept 0600 beside the server's files.
+   */
+  async #systemCert(state: ClusterState): Promise<{ cert: string; key: string }> {
+    const dir = join(this.d.dataDir, 'nats');
+    const files = { cert: join(dir, 'sys.pem'), key: join(dir, 'sys-key.pem') };
+    if (existsSync(files.cert) && existsSync(files.key)) return { cert: readFileSync(files.cert, 'utf8'), key: readFileSync(files.key, 'utf8') };
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const { keyPem } = await createKey();
+    const cert = await signNodeCert({ caCertPem: this.#trust.caCertPem!, caKeyPem: this.#trust.caKeyPem!, csrPem: await createCsr({ keyPem, nodeId: this.d.nodeId }), nodeId: this.d.nodeId, ips: [state.advertiseAddr], expiryMs: TRUST_DEFAULTS.caValidityMs, identity: 'system' });
+    writeFileAtomic(files.key, keyPem, 0o600);
+    writeFileAtomic(files.cert, cert, 0o600);
+    return { cert, key: keyPem };
+  }
+
+  /** One request in the system account of this manager's nats-server. */
+  async #systemRequest(subject: string, body: unknown): Promise<unknown> {
+    const s = this.#state!;
+    const sys = await this.#systemCert(s);
+    const tls = { ca: this.#trust.caCertPem!, cert: sys.cert, key: sys.key, checkServerIdentity: () => undefined };
+    const nc = await connect({ servers: `tls://127.0.0.1:${s.natsPort}`, tls, name: `swarmnet-${this.d.nodeId}-system`, reconnect: false });
+    try {
+      const reply = JSON.parse((await nc.request(subject, JSON.stringify(body), { timeout: 10_000 })).string()) as { error?: { description?: string } };
+      if (reply.error) throw new StoreError(`${subject}: ${reply.error.description ?? 'failed'}`);
+      return reply;
+    } finally {
+      await nc.close();
+    }
+  }
+
+  /** Renews this node's certificate through a manager (itself, on a manager) before it expires. */
+  async #renewIfDue(): Promise<void> {
+    const s = this.#state;
+    if (!s || this.#renewing || !this.#trust.nodeCertPem || !needsRenewal(this.#trust.nodeCertPem)) return;
+    this.#renewing = true;
+    try {
+      const { keyPem } = await createKey();
+      const csr = await createCsr({ keyPem, nodeId: this.d.nodeId });
+      let cert: string;
+      if (this.#manager) cert = (await this.#manager.renew(this.d.nodeId, { csr })).cert;
+      else cert = await this.#renewRemote(s, csr);
+      verifyCert(cert, this.#trust.caCertPem!);
+      await saveTrust(this.d.dataDir, { nodeKeyPem: keyPem, nodeCertPem: cert });
+      this.#trust = { ...this.#trust, nodeKeyPem: keyPem, nodeCertPem: cert };
+      this.#server?.setSecureContext(this.#tls());
+      await this.#natsd?.reload();
+      this.d.log.info({ expires: certInfo(cert).notAfter.toISOString() }, 'node certificate renewed');
+    } catch (err) {
+      this.d.log.warn({ err: (err as Error).message }, 'certificate renewal failed; will retry');
+    } finally {
+      this.#renewing = false;
+    }
+  }
+
+  async #renewRemote(s: ClusterState, csr: string): Promise<string> {
+    let last: Error | undefined;
+    for (const m of s.managers) {
+      try {
+        return ((await callNode(m, this.#tls(), 'POST', '/v1/swarm/renew', { csr })) as { cert: string }).cert;
+      } catch (err) {
+        last = err as Error;
+      }
+    }
+    throw last ?? new Error('no manager known');
+  }
+
+  async #teardown(): Promise<void> {
+    for (const t of this.#timers.splice(0)) clearTimeout(t);
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+    this.#manager = undefined;
+    const server = this.#server;
+    this.#server = undefined;
+    if (server) {
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      });
+    }
+    // The runtime goes first (its store talks to our nats-server), then the server.
+    if (this.#state) await this.d.runtime()?.stop();
+    await this.#natsd?.stop();
+    this.#natsd = undefined;
+    this.#state = undefined;
+  }
+}
+
+/** Every entry of every kind (init copies a single node's state into the new cluster). */
+async function dump(store: Store): Promise<Array<Entry & { kind: (typeof KINDS)[number] }>> {
+  const out: Array<Entry & { kind: (typeof KINDS)[number] }> = [];
+  for (const kind of KINDS) for (const e of await store.list(kind)) out.push({ ...e, kind });
+  return out;
+}
+
+/** Opens the cluster's NATS with this node's certificate; retries while the managers admit it. */
+async function openClusterStore(o: { servers: string[]; name: string; tlsCa: string; tlsCert: string; tlsKey: string; bindOnly: boolean }): Promise<Store> {
+  const deadline = Date.now() + NATS_ADMIT_MS;
+  for (;;) {
+    try {
+      return await NatsStore.open(o);
+    } catch (err) {
+      if (Date.now() > deadline) throw new StoreError(`cannot reach the cluster's NATS: ${(err as Error).message}`, { cause: err });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+async function setOwnRole(rt: Runtime, id: string, role: Role): Promise<void> {
+  await withCas(async () => {
+    const cur = await rt.plane.ctx.nodes.get(id);
+    if (!cur) throw new NotFoundError(`node ${id} not found`);
+    await rt.plane.ctx.nodes.update(id, { ...cur.value, role }, cur.revision);
+  });
+}
+
+async function markRemoved(rt: Runtime, id: string): Promise<void> {
+  await withCas(async () => {
+    const cur = await rt.plane.ctx.nodes.get(id);
+    if (!cur) return;
+    await rt.plane.ctx.nodes.update(id, { ...cur.value, status: 'removed' }, cur.revision);
+  });
+}
+
+/** Does this private key belong to the certificate's public key? */
+function sameKey(keyPem: string, certPem: string): boolean {
+  try {
+    const a = createPublicKey(keyPem).export({ format: 'der', type: 'spki' });
+    const b = new X509Certificate(certPem).publicKey.export({ format: 'der', type: 'spki' });
+    return a.equals(b);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * One run of the node's data and control planes on one store:
+ * store -> view -> reconciler -> mesh (+ overlay, DNS), node registration and
+ * heartbeat. The agent keeps its API up across runtimes and swaps the runtime when
+ * the node changes mode (`init`, `join`, `leave`, removal by a manager).
+ */
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { ControlPlane } from '../control/plane.js';
+import type { Store } from '../control/types.js';
+import { View } from '../control/view.js';
+import { Liveness } from '../control/liveness.js';
+import type { Node, Task } from '../control/schema.js';
+import { Mesh, type MeshSettings } from '../mesh/index.js';
+import { DnsServer, clusterHandler, forwardHandler, DNS_DEFAULTS, type Upstream } from '../dns/index.js';
+import type { Overlay } from '../overlay/index.js';
+import { createMetrics } from './metrics.js';
+import { Reconciler } from './reconciler.js';
+import { attachTask, startOverlay } from './overlay.js';
+
+export interface RuntimeOptions {
+  nodeId: string;
+  advertiseAddr: string;
+  ingressAddr: string;
+  mesh: Partial<MeshSettings>;
+  /** Use the native splice relay for TCP when it is built. */
+  nativeRelay: boolean;
+  heartbeatMs: number;
+  nodeTimeoutMs: number;
+  logger: Logger;
+  /** Embedded DNS for containers; off when undefined. */
+  dns?: { host: string; port: number; upstreams: Upstream[]; ttlSeconds: number };
+  /** Overlay networks (VXLAN on advertiseAddr:port); off when undefined (--no-overlay). */
+  overlay?: { port: number; mtu: number };
+  /** Resolvers behind the containers' DNS (on each overlay gateway) for names outside the cluster. */
+  containerDnsUpstreams: Upstream[];
+  /** What this node says of itself on every heartbeat (role and cluster addresses in a cluster). */
+  self?: Partial<Pick<Node, 'api' | 'nats'>>;
+  /** Called once when a heartbeat finds this node removed from the cluster by a manager. */
+  onRemoved?: () => void;
+}
+
+export class Runtime {
+  #heartbeat: NodeJS.Timeout | undefined;
+  #removed = false;
+  #stopped: Promise<void> | undefined;
+
+  private constructor(
+    readonly nodeId: string,
+    readonly store: Store,
+    readonly plane: ControlPlane,
+    readonly view: View,
+    readonly mesh: Mesh,
+    readonly reconciler: Reconciler,
+    readonly metrics: Registry,
+    readonly dns: DnsServer | undefined,
+    readonly overlay: Overlay | undefined,
+    /** Attaches a task's network namespace (`task add --netns`); absent with the overlay off. */
+    readonly attach: ((task: Task) => Promise<void>) | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  /** Starts on `store` (opened by the caller; closed by `stop`). */
+  static async start(o: RuntimeOptions, store: Store): Promise<Runtime> {
+    const { nodeId } = o;
+    const log = o.logger;
+    const onInvalid = (kind: string, key: string, err: Error) => log.warn({ kind, key, err: err.message }, 'skipping malformed stored object');
+    const plane = new ControlPlane(store, nodeId, onInvalid);
+    const self = { id: nodeId, addr: o.advertiseAddr, hostname: hostname(), ...o.self };
+    await plane.nodes.heartbeat(self);
+    // Nodes are judged on this process's monotonic clock from when their beats arrive; the
+    // clock holds two beats after our own last one came back (see control/liveness.ts).
+    const view = new View(store, onInvalid, new Liveness({ self: nodeId, timeoutMs: o.nodeTimeoutMs, holdMs: 2 * o.heartbeatMs }));
+    await view.start();
+    const mesh = new Mesh(o.mesh, { nativeRelay: o.nativeRelay });
+    const dnsTtl = o.dns?.ttlSeconds ?? DNS_DEFAULTS.ttlSeconds;
+    // One cluster handler (its index is rebuilt per view change) behind --dns and every
+    // container gateway; only the upstreams differ.
+    const cluster = clusterHandler({ view, ttlSeconds: dnsTtl });
+    const dnsHandlers = (upstreams: Upstream[]) => [cluster, forwardHandler({ upstreams, timeoutMs: DNS_DEFAULTS.upstreamTimeoutMs })];
+    const overlay = o.overlay && startOverlay({ o, log, view, plane, nodeId, handlers: dnsHandlers(o.containerDnsUpstreams) });
+    const reconciler = new Reconciler({
+      view,
+      mesh,
+      localNode: nodeId,
+      ingressAddr: o.ingressAddr,
+      ...(overlay && { overlay: overlay.driver }),
+      onErrors: (errs) => {
+        for (const e of errs) log.error({ listener: e.key, err: e.error.message }, 'cannot open published port');
+      },
+    });
+    reconciler.start();
+    await reconciler.idle();
+    let dns: DnsServer | undefined;
+    if (o.dns) {
+      dns = new DnsServer({ host: o.dns.host, port: o.dns.port, handlers: dnsHandlers(o.dns.upstreams) });
+      await dns.listen();
+    }
+    const attach = overlay && ((task: Task) => attachTask(task, { overlay: overlay.overlay, reconciler, plane, view }));
+    const rt = new Runtime(nodeId, store, plane, view, mesh, reconciler, createMetrics(mesh, overlay?.overlay), dns, overlay?.overlay, attach, log);
+    // A manager's `node rm` reaches this node through its watch before the managers'
+    // nats-servers drop it (a moment later its connection is closed).
+    view.onChange(() => {
+      if (view.nodes.get(nodeId)?.status === 'removed') rt.#onRemoved(o);
+    });
+    rt.#heartbeat = setInterval(() => {
+      plane.nodes.heartbeat(self).catch((err: Error & { code?: string }) => {
+        if (err.code === 'EREMOVED') return rt.#onRemoved(o);
+        log.warn({ err: err.message }, 'heartbeat failed');
+      });
+      // Liveness is time-based: re-evaluate even when nothing was written.
+      void reconciler.kick();
+    }, o.heartbeatMs);
+    return rt;
+  }
+
+  #onRemoved(o: RuntimeOptions): void {
+    if (this.#removed) return;
+    this.#removed = true;
+    this.log.error('this node was removed from the cluster by a manager: it no longer has access to the cluster');
+    o.onRemoved?.();
+  }
+
+  /** Stops everything this runtime started; overlay links stay, to be adopted by the next run. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return this.#stopped;
+    this.#stopped = this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
+    clearInterval(this.#heartbeat);
+    this.reconciler.stop();
+    this.view.stop();
+    this.mesh.close();
+    this.dns?.close();
+    await this.overlay?.close();
+    await this.store.close();
+  }
+}

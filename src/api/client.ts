@@ -1,0 +1,75 @@
+/**
+ * The typed client of the agent API: one method per call, the request and response
+ * types of the contract. The CLI, stack deploy and the CNI plugin use only this.
+ */
+import { ApiError } from '../util/errors.js';
+import type { InitRequest, JoinRequest, LeaveRequest, NetworkSpec, NodeUpdate, ServiceSpec, ServiceUpdate, TaskSpec } from './schemas.js';
+import type { Transport } from './transport.js';
+import type { Conn, Info, JoinResult, JoinToken, Network, NodeView, Service, TaskView } from './types.js';
+
+const q = (name: string, value: string | undefined) => (value === undefined ? '' : `?${name}=${encodeURIComponent(value)}`);
+const ref = (r: string) => encodeURIComponent(r);
+
+export class ApiClient {
+  constructor(readonly transport: Transport) {}
+
+  /** One request; a non-2xx reply becomes an ApiError with the agent's code and message. */
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.transport.send(method, path, body);
+    if (res.status < 200 || res.status >= 300) {
+      let e: { code?: string; message?: string } = {};
+      try {
+        e = (JSON.parse(res.body) as { error?: typeof e }).error ?? {};
+      } catch {
+        // not JSON: fall back to the status
+      }
+      throw new ApiError(e.message ?? `HTTP ${res.status}`, e.code ?? 'EHTTP', res.status);
+    }
+    return (res.type.includes('json') ? JSON.parse(res.body) : res.body) as T;
+  }
+
+  info = () => this.call<Info>('GET', '/v1/info');
+  metrics = () => this.call<string>('GET', '/metrics');
+  conns = (service?: string) => this.call<Conn[]>('GET', `/v1/conns${q('service', service)}`);
+  /** Long-polls until this agent applied the service (its first published port listens). */
+  wait = (service: string, timeoutMs = 10_000) => this.call<{ service: string; node: string }>('GET', `/v1/wait?service=${ref(service)}&timeout=${timeoutMs}`);
+
+  readonly services = {
+    list: () => this.call<Service[]>('GET', '/v1/services'),
+    create: (spec: ServiceSpec) => this.call<Service>('POST', '/v1/services', spec),
+    inspect: (r: string) => this.call<Service>('GET', `/v1/services/${ref(r)}`),
+    update: (r: string, up: ServiceUpdate) => this.call<Service>('PATCH', `/v1/services/${ref(r)}`, up),
+    rm: (r: string) => this.call<Service>('DELETE', `/v1/services/${ref(r)}`),
+    tasks: (r: string) => this.call<TaskView[]>('GET', `/v1/services/${ref(r)}/tasks`),
+  };
+
+  readonly tasks = {
+    list: (service?: string) => this.call<TaskView[]>('GET', `/v1/tasks${q('service', service)}`),
+    add: (spec: TaskSpec) => this.call<TaskView>('POST', '/v1/tasks', spec),
+    inspect: (r: string) => this.call<TaskView>('GET', `/v1/tasks/${ref(r)}`),
+    rm: (r: string) => this.call<TaskView>('DELETE', `/v1/tasks/${ref(r)}`),
+  };
+
+  readonly nodes = {
+    list: () => this.call<NodeView[]>('GET', '/v1/nodes'),
+    inspect: (r: string) => this.call<NodeView>('GET', `/v1/nodes/${ref(r)}`),
+    update: (r: string, up: NodeUpdate) => this.call<NodeView>('PATCH', `/v1/nodes/${ref(r)}`, up),
+    rm: (r: string, force = false) => this.call<NodeView>('DELETE', `/v1/nodes/${ref(r)}${force ? '?force=1' : ''}`),
+    promote: (r: string) => this.call<NodeView>('POST', `/v1/nodes/${ref(r)}/promote`, {}),
+    demote: (r: string) => this.call<NodeView>('POST', `/v1/nodes/${ref(r)}/demote`, {}),
+  };
+
+  readonly networks = {
+    list: () => this.call<Network[]>('GET', '/v1/networks'),
+    create: (spec: NetworkSpec) => this.call<Network>('POST', '/v1/networks', spec),
+    inspect: (r: string) => this.call<Network>('GET', `/v1/networks/${ref(r)}`),
+    rm: (r: string) => this.call<Network>('DELETE', `/v1/networks/${ref(r)}`),
+  };
+
+  readonly swarm = {
+    init: (req: InitRequest) => this.call<JoinResult>('POST', '/v1/swarm/init', req),
+    join: (req: JoinRequest) => this.call<JoinResult>('POST', '/v1/swarm/join', req),
+    leave: (req: LeaveRequest) => this.call<{ node: string }>('POST', '/v1/swarm/leave', req),
+    joinToken: (role: 'worker' | 'manager', rotate = false) => this.call<JoinToken>(rotate ? 'POST' : 'GET', `/v1/swarm/join-token/${role}${rotate ? '/rotate' : ''}`, rotate ? {} : undefined),
+  };
+}

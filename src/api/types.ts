@@ -1,0 +1,65 @@
+/**
+ * The response types of the agent API: what clients (the CLI, stack deploy, the CNI
+ * plugin) get back. Stored objects are the control plane's schemas; everything else
+ * the agent adds (observed state, cluster membership) is declared here.
+ */
+import type { Network, Node, Service, Task } from '../control/schema.js';
+
+export type { Network, Node, Service, Task };
+
+/** `GET /v1/info`. */
+export interface Info {
+  node: string;
+  version: string;
+  /** Open listeners of the routing mesh, `proto/ip:port`. */
+  listening: string[];
+  /** How this agent keeps state: alone, in a cluster it was joined to, or on a NATS the user runs. */
+  mode: 'single' | 'cluster' | 'nats';
+  cluster?: ClusterInfo;
+}
+
+export interface ClusterInfo {
+  id: string;
+  role: 'manager' | 'worker';
+  /** Cluster API address of this node (mutual TLS), `IP:PORT`. */
+  listenAddr: string;
+  advertiseAddr: string;
+  /** This node's certificate: when it stops being valid. */
+  certExpires: string;
+}
+
+/** A task with what this agent observes of it. */
+export type TaskView = Task & { observed: { state: string; active: number } };
+
+/** A node as this agent judges it: status from heartbeats received, on its own clock. */
+export type NodeView = Node & { heardMsAgo?: number };
+
+/** One flow of the connection table (`swarmnet conn ls`, like `ipvsadm -Lnc`). */
+export interface Conn {
+  proto: string;
+  state: string;
+  client: string;
+  local: string;
+  service: string;
+  backend: string | undefined;
+  backendName: string | undefined;
+  expiresInMs: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** `POST /v1/swarm/init`, `POST /v1/swarm/join`: what the node became. */
+export interface JoinResult {
+  node: string;
+  role: 'manager' | 'worker';
+  /** `swarmnet join ...` lines for more nodes (init, and managers). */
+  joinCommands?: { worker: string; manager: string };
+}
+
+/** `GET /v1/swarm/join-token/:role`. */
+export interface JoinToken {
+  role: 'manager' | 'worker';
+  token: string;
+  /** Managers' cluster API addresses a new node may join through. */
+  managers: string[];
+}
