@@ -122,6 +122,14 @@ t.test('NATS and the TCP API admit only certificates of this cluster', async (t)
   await nc.close();
   t.pass('NATS with a member certificate');
 
+  // A certificate of this very CA that has expired: refused by both.
+  const caKey = readFileSync(trust(a1, 'ca-key.pem'), 'utf8');
+  const old = await createKey();
+  const expired = await signNodeCert({ caCertPem: ca, caKeyPem: caKey, csrPem: await createCsr({ keyPem: old.keyPem, nodeId: 'host2' }), nodeId: 'host2', ips: [h2.ip], expiryMs: 3600_000, now: new Date(Date.now() - 3 * 3600_000) });
+  await t.rejects(connect({ servers: `tls://${h1.ip}:4222`, tls: anyServer({ ca, cert: expired, key: old.keyPem }), reconnect: false, timeout: 3000 }), 'NATS with an expired certificate');
+  const stale = await tlsApi(h1.ip, '/v1/services', { ca, cert: expired, key: old.keyPem });
+  t.ok('error' in stale || stale.status === 403, 'TCP API with an expired certificate: refused');
+
   const none = await tlsApi(h1.ip, '/v1/services', { ca });
   t.equal('status' in none && none.status, 403, 'TCP API without a certificate: 403');
   const bad = await tlsApi(h1.ip, '/v1/services', { ca, cert: foreign, key: keyPem });
