@@ -131,21 +131,22 @@ export function createApi(d: ApiDeps): ApiHandler {
     }),
     route('GET', '/v1/conns', async (r) => mesh().conns(r.query.get('service') ?? undefined)),
 
-    route('DELETE', '/v1/nodes/:ref', async (r) => d.swarm.removeNode(r.params[0]!, r.query.get('force') === '1')),
-    route('POST', '/v1/nodes/:ref/promote', async (r) => d.swarm.setRole(r.params[0]!, 'manager')),
-    route('POST', '/v1/nodes/:ref/demote', async (r) => d.swarm.setRole(r.params[0]!, 'worker')),
+    route('DELETE', '/v1/nodes/:ref', async (r) => d.swarm.removeNode(r.params[0]!, r.query.get('force') === '1'), 'manager'),
+    route('POST', '/v1/nodes/:ref/promote', async (r) => d.swarm.setRole(r.params[0]!, 'manager'), 'manager'),
+    route('POST', '/v1/nodes/:ref/demote', async (r) => d.swarm.setRole(r.params[0]!, 'worker'), 'manager'),
 
-    // Changing this node's membership: only its local users may.
+    // Changing this node's membership: only its local users may. What needs the CA key
+    // (tokens, removing, promoting, demoting nodes): managers (or a manager's local users).
     route('POST', '/v1/swarm/init', async (r) => d.swarm.init(r.body), 'local'),
     route('POST', '/v1/swarm/join', async (r) => d.swarm.join(r.body), 'local'),
     route('POST', '/v1/swarm/leave', async (r) => d.swarm.leave(r.body), 'local'),
-    route('GET', '/v1/swarm/join-token/:role', async (r) => d.swarm.joinToken(r.params[0]!, false)),
-    route('POST', '/v1/swarm/join-token/:role/rotate', async (r) => d.swarm.joinToken(r.params[0]!, true)),
+    route('GET', '/v1/swarm/join-token/:role', async (r) => d.swarm.joinToken(r.params[0]!, false), 'manager'),
+    route('POST', '/v1/swarm/join-token/:role/rotate', async (r) => d.swarm.joinToken(r.params[0]!, true), 'manager'),
     // A joining node has no certificate yet: the CA (checked against its token) and admission.
     route('GET', '/v1/swarm/ca', async () => d.swarm.ca(), 'public'),
     route('POST', '/v1/swarm/admit', async (r) => d.swarm.admit(r.body), 'public'),
     route('POST', '/v1/swarm/renew', async (r) => d.swarm.renew(r.caller, r.body)),
-    route('POST', '/v1/swarm/role', async (r) => d.swarm.roleChanged(r.caller, r.body)),
+    route('POST', '/v1/swarm/role', async (r) => d.swarm.roleChanged(r.caller, r.body), 'manager'),
   ];
   return (req, res, caller) => void dispatch(routes, req, res, caller);
 }

@@ -6,10 +6,14 @@ import { SwarmnetError, ValidationError } from '../util/errors.js';
  * Who is asking: a user of the local socket (file permissions let them in), a cluster
  * node that proved a certificate of the CA, or nobody yet (TLS without a certificate).
  */
-export type Caller = { kind: 'local' } | { kind: 'node'; nodeId: string } | { kind: 'anonymous' };
+export type Caller = { kind: 'local' } | { kind: 'node'; nodeId: string; manager: boolean } | { kind: 'anonymous' };
 
-/** Which callers a route serves: `member` is the default (local socket or a cluster node). */
-export type Access = 'local' | 'member' | 'public';
+/**
+ * Which callers a route serves: `member` is the default (local socket or a cluster node);
+ * `manager`: the local socket or a manager proving its manager identity (a certificate
+ * only CA-key holders can make, see trust `identityName`).
+ */
+export type Access = 'local' | 'manager' | 'member' | 'public';
 
 export interface Request {
   caller: Caller;
@@ -39,6 +43,7 @@ export function route(method: string, path: string, handler: Handler, access: Ac
 function allows(access: Access, caller: Caller): boolean {
   if (access === 'public') return true;
   if (access === 'local') return caller.kind === 'local';
+  if (access === 'manager') return caller.kind === 'local' || (caller.kind === 'node' && caller.manager);
   return caller.kind !== 'anonymous';
 }
 
@@ -52,7 +57,7 @@ export async function dispatch(routes: Route[], req: IncomingMessage, res: Serve
       allowed = true;
       if (r.method !== req.method) continue;
       if (!allows(r.access, caller)) {
-        const message = r.access === 'local' ? 'only on the local socket of the node' : 'a client certificate of this cluster is required';
+        const message = { local: 'only on the local socket of the node', manager: "a manager's certificate is required", member: 'a client certificate of this cluster is required', public: '' }[r.access];
         return send(res, 403, JSON.stringify({ error: { code: 'EAUTH', message } }), 'application/json');
       }
       const body = req.method === 'POST' || req.method === 'PATCH' ? await readJson(req) : undefined;

@@ -5,7 +5,7 @@
  */
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiError } from '../util/errors.js';
 
@@ -31,10 +31,15 @@ export function formatEndpoint(e: Endpoint): string {
   return e.kind === 'unix' ? `unix://${e.path}` : `tcp://${e.host}:${e.port}`;
 }
 
-/** Reads `ca.pem`, `node.pem`, `node-key.pem` from a directory (a node's trust dir). */
+/**
+ * Reads `ca.pem` and a certificate from a directory (a node's trust dir): a manager's
+ * `manager.pem` + `manager-key.pem` when there (manager calls need that identity), else
+ * `node.pem` + `node-key.pem`.
+ */
 export function loadClientTls(dir: string): ClientTls {
   try {
-    return { ca: readFileSync(join(dir, 'ca.pem'), 'utf8'), cert: readFileSync(join(dir, 'node.pem'), 'utf8'), key: readFileSync(join(dir, 'node-key.pem'), 'utf8') };
+    const who = existsSync(join(dir, 'manager.pem')) && existsSync(join(dir, 'manager-key.pem')) ? 'manager' : 'node';
+    return { ca: readFileSync(join(dir, 'ca.pem'), 'utf8'), cert: readFileSync(join(dir, `${who}.pem`), 'utf8'), key: readFileSync(join(dir, `${who}-key.pem`), 'utf8') };
   } catch (err) {
     throw new ApiError(`a TCP API needs the cluster's certificates: cannot read them in ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); set --cert-dir or SWARMNET_CERT_DIR`, 'ETLS', 0);
   }

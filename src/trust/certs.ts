@@ -36,10 +36,29 @@ export interface SignNodeCertOptions {
   expiryMs: number;
   now?: Date;
   /**
-   * `system`: the manager's own system-account identity for its nats-server, subject
-   * `CN=sys:<nodeId>` (':' never occurs in a node id, so no node can hold that name).
+   * What the certificate proves besides the node: `manager` (`CN=mgr:<nodeId>`, the
+   * identity a manager serves the cluster API with and calls other nodes as) or `system`
+   * (`CN=sys:<nodeId>`, a manager's own system-account user on its nats-server). ':'
+   * never occurs in a node id, so only a holder of the CA key can have such a name.
    */
-  identity?: 'node' | 'system';
+  identity?: Identity;
+}
+
+export type Identity = 'node' | 'manager' | 'system';
+
+const IDENTITY_PREFIX: Record<Identity, string> = { node: '', manager: 'mgr:', system: 'sys:' };
+
+/** The subject CN of `nodeId`'s certificate of this identity. */
+export function identityName(nodeId: string, identity: Identity = 'node'): string {
+  return IDENTITY_PREFIX[identity] + nodeId;
+}
+
+/** Reads a CN back: which node, and which identity of it. */
+export function parseIdentity(cn: string): { nodeId: string; identity: Identity } {
+  for (const identity of ['manager', 'system'] as const) {
+    if (cn.startsWith(IDENTITY_PREFIX[identity])) return { nodeId: cn.slice(IDENTITY_PREFIX[identity].length), identity };
+  }
+  return { nodeId: cn, identity: 'node' };
 }
 
 export interface CertInfo {
@@ -88,7 +107,7 @@ export async function signNodeCert(o: SignNodeCertOptions): Promise<string> {
   const cert = await x509.X509CertificateGenerator.create(
     {
       serialNumber: randomSerial(),
-      subject: [{ CN: [o.identity === 'system' ? `sys:${o.nodeId}` : o.nodeId] }],
+      subject: [{ CN: [identityName(o.nodeId, o.identity)] }],
       issuer: caCert.subjectName,
       notBefore: new Date(now - DEFAULTS.backdateMs),
       notAfter: new Date(notAfter),

@@ -1,6 +1,6 @@
 /** Public surface of trust/: the cluster's root CA, node certificates, join tokens and their files. */
 export { createCa, type CaMaterial, type CreateCaOptions } from './ca.js';
-export { createKey, createCsr, signNodeCert, certInfo, verifyCert, type SignNodeCertOptions, type CertInfo } from './certs.js';
+export { createKey, createCsr, signNodeCert, certInfo, verifyCert, identityName, parseIdentity, type Identity, type SignNodeCertOptions, type CertInfo } from './certs.js';
 export { renewAt, needsRenewal, renewalTime } from './renewal.js';
 export { caDigest, caMatchesDigest, newSecret, formatToken, parseToken, hashSecret, secretMatches, type JoinToken } from './tokens.js';
 export { saveTrust, loadTrust, removeTrust, trustPaths, type TrustMaterial, type TrustPaths } from './files.js';

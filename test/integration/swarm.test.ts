@@ -32,9 +32,9 @@ const nodes = async (a: AgentProc) => JSON.parse(await a.ok('node', 'ls', '--for
 const info = async (a: AgentProc) => JSON.parse((await a.request('GET', '/v1/info')).text) as { mode: string; cluster?: { role: string } };
 
 /** An HTTPS request to a node's cluster API with the given client certificate (or none). */
-function tlsApi(host: string, path: string, tls: { ca: string; cert?: string; key?: string }): Promise<{ status: number; text: string } | { error: string }> {
+function tlsApi(host: string, path: string, tls: { ca: string; cert?: string; key?: string }, method = 'GET'): Promise<{ status: number; text: string } | { error: string }> {
   return new Promise((resolve) => {
-    const req = request({ host, port: 2377, path, ca: tls.ca, ...(tls.cert && { cert: tls.cert, key: tls.key }), timeout: 5000 }, (res) => {
+    const req = request({ host, port: 2377, path, method, ca: tls.ca, ...(tls.cert && { cert: tls.cert, key: tls.key }), timeout: 5000 }, (res) => {
       let text = '';
       res.on('data', (d: Buffer) => (text += d.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
@@ -136,6 +136,19 @@ t.test('NATS and the TCP API admit only certificates of this cluster', async (t)
   t.ok('error' in bad || bad.status === 403, 'TCP API with a foreign certificate: refused');
   const good = await tlsApi(h1.ip, '/v1/services', member);
   t.equal('status' in good && good.status, 200, 'TCP API with a member certificate');
+  // What needs the CA key answers managers only: a worker's certificate cannot read the
+  // manager token nor promote itself.
+  const asWorker = async (method: string, path: string) => {
+    const r = await tlsApi(h1.ip, path, member, method);
+    return 'status' in r ? r.status : r.error;
+  };
+  t.equal(await asWorker('GET', '/v1/swarm/join-token/manager'), 403, 'a worker cannot read the manager token');
+  t.equal(await asWorker('POST', '/v1/nodes/host2/promote'), 403, 'a worker cannot promote itself');
+  t.equal(await asWorker('DELETE', '/v1/nodes/host3?force=1'), 403, 'a worker cannot remove nodes');
+  t.equal(await asWorker('POST', '/v1/swarm/role'), 403, 'a worker cannot change roles');
+  t.notOk(existsSync(trust(a2, 'ca-key.pem')), 'and still holds no CA key');
+  const m = await a3.cli('--host', `tcp://${h1.ip}:2377`, '--cert-dir', join(a3.dataDir, 'trust'), 'join-token', '-q', 'worker');
+  t.equal(m.code, 0, `a manager's certificates can: ${m.stderr}`);
   // The CLI over tcp:// with a node's certificates.
   const r = await a2.cli('--host', `tcp://${h1.ip}:2377`, '--cert-dir', join(a2.dataDir, 'trust'), 'service', 'ls');
   t.equal(r.code, 0, r.stderr);
@@ -160,6 +173,7 @@ t.test('bad joins: one clear line, non-zero exit, nothing stored', async (t) => 
   await check(['--token', formatToken(other.certPem, newSecret()), `${h1.ip}:2377`], /belongs to another cluster.*not sent/, 'token of another cluster');
   await check(['--token', 'SWMTKN-2-abc', `${h1.ip}:2377`], /token/, 'malformed token');
   await check(['--token', rotated.trim(), `${h5.ip}:2377`], /no manager answers/, 'no manager at that address');
+  await check(['--token', rotated.trim(), `${h2.ip}:2377`], /is not a swarmnet manager.*nothing was sent/, 'a worker\'s address');
   // A node id that is taken: host5 under host2's id.
   const clash = await startAgent(t, { ip: h5.ip, spawner: h5.spawn, dataDir: join(a5.dataDir, 'clash'), args: ['--node-id', 'host2', '--advertise-addr', h5.ip] });
   const r = await clash.cli('join', '--token', rotated.trim(), `${h1.ip}:2377`);
@@ -194,9 +208,8 @@ t.test('node rm cuts the removed node off within 10 s, and it says so', async (t
 
 t.test('promote makes a worker a manager (CA key, nats-server); demote undoes it', async (t) => {
   await a1.ok('node', 'promote', 'host2');
-  await within('host2 is a manager', async () => (await info(a2)).cluster?.role === 'manager');
+  await within('host2 is a manager and does what managers do', async () => (await info(a2)).cluster?.role === 'manager' && (await a2.cli('join-token', 'worker')).stdout.includes('swarmnet join --token SWMTKN-1-'));
   t.ok(existsSync(trust(a2, 'ca-key.pem')), 'it holds the CA key');
-  t.match(await a2.ok('join-token', 'worker'), /swarmnet join --token SWMTKN-1-/, 'and can do what managers do');
   const d = await a2.cli('node', 'demote', 'host2');
   t.not(d.code, 0, 'a manager does not demote itself');
   await a1.ok('node', 'demote', 'host2');

@@ -11,7 +11,8 @@
 import { request, type RequestOptions } from 'node:https';
 import type { AdmitRequest, AdmitResult } from '../../api/index.js';
 import { caMatchesDigest, parseToken } from '../../trust/index.js';
-import { AuthError, SwarmnetError, ValidationError } from '../../util/errors.js';
+import { AuthError, ConflictError, SwarmnetError, ValidationError } from '../../util/errors.js';
+import { identityCheck } from './peer.js';
 
 /** A join that could not reach a manager or was refused by it. */
 export class JoinError extends SwarmnetError {
@@ -62,18 +63,23 @@ export async function fetchPinnedCa(token: string, remoteText: string): Promise<
 export async function requestAdmission(remote: { host: string; port: number }, caCert: string, req: AdmitRequest): Promise<AdmitResult> {
   let res;
   try {
-    res = await call({ ...remote, method: 'POST', path: '/v1/swarm/admit', ca: caCert, rejectUnauthorized: true, body: req });
+    // Only a manager's certificate (which only CA-key holders can make) gets the secret.
+    res = await call({ ...remote, method: 'POST', path: '/v1/swarm/admit', ca: caCert, rejectUnauthorized: true, checkServerIdentity: identityCheck({ manager: true }), body: req });
   } catch (err) {
     throw new JoinError(`cannot reach the manager at ${remote.host}:${remote.port} over TLS pinned to the cluster CA (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
   }
-  if (res.status !== 201 && res.status !== 200) {
-    let message = `HTTP ${res.status}`;
-    try {
-      message = (JSON.parse(res.body) as { error: { message: string } }).error.message;
-    } catch {
-      // keep the status
-    }
-    throw new JoinError(`the manager refused the join: ${message}`);
+  let reply: { error?: { code?: string; message?: string } } & Partial<AdmitResult>;
+  try {
+    reply = JSON.parse(res.body) as typeof reply;
+  } catch {
+    throw new JoinError(`${remote.host}:${remote.port} answered the join with something that is not JSON (HTTP ${res.status})`);
   }
-  return JSON.parse(res.body) as AdmitResult;
+  if (res.status !== 201 && res.status !== 200) {
+    // The manager's own reason, kept as the same kind of error (a wrong token is EAUTH, a taken id ECONFLICT).
+    const message = `the manager refused the join: ${reply.error?.message ?? `HTTP ${res.status}`}`;
+    if (reply.error?.code === 'EAUTH') throw new AuthError(message);
+    if (reply.error?.code === 'ECONFLICT') throw new ConflictError(message);
+    throw new JoinError(message);
+  }
+  return reply as AdmitResult;
 }

@@ -80,8 +80,9 @@ export class Manager {
     };
     await withCas(async () => {
       const cur = await this.d.plane.ctx.nodes.get(req.nodeId);
-      // A removed node may come back with a valid token; a live id may not be taken over.
-      if (cur && cur.value.status !== 'removed') throw new ConflictError(`node id ${req.nodeId} is already in the cluster`, 'nodeId');
+      // A removed node, or one that is not up (a join that never completed, a node gone
+      // for good), may come back with a valid token; a live id may not be taken over.
+      if (cur && cur.value.status !== 'removed' && this.d.isUp(req.nodeId)) throw new ConflictError(`node id ${req.nodeId} is already in the cluster`, 'nodeId');
       if (cur) await this.d.plane.ctx.nodes.update(req.nodeId, { ...node, labels: cur.value.labels }, cur.revision);
       else await this.d.plane.ctx.nodes.create(req.nodeId, node);
     });

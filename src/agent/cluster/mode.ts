@@ -19,15 +19,15 @@ import { newId } from '../../control/ids.js';
 import type { Node } from '../../control/schema.js';
 import { NatsStore } from '../../control/store/nats.js';
 import type { Entry, Store } from '../../control/types.js';
-import { certInfo, createCa, createCsr, createKey, loadTrust, needsRenewal, removeTrust, saveTrust, signNodeCert, trustPaths, verifyCert, TRUST_DEFAULTS, type TrustMaterial } from '../../trust/index.js';
+import { identityName, parseIdentity, certInfo, createCa, createCsr, createKey, loadTrust, needsRenewal, removeTrust, saveTrust, signNodeCert, trustPaths, verifyCert, TRUST_DEFAULTS, type TrustMaterial } from '../../trust/index.js';
 import { AuthError, ConflictError, NotFoundError, StoreError, ValidationError } from '../../util/errors.js';
 import type { ApiHandler } from '../api.js';
 import type { Caller } from '../http.js';
 import type { Runtime, RuntimeOptions } from '../runtime.js';
-import { NatsServer, systemIdentity } from '../natsd/index.js';
+import { NatsServer } from '../natsd/index.js';
 import { fetchPinnedCa, requestAdmission } from './joiner.js';
 import { Manager, managers, mintToken, natsUrl, routeOf } from './manager.js';
-import { peerNode, createClusterServer } from './server.js';
+import { peerNode, createClusterServer, type TlsMaterial } from './server.js';
 import { readClusterState, removeClusterState, writeClusterState, type ClusterState } from './state.js';
 import { writeFileAtomic } from './files.js';
 import { callNode } from './peer.js';
@@ -70,6 +70,10 @@ export class ClusterMode {
   #timers: NodeJS.Timeout[] = [];
   #unwatch: (() => void) | undefined;
   #renewing = false;
+  /** `leave` is under way: the removal it writes is its own, not a manager's. */
+  #leaving = false;
+  /** A manager's manager identity (server and client certificate of its cluster API). */
+  #managerTls: TlsMaterial | undefined;
 
   constructor(private readonly d: ClusterModeDeps) {}
 
@@ -164,6 +168,7 @@ export class ClusterMode {
     if (!s) throw new ValidationError('', 'this node is not part of a cluster');
     if (s.role === 'manager' && !req.force) throw new ConflictError('this node is a manager: leaving can cost the cluster its quorum; demote it first, or use --force');
     // Tell the others (best effort): marked removed, it drops out of their NATS users.
+    this.#leaving = true;
     await markRemoved(this.d.runtime(), this.d.nodeId).catch((err: Error) => this.d.log.warn({ err: err.message }, 'could not mark this node removed in the cluster'));
     await this.#exit();
     this.d.log.info('left the cluster');
@@ -175,9 +180,10 @@ export class ClusterMode {
     return this.#asManager().joinToken(role, rotate);
   }
 
+  /** Managers only: a join pointed at a worker gets nothing to send its secret to. */
   async ca(): Promise<{ cert: string }> {
-    if (!this.#trust.caCertPem) throw new NotFoundError('this node is not part of a cluster');
-    return { cert: this.#trust.caCertPem };
+    this.#asManager();
+    return { cert: this.#trust.caCertPem! };
   }
 
   admit(body: unknown): Promise<AdmitResult> {
@@ -201,7 +207,7 @@ export class ClusterMode {
     if (role === 'worker' && target.id === this.d.nodeId) throw new ValidationError('node', 'a manager cannot demote itself: run `swarmnet node demote` on another manager');
     const node = await manager.setRole(ref, role);
     const body = { role, ...(role === 'manager' && { caKey: this.#trust.caKeyPem }) };
-    await callNode(node.api!, this.#tls(), 'POST', '/v1/swarm/role', body);
+    await callNode(node.api!, this.#managerTls!, 'POST', '/v1/swarm/role', body, { nodeId: node.id });
     // A demoted manager's nats-server is down now: take its peer out of the JetStream
     // meta group, or the group keeps counting it towards the quorum.
     if (role === 'worker' && target.role === 'manager') await this.#systemRequest('$JS.API.SERVER.REMOVE', { peer: node.id });
@@ -211,7 +217,8 @@ export class ClusterMode {
   /** A manager tells this node its new role. */
   async roleChanged(caller: Caller, body: unknown): Promise<{ node: string }> {
     const s = this.#state;
-    if (!s || caller.kind !== 'node') throw new AuthError('only a manager of this cluster can change the role of this node');
+    // The route admits managers only (their manager certificate, which no store write can forge).
+    if (!s || caller.kind !== 'node' || !caller.manager) throw new AuthError('only a manager of this cluster can change the role of this node');
     const { role, caKey } = (body ?? {}) as { role?: Role; caKey?: string };
     if (role === 'manager') {
       // Only a holder of the CA key can hand it over: it must match our CA certificate.
@@ -220,13 +227,15 @@ export class ClusterMode {
       await saveTrust(this.d.dataDir, { caKeyPem: caKey });
       this.#trust.caKeyPem = caKey;
     } else if (role === 'worker') {
-      const by = this.d.runtime().view.nodes.get(caller.nodeId);
-      if (by?.role !== 'manager') throw new AuthError('only a manager may demote a node');
       if (s.role === 'worker') return { node: this.d.nodeId };
       delete this.#trust.caKeyPem;
-      rmSync(trustPaths(this.d.dataDir).caKey, { force: true });
+      for (const f of [trustPaths(this.d.dataDir).caKey, ...Object.values(managerFiles(this.d.dataDir))]) rmSync(f, { force: true });
     } else throw new ValidationError('role', 'must be manager or worker');
     const next: ClusterState = { ...s, role };
+    // From here the old role's sync must not write its state back.
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+    this.#state = next;
     writeClusterState(this.d.dataDir, next);
     // Answer first: the switch closes this very connection (the cluster API restarts).
     // A demoted node's nats-server is down before the answer, so that the manager can
@@ -274,6 +283,34 @@ export class ClusterMode {
   }
 
   /**
+   * Who a verified client certificate is: a node of the cluster (not removed), and a
+   * manager only with a manager certificate *and* the manager role in the store (a
+   * demoted manager's certificate stops counting at once).
+   */
+  #caller(cn: string | undefined): Caller {
+    if (cn === undefined) return { kind: 'anonymous' };
+    const { nodeId, identity } = parseIdentity(cn);
+    const node = this.d.runtime()?.view.nodes.get(nodeId);
+    if (!node || node.status === 'removed' || identity === 'system') return { kind: 'anonymous' };
+    return { kind: 'node', nodeId, manager: identity === 'manager' && node.role === 'manager' };
+  }
+
+  /** A manager's manager identity (`CN=mgr:<id>`), signed by itself, renewed with its node certificate. */
+  async #managerCert(state: ClusterState): Promise<TlsMaterial> {
+    const files = managerFiles(this.d.dataDir);
+    const ca = this.#trust.caCertPem!;
+    if (existsSync(files.cert) && existsSync(files.key)) {
+      const cert = readFileSync(files.cert, 'utf8');
+      if (!needsRenewal(cert)) return { ca, cert, key: readFileSync(files.key, 'utf8') };
+    }
+    const { keyPem } = await createKey();
+    const cert = await signNodeCert({ caCertPem: ca, caKeyPem: this.#trust.caKeyPem!, csrPem: await createCsr({ keyPem, nodeId: this.d.nodeId }), nodeId: this.d.nodeId, ips: [state.advertiseAddr], expiryMs: TRUST_DEFAULTS.certExpiryMs, identity: 'manager' });
+    writeFileAtomic(files.key, keyPem, 0o600);
+    writeFileAtomic(files.cert, cert, 0o600);
+    return { ca, cert, key: keyPem };
+  }
+
+  /**
    * Becomes a member: trust files and state written, cluster runtime started, then
    * `after` (init's first writes). Any failure undoes all of it and goes back to the
    * embedded store: no half-joined state is left behind.
@@ -299,6 +336,7 @@ export class ClusterMode {
     removeClusterState(this.d.dataDir);
     rmSync(join(this.d.dataDir, 'nats'), { recursive: true, force: true });
     this.#trust = {};
+    this.#leaving = false;
     await this.d.swap(async () => this.d.single(), {});
   }
 
@@ -319,7 +357,7 @@ export class ClusterMode {
         tls: { certFile: paths.nodeCert, keyFile: paths.nodeKey, caFile: paths.caCert },
         routes: state.routes,
         users: state.users ?? [this.d.nodeId],
-        systemUser: systemIdentity(this.d.nodeId),
+        systemUser: identityName(this.d.nodeId, 'system'),
       });
       await this.#natsd.start();
     }
@@ -328,7 +366,12 @@ export class ClusterMode {
     const rt = await this.d.swap(() => openClusterStore({ servers, name: `swarmnet-${this.d.nodeId}`, tlsCa: paths.caCert, tlsCert: paths.nodeCert, tlsKey: paths.nodeKey, bindOnly: !creating }), {
       advertiseAddr: state.advertiseAddr,
       self: { api, ...(state.role === 'manager' && { nats: { client: state.natsPort, cluster: state.natsClusterPort } }) },
-      onRemoved: () => void this.d.exclusive(() => this.#exit()),
+      onRemoved: () => {
+        if (this.#leaving) return;
+        void this.d.exclusive(async () => {
+          if (this.#state) await this.#exit();
+        }).catch((err: Error) => this.d.log.error({ err: err.message }, 'could not leave the cluster after removal'));
+      },
     });
     if (state.role === 'manager') {
       this.#manager = new Manager({
@@ -343,11 +386,10 @@ export class ClusterMode {
       });
       this.#watchNodes(rt);
     }
-    const server = createClusterServer(this.#tls(), (req, res) => {
-      const cn = peerNode(req);
-      const node = cn === undefined ? undefined : this.d.runtime()?.view.nodes.get(cn);
-      this.d.handler(req, res, node && node.status !== 'removed' ? { kind: 'node', nodeId: node.id } : { kind: 'anonymous' });
-    });
+    // Managers serve (and call other nodes) as their manager identity: a joining node
+    // checks it before it sends a token's secret, and nodes take orders only from it.
+    if (state.role === 'manager') this.#managerTls = await this.#managerCert(state);
+    const server = createClusterServer(this.#managerTls ?? this.#tls(), (req, res) => this.d.handler(req, res, this.#caller(peerNode(req))));
     const at = hostPort(state.listenAddr);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -449,7 +491,8 @@ export class ClusterMode {
       verifyCert(cert, this.#trust.caCertPem!);
       await saveTrust(this.d.dataDir, { nodeKeyPem: keyPem, nodeCertPem: cert });
       this.#trust = { ...this.#trust, nodeKeyPem: keyPem, nodeCertPem: cert };
-      this.#server?.setSecureContext(this.#tls());
+      if (this.#managerTls) this.#managerTls = await this.#managerCert(s);
+      this.#server?.setSecureContext(this.#managerTls ?? this.#tls());
       await this.#natsd?.reload();
       this.d.log.info({ expires: certInfo(cert).notAfter.toISOString() }, 'node certificate renewed');
     } catch (err) {
@@ -463,7 +506,7 @@ export class ClusterMode {
     let last: Error | undefined;
     for (const m of s.managers) {
       try {
-        return ((await callNode(m, this.#tls(), 'POST', '/v1/swarm/renew', { csr })) as { cert: string }).cert;
+        return ((await callNode(m, this.#tls(), 'POST', '/v1/swarm/renew', { csr }, { manager: true })) as { cert: string }).cert;
       } catch (err) {
         last = err as Error;
       }
@@ -476,6 +519,7 @@ export class ClusterMode {
     this.#unwatch?.();
     this.#unwatch = undefined;
     this.#manager = undefined;
+    this.#managerTls = undefined;
     const server = this.#server;
     this.#server = undefined;
     if (server) {
@@ -490,6 +534,12 @@ export class ClusterMode {
     this.#natsd = undefined;
     this.#state = undefined;
   }
+}
+
+/** Where a manager keeps its manager identity (beside its node certificate, 0600). */
+export function managerFiles(dataDir: string): { cert: string; key: string } {
+  const dir = trustPaths(dataDir).dir;
+  return { cert: join(dir, 'manager.pem'), key: join(dir, 'manager-key.pem') };
 }
 
 /** Every entry of every kind (init copies a single node's state into the new cluster). */

@@ -62,17 +62,14 @@ export interface NatsdConfig {
    */
   lockStreams?: boolean;
   /**
-   * The certificate user of this manager's own system-account identity (`sys:<node id>`,
-   * a certificate it signs for itself and never hands out): JetStream meta-group
-   * operations such as removing a demoted manager's peer need the system account.
+   * The CN of this manager's own system-account identity (`sys:<node id>`, a
+   * certificate it signs for itself and never hands out, see trust `identityName`):
+   * JetStream meta-group operations such as removing a demoted manager's peer need it.
    */
   systemUser?: string;
 }
 
-/** The node-id-like name of a manager's system identity; ':' never occurs in node ids. */
-export function systemIdentity(nodeId: string): string {
-  return `sys:${nodeId}`;
-}
+
 
 /** The JetStream API subject that creates a stream (a KV bucket), `$JS.API.STREAM.CREATE.<name>`. */
 const STREAM_CREATE = '$JS.API.STREAM.CREATE.>';
