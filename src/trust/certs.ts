@@ -39,22 +39,26 @@ export interface SignNodeCertOptions {
    * What the certificate proves besides the node: `manager` (`CN=mgr:<nodeId>`, the
    * identity a manager serves the cluster API with and calls other nodes as) or `system`
    * (`CN=sys:<nodeId>`, a manager's own system-account user on its nats-server). ':'
-   * never occurs in a node id, so only a holder of the CA key can have such a name.
+   * never occurs in a node id, so only a holder of the CA key can have such a name; or
+   * `route` (`CN=swarmnet:route`, the name every manager's nats-server routes as).
    */
   identity?: Identity;
 }
 
-export type Identity = 'node' | 'manager' | 'system';
+export type Identity = 'node' | 'manager' | 'system' | 'route';
 
-const IDENTITY_PREFIX: Record<Identity, string> = { node: '', manager: 'mgr:', system: 'sys:' };
+const IDENTITY_PREFIX: Record<Exclude<Identity, 'route'>, string> = { node: '', manager: 'mgr:', system: 'sys:' };
+/** Every manager's nats-server routes as this one name: nats-server authorizes one route user. */
+const ROUTE_NAME = 'swarmnet:route';
 
 /** The subject CN of `nodeId`'s certificate of this identity. */
 export function identityName(nodeId: string, identity: Identity = 'node'): string {
-  return IDENTITY_PREFIX[identity] + nodeId;
+  return identity === 'route' ? ROUTE_NAME : IDENTITY_PREFIX[identity] + nodeId;
 }
 
 /** Reads a CN back: which node, and which identity of it. */
 export function parseIdentity(cn: string): { nodeId: string; identity: Identity } {
+  if (cn === ROUTE_NAME) return { nodeId: '', identity: 'route' };
   for (const identity of ['manager', 'system'] as const) {
     if (cn.startsWith(IDENTITY_PREFIX[identity])) return { nodeId: cn.slice(IDENTITY_PREFIX[identity].length), identity };
   }

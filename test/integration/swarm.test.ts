@@ -7,13 +7,14 @@
  * node off; losing one of three managers.
  */
 import t from 'tap';
-import { readFileSync, statSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { createTopology, createContainer } from '../helpers/netns.js';
-import { startAgent, startBackends, type AgentProc } from '../helpers/procs.js';
+import { killOnTeardown, startAgent, startBackends, type AgentProc } from '../helpers/procs.js';
 import { tcpRequest, until } from '../helpers/net.js';
 import { createCa, createCsr, createKey, formatToken, newSecret, signNodeCert } from '../../src/trust/index.js';
 
@@ -136,6 +137,27 @@ t.test('NATS and the TCP API admit only certificates of this cluster', async (t)
   t.ok('error' in bad || bad.status === 403, 'TCP API with a foreign certificate: refused');
   const good = await tlsApi(h1.ip, '/v1/services', member);
   t.equal('status' in good && good.status, 200, 'TCP API with a member certificate');
+  // A worker's certificate cannot join the managers' NATS cluster as a server (route).
+  const rogueDir = mkdtempSync(join(tmpdir(), 'swarmnet-rogue-'));
+  t.teardown(() => rmSync(rogueDir, { recursive: true, force: true }));
+  writeFileSync(join(rogueDir, 'rogue.conf'), [
+    'server_name: rogue',
+    `listen: "${h2.ip}:14222"`,
+    `jetstream { store_dir: "${rogueDir}/js" }`,
+    'cluster {',
+    '  name: swarmnet',
+    `  listen: "${h2.ip}:16222"`,
+    `  tls { cert_file: "${trust(a2, 'node.pem')}", key_file: "${trust(a2, 'node-key.pem')}", ca_file: "${trust(a2, 'ca.pem')}", verify: true }`,
+    `  routes = [ "nats-route://${h1.ip}:6222" ]`,
+    '}',
+  ].join('\n'));
+  const rogue = h2.spawn('nats-server', ['-c', join(rogueDir, 'rogue.conf')]);
+  killOnTeardown(t, rogue);
+  let rogueLog = '';
+  rogue.stderr?.on('data', (d: Buffer) => (rogueLog += d.toString()));
+  await within('the rogue route is refused', async () => /Authorization Violation|Authentication Failure|bad certificate/.test(rogueLog), 15000, async () => rogueLog);
+  t.notMatch(rogueLog, /Route connection created[\s\S]*new metadata leader/, 'it never joined the JetStream cluster');
+  process.kill(rogue.pid!, 'SIGKILL');
   // What needs the CA key answers managers only: a worker's certificate cannot read the
   // manager token nor promote itself.
   const asWorker = async (method: string, path: string) => {

@@ -8,7 +8,7 @@ import { createPublicKey, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
 import { hostname, networkInterfaces } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Server } from 'node:https';
 import type { Logger } from 'pino';
 import { CLUSTER_API_PORT, NATS_CLIENT_PORT, NATS_CLUSTER_PORT, validateApi, type AdmitResult, type ClusterInfo, type JoinResult, type JoinToken } from '../../api/index.js';
@@ -229,7 +229,7 @@ export class ClusterMode {
     } else if (role === 'worker') {
       if (s.role === 'worker') return { node: this.d.nodeId };
       delete this.#trust.caKeyPem;
-      for (const f of [trustPaths(this.d.dataDir).caKey, ...Object.values(managerFiles(this.d.dataDir))]) rmSync(f, { force: true });
+      for (const f of [trustPaths(this.d.dataDir).caKey, ...Object.values(selfCertFiles(this.d.dataDir, 'manager'))]) rmSync(f, { force: true });
     } else throw new ValidationError('role', 'must be manager or worker');
     const next: ClusterState = { ...s, role };
     // From here the old role's sync must not write its state back.
@@ -295,20 +295,7 @@ export class ClusterMode {
     return { kind: 'node', nodeId, manager: identity === 'manager' && node.role === 'manager' };
   }
 
-  /** A manager's manager identity (`CN=mgr:<id>`), signed by itself, renewed with its node certificate. */
-  async #managerCert(state: ClusterState): Promise<TlsMaterial> {
-    const files = managerFiles(this.d.dataDir);
-    const ca = this.#trust.caCertPem!;
-    if (existsSync(files.cert) && existsSync(files.key)) {
-      const cert = readFileSync(files.cert, 'utf8');
-      if (!needsRenewal(cert)) return { ca, cert, key: readFileSync(files.key, 'utf8') };
-    }
-    const { keyPem } = await createKey();
-    const cert = await signNodeCert({ caCertPem: ca, caKeyPem: this.#trust.caKeyPem!, csrPem: await createCsr({ keyPem, nodeId: this.d.nodeId }), nodeId: this.d.nodeId, ips: [state.advertiseAddr], expiryMs: TRUST_DEFAULTS.certExpiryMs, identity: 'manager' });
-    writeFileAtomic(files.key, keyPem, 0o600);
-    writeFileAtomic(files.cert, cert, 0o600);
-    return { ca, cert, key: keyPem };
-  }
+
 
   /**
    * Becomes a member: trust files and state written, cluster runtime started, then
@@ -345,7 +332,8 @@ export class ClusterMode {
     this.#state = state;
     const paths = trustPaths(this.d.dataDir);
     if (state.role === 'manager') {
-      await this.#systemCert(state);
+      await this.#selfCert('system', state);
+      const route = await this.#selfCert('route', state);
       this.#natsd = new NatsServer({
         dir: join(this.d.dataDir, 'nats'),
         logger: this.d.log,
@@ -354,7 +342,7 @@ export class ClusterMode {
         clientPort: state.natsPort,
         clusterPort: state.natsClusterPort,
         storeDir: join(this.d.dataDir, 'nats', 'jetstream'),
-        tls: { certFile: paths.nodeCert, keyFile: paths.nodeKey, caFile: paths.caCert },
+        tls: { certFile: paths.nodeCert, keyFile: paths.nodeKey, caFile: paths.caCert, routeCertFile: route.files.cert, routeKeyFile: route.files.key },
         routes: state.routes,
         users: state.users ?? [this.d.nodeId],
         systemUser: identityName(this.d.nodeId, 'system'),
@@ -388,7 +376,7 @@ export class ClusterMode {
     }
     // Managers serve (and call other nodes) as their manager identity: a joining node
     // checks it before it sends a token's secret, and nodes take orders only from it.
-    if (state.role === 'manager') this.#managerTls = await this.#managerCert(state);
+    if (state.role === 'manager') this.#managerTls = await this.#selfCert('manager', state);
     const server = createClusterServer(this.#managerTls ?? this.#tls(), (req, res) => this.d.handler(req, res, this.#caller(peerNode(req))));
     const at = hostPort(state.listenAddr);
     await new Promise<void>((resolve, reject) => {
@@ -446,26 +434,34 @@ export class ClusterMode {
     this.#timers.push(setInterval(schedule, SYNC_RETRY_MS));
   }
 
+
+
   /**
-   * The manager's system-account identity for its own nats-server: a certificate it
-   * signs for itself (`CN=sys:<id>`), kept 0600 beside the server's files.
+   * A certificate a manager signs for itself, for an identity only CA-key holders can
+   * have (trust `identityName`): `manager` (its cluster API), `system` (its nats-server's
+   * system account), `route` (its nats-server's routes). Kept 0600; made again when due
+   * for renewal, as node certificates are.
    */
-  async #systemCert(state: ClusterState): Promise<{ cert: string; key: string }> {
-    const dir = join(this.d.dataDir, 'nats');
-    const files = { cert: join(dir, 'sys.pem'), key: join(dir, 'sys-key.pem') };
-    if (existsSync(files.cert) && existsSync(files.key)) return { cert: readFileSync(files.cert, 'utf8'), key: readFileSync(files.key, 'utf8') };
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  async #selfCert(identity: 'manager' | 'system' | 'route', state: ClusterState): Promise<TlsMaterial & { files: { cert: string; key: string } }> {
+    const files = selfCertFiles(this.d.dataDir, identity);
+    const ca = this.#trust.caCertPem!;
+    if (existsSync(files.cert) && existsSync(files.key)) {
+      const cert = readFileSync(files.cert, 'utf8');
+      if (!needsRenewal(cert)) return { ca, cert, key: readFileSync(files.key, 'utf8'), files };
+    }
+    mkdirSync(dirname(files.cert), { recursive: true, mode: 0o700 });
     const { keyPem } = await createKey();
-    const cert = await signNodeCert({ caCertPem: this.#trust.caCertPem!, caKeyPem: this.#trust.caKeyPem!, csrPem: await createCsr({ keyPem, nodeId: this.d.nodeId }), nodeId: this.d.nodeId, ips: [state.advertiseAddr], expiryMs: TRUST_DEFAULTS.caValidityMs, identity: 'system' });
+    const csrPem = await createCsr({ keyPem, nodeId: this.d.nodeId });
+    const cert = await signNodeCert({ caCertPem: ca, caKeyPem: this.#trust.caKeyPem!, csrPem, nodeId: this.d.nodeId, ips: [state.advertiseAddr], expiryMs: TRUST_DEFAULTS.certExpiryMs, identity });
     writeFileAtomic(files.key, keyPem, 0o600);
     writeFileAtomic(files.cert, cert, 0o600);
-    return { cert, key: keyPem };
+    return { ca, cert, key: keyPem, files };
   }
 
   /** One request in the system account of this manager's nats-server. */
   async #systemRequest(subject: string, body: unknown): Promise<unknown> {
     const s = this.#state!;
-    const sys = await this.#systemCert(s);
+    const sys = await this.#selfCert('system', s);
     const tls = { ca: this.#trust.caCertPem!, cert: sys.cert, key: sys.key, checkServerIdentity: () => undefined };
     const nc = await connect({ servers: `tls://127.0.0.1:${s.natsPort}`, tls, name: `swarmnet-${this.d.nodeId}-system`, reconnect: false });
     try {
@@ -491,7 +487,11 @@ export class ClusterMode {
       verifyCert(cert, this.#trust.caCertPem!);
       await saveTrust(this.d.dataDir, { nodeKeyPem: keyPem, nodeCertPem: cert });
       this.#trust = { ...this.#trust, nodeKeyPem: keyPem, nodeCertPem: cert };
-      if (this.#managerTls) this.#managerTls = await this.#managerCert(s);
+      if (this.#managerTls) {
+        this.#managerTls = await this.#selfCert('manager', s);
+        await this.#selfCert('route', s);
+        await this.#selfCert('system', s);
+      }
       this.#server?.setSecureContext(this.#managerTls ?? this.#tls());
       await this.#natsd?.reload();
       this.d.log.info({ expires: certInfo(cert).notAfter.toISOString() }, 'node certificate renewed');
@@ -536,10 +536,11 @@ export class ClusterMode {
   }
 }
 
-/** Where a manager keeps its manager identity (beside its node certificate, 0600). */
-export function managerFiles(dataDir: string): { cert: string; key: string } {
-  const dir = trustPaths(dataDir).dir;
-  return { cert: join(dir, 'manager.pem'), key: join(dir, 'manager-key.pem') };
+/** Where a manager keeps the certificates it makes for itself: the manager identity beside its node certificate (the CLI's --cert-dir finds it there), the others with its nats-server. */
+export function selfCertFiles(dataDir: string, identity: 'manager' | 'system' | 'route'): { cert: string; key: string } {
+  const dir = identity === 'manager' ? trustPaths(dataDir).dir : join(dataDir, 'nats');
+  const name = { manager: 'manager', system: 'sys', route: 'route' }[identity];
+  return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}-key.pem`) };
 }
 
 /** Every entry of every kind (init copies a single node's state into the new cluster). */

@@ -37,7 +37,17 @@ export interface NatsdTls {
   keyFile: string;
   /** The cluster CA: clients and routes must present a certificate it signed. */
   caFile: string;
+  /**
+   * The route identity (`CN=swarmnet:route`, which only managers can make): routes
+   * present it and accept only it, so no node certificate (a worker's, a removed
+   * node's) can join the cluster as a server. Without it, routes verify the chain only.
+   */
+  routeCertFile?: string;
+  routeKeyFile?: string;
 }
+
+/** The one subject every manager's route certificate has (see trust `identityName`). */
+export const ROUTE_USER = 'CN=swarmnet:route';
 
 export interface NatsdConfig {
   /** JetStream server name: the node id (JetStream peers are known by it). */
@@ -166,14 +176,18 @@ export function renderConfig(o: NatsdConfig): string {
     lines.push(
       '',
       '# Routes between managers, verified both ways with the cluster CA (a route presents',
-      '# its node certificate; its IP SAN is checked against the address dialled).',
+      '# its route certificate; its IP SAN is checked against the address dialled) and',
+      '# authorized only as the managers\' route identity.',
       'cluster {',
       `  name: ${quote(CLUSTER_NAME)}`,
       `  host: ${quote(o.host)}`,
       `  port: ${o.clusterPort}`,
       '  tls {',
-      ...indent(tls('verify'), 4),
+      ...(o.tls.routeCertFile && o.tls.routeKeyFile
+        ? indent([`cert_file: ${quote(o.tls.routeCertFile)}`, `key_file: ${quote(o.tls.routeKeyFile)}`, `ca_file: ${quote(o.tls.caFile)}`, 'verify_and_map: true'], 4)
+        : indent(tls('verify'), 4)),
       '  }',
+      ...(o.tls.routeCertFile && o.tls.routeKeyFile ? [`  authorization { user: ${quote(ROUTE_USER)} }`] : []),
       '  routes = [',
       ...routes.map((r) => `    ${quote(r)}`),
       '  ]',

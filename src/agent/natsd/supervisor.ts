@@ -643,7 +643,7 @@ function classify(prev: NatsdConfig, next: NatsdConfig): 'none' | 'reload' | 're
   const fixed = ['serverName', 'host', 'clientPort', 'clusterPort', 'storeDir', 'pidFile'] as const;
   // Going standalone <-> clustered adds or removes the cluster listener: no reload does that.
   if (fixed.some((k) => prev[k] !== next[k]) || isClustered(prev) !== isClustered(next)) return 'restart';
-  const tls = (['certFile', 'keyFile', 'caFile'] as const).some((k) => prev.tls[k] !== next.tls[k]);
+  const tls = (['certFile', 'keyFile', 'caFile', 'routeCertFile', 'routeKeyFile'] as const).some((k) => prev.tls[k] !== next.tls[k]);
   return tls || !sameSet(prev.users, next.users) || !sameSet(prev.routes, next.routes) ? 'reload' : 'none';
 }
 
