@@ -66,7 +66,11 @@ export class Agent {
     const nodeId = o.nodeId ?? persistentNodeId(o.dataDir);
     const agent = new Agent(nodeId, o, o.logger.child({ node: nodeId }));
     const handler = createApi({
-      rt: () => agent.#rt,
+      rt: () => {
+        // Between two runtimes (a mode change in progress) there is none to serve from.
+        if (!agent.#rt) throw new ModeError('this node is changing its cluster membership; try again in a moment');
+        return agent.#rt;
+      },
       swarm: {
         info: () => agent.#info(),
         init: (b) => agent.#exclusive(() => agent.#mode().init(b)),

@@ -104,7 +104,11 @@ export function createApi(d: ApiDeps): ApiHandler {
     route('DELETE', '/v1/tasks/:ref', async (r) => settle(await plane().tasks.remove(r.params[0]!))),
 
     route('GET', '/v1/nodes', async () => (await orView(() => plane().nodes.list(), () => [...d.rt().view.nodes.values()])).filter((n) => n.status !== 'removed').map(live)),
-    route('GET', '/v1/nodes/:ref', async (r) => live((await plane().nodes.resolve(r.params[0]!)).value)),
+    route('GET', '/v1/nodes/:ref', async (r) => {
+      const n = (await plane().nodes.resolve(r.params[0]!)).value;
+      if (n.status === 'removed') throw new NotFoundError(`node ${r.params[0]} not found`);
+      return live(n);
+    }),
     route('PATCH', '/v1/nodes/:ref', async (r) => settle(await plane().nodes.update(r.params[0]!, r.body))),
 
     route('GET', '/v1/networks', () => orView(() => plane().networks.list(), () => byName(d.rt().view.networks))),

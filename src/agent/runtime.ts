@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { ControlPlane } from '../control/plane.js';
 import type { Store } from '../control/types.js';
+import { NatsStore } from '../control/store/nats.js';
 import { View } from '../control/view.js';
 import { Liveness } from '../control/liveness.js';
 import type { Node, Task } from '../control/schema.js';
@@ -99,6 +100,13 @@ export class Runtime {
     }
     const attach = overlay && ((task: Task) => attachTask(task, { overlay: overlay.overlay, reconciler, plane, view }));
     const rt = new Runtime(nodeId, store, plane, view, mesh, reconciler, createMetrics(mesh, overlay?.overlay), dns, overlay?.overlay, attach, log);
+    // If the managers' servers drop it first, NATS closes its connection with an
+    // authorization violation (its certificate still verifies: only its user is gone).
+    if (o.onRemoved && store instanceof NatsStore) {
+      void store.nc.closed().then((err) => {
+        if (err && /authorization/i.test(err.message)) rt.#onRemoved(o);
+      });
+    }
     // A manager's `node rm` reaches this node through its watch before the managers'
     // nats-servers drop it (a moment later its connection is closed).
     view.onChange(() => {

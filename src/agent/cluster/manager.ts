@@ -145,11 +145,11 @@ export class Manager {
   }
 
   /** Changes a node's role in the store; the node itself acts on it (see Agent). */
-  async setRole(ref: string, role: Role): Promise<Node> {
+  async setRole(ref: string, role: Role, o: { force?: boolean } = {}): Promise<Node> {
     const { value: node } = await this.d.plane.nodes.resolve(ref);
     if (node.status === 'removed') throw new NotFoundError(`node ${ref} not found`);
-    if (role === 'worker' && node.role === 'manager' && managers(this.d.view.nodes.values()).length <= 1) throw new ValidationError('node', 'cannot demote the last manager');
-    if (role === 'manager' && !this.d.isUp(node.id)) throw new ConflictError(`node ${node.id} is down: it must be up to become a manager`);
+    if (!o.force && role === 'worker' && node.role === 'manager' && managers(this.d.view.nodes.values()).length <= 1) throw new ValidationError('node', 'cannot demote the last manager');
+    if (!o.force && role === 'manager' && !this.d.isUp(node.id)) throw new ConflictError(`node ${node.id} is down: it must be up to become a manager`);
     return withCas(async () => {
       const cur = await this.d.plane.ctx.nodes.get(node.id);
       if (!cur) throw new NotFoundError(`node ${ref} not found`);

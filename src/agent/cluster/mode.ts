@@ -207,7 +207,13 @@ export class ClusterMode {
     if (role === 'worker' && target.id === this.d.nodeId) throw new ValidationError('node', 'a manager cannot demote itself: run `swarmnet node demote` on another manager');
     const node = await manager.setRole(ref, role);
     const body = { role, ...(role === 'manager' && { caKey: this.#trust.caKeyPem }) };
-    await callNode(node.api!, this.#managerTls!, 'POST', '/v1/swarm/role', body, { nodeId: node.id });
+    try {
+      await callNode(node.api!, this.#managerTls!, 'POST', '/v1/swarm/role', body, { nodeId: node.id });
+    } catch (err) {
+      // The node did not take it: the store goes back to what the node is.
+      await manager.setRole(node.id, target.role ?? 'worker', { force: true }).catch(() => undefined);
+      throw err;
+    }
     // A demoted manager's nats-server is down now: take its peer out of the JetStream
     // meta group, or the group keeps counting it towards the quorum.
     if (role === 'worker' && target.role === 'manager') await this.#systemRequest('$JS.API.SERVER.REMOVE', { peer: node.id });
@@ -372,8 +378,8 @@ export class ClusterMode {
         nodeId: this.d.nodeId,
         isUp: (id) => rt.reconciler.nodeUp(id),
       });
-      this.#watchNodes(rt);
     }
+    this.#watchNodes(rt);
     // Managers serve (and call other nodes) as their manager identity: a joining node
     // checks it before it sends a token's secret, and nodes take orders only from it.
     if (state.role === 'manager') this.#managerTls = await this.#selfCert('manager', state);
@@ -384,14 +390,15 @@ export class ClusterMode {
       server.listen(at.port, at.host, () => resolve());
     });
     this.#server = server;
-    this.#timers.push(setInterval(() => void this.#renewIfDue(), RENEW_CHECK_MS));
+    // In turn with mode changes: a renewal must not write trust files after a leave.
+    this.#timers.push(setInterval(() => void this.d.exclusive(() => this.#renewIfDue()), RENEW_CHECK_MS));
     this.d.log.info({ role: state.role, cluster: state.clusterId, api: state.listenAddr }, 'cluster member');
   }
 
   /**
    * Managers keep their nats-server's users (every node not removed) and routes (the
    * other managers) in step with the store, and the buckets' replicas with the
-   * number of managers; the state file remembers both for a restart.
+   * number of managers; every member's state file remembers the managers for a restart.
    */
   #watchNodes(rt: Runtime): void {
     let timer: NodeJS.Timeout | undefined;
@@ -412,6 +419,8 @@ export class ClusterMode {
         writeClusterState(this.d.dataDir, next);
         await this.#natsd?.update({ users, routes });
       }
+      // Workers keep their state file's managers current (where to connect after a restart); the rest is the managers'.
+      if (!this.#manager) return;
       const want = replicasFor(ms.length);
       if (want === replicas) return;
       // A lone manager's streams are taken into the new JetStream cluster first (see natsd).
