@@ -5,6 +5,7 @@
  * advances, so the data path only stores a number per packet.
  */
 import type { Backend } from './backend.js';
+import type { Conn } from '../api/types.js';
 
 export type ConnState = 'SYN_SENT' | 'ESTABLISHED' | 'FIN_WAIT' | 'CLOSE' | 'UDP';
 
@@ -26,18 +27,8 @@ export interface ConnEntry {
   expire(): void;
 }
 
-export interface ConnView {
-  proto: string;
-  state: ConnState;
-  client: string;
-  local: string;
-  service: string;
-  backend: string | undefined;
-  backendName: string | undefined;
-  expiresInMs: number;
-  bytesIn: number;
-  bytesOut: number;
-}
+/** One row of `conn ls`: the API's type (src/api is the contract), with this table's states. */
+export type ConnView = Conn & { state: ConnState };
 
 export class ConnTable {
   readonly #entries = new Map<string, ConnEntry>();

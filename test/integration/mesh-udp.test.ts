@@ -4,7 +4,9 @@ import { loopbackNet, startAgent, startBackends } from '../helpers/procs.js';
 import { countBy, sleep, udpRequest } from '../helpers/net.js';
 
 const ip = loopbackNet();
-const agent = await startAgent(t, { ip: ip(1), args: ['--udp-timeout', '2s'] });
+// Idle timeout long enough that listing the flows (a CLI process, slow on a loaded
+// machine) comes before they expire, short enough to watch them go.
+const agent = await startAgent(t, { ip: ip(1), args: ['--udp-timeout', '5s'] });
 await startBackends(t, [`u1@${ip(2)}:5301`, `u2@${ip(2)}:5302`]);
 
 t.test('round trips through the published UDP port, spread over tasks', async (t) => {
@@ -21,7 +23,7 @@ t.test('round trips through the published UDP port, spread over tasks', async (t
 t.test('flows are in the connection table and expire when idle', async (t) => {
   const flows = JSON.parse((await agent.cli('conn', 'ls', '--service', 'dns', '--format', 'json')).stdout) as Array<{ proto: string; state: string }>;
   t.ok(flows.length >= 1 && flows.every((f) => f.proto === 'udp' && f.state === 'UDP'), `udp flows listed (${flows.length})`);
-  await sleep(3500);
+  await sleep(7500);
   const later = JSON.parse((await agent.cli('conn', 'ls', '--service', 'dns', '--format', 'json')).stdout) as unknown[];
   t.equal(later.length, 0, 'idle UDP flows expired after --udp-timeout');
 });
