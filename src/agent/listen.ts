@@ -83,7 +83,8 @@ export async function listenMetrics(at: { host: string; port: number }, metrics:
   return server;
 }
 
-export async function closeServer(server: Server | undefined): Promise<void> {
+/** Closes a listener (HTTP or HTTPS) and the connections it holds. */
+export async function closeServer(server: Pick<Server, 'close' | 'closeAllConnections'> | undefined): Promise<void> {
   if (!server) return;
   await new Promise<void>((r) => {
     server.close(() => r());

@@ -85,6 +85,23 @@ export class NodeOps {
     }
   }
 
+  /**
+   * Read-modify-write of node `id` (compare-and-set, retried on a lost race). `change`
+   * returns the new record; undefined when the node is gone and `missingOk`.
+   */
+  async patch(id: string, change: (cur: Node) => Node, o: { missingOk?: boolean } = {}): Promise<Node | undefined> {
+    return withCas(async () => {
+      const cur = await this.ctx.nodes.get(id);
+      if (!cur) {
+        if (o.missingOk) return undefined;
+        throw new NotFoundError(`node ${id} not found`);
+      }
+      const next = change(cur.value);
+      await this.ctx.nodes.update(id, next, cur.revision);
+      return next;
+    });
+  }
+
   async update(ref: string, input: unknown): Promise<Node> {
     const spec = validateSpec.nodeUpdate.assert(input);
     return withCas(async () => {

@@ -93,7 +93,8 @@ export async function removeTrust(dataDir: string): Promise<void> {
   await rm(trustPaths(dataDir).dir, { recursive: true, force: true });
 }
 
-async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
+/** Writes `data` to `path` atomically, the file created with `mode` from its first byte (other secrets than trust's use it too). */
+export async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
   const tmp = `${path}.${randomBytes(TMP_SUFFIX_BYTES).toString('hex')}.tmp`;
   // 'wx' = O_CREAT|O_EXCL: a fresh inode created with `mode`, never an existing file reused.
   const fh = await open(tmp, 'wx', mode);

@@ -8,11 +8,11 @@
  *   3. over TLS verified against that CA (the manager proves a certificate of it for
  *      the address dialled), send the token's secret and a CSR; receive a certificate.
  */
-import { request, type RequestOptions } from 'node:https';
+import type { RequestOptions } from 'node:https';
 import type { AdmitRequest, AdmitResult } from '../../api/index.js';
 import { caMatchesDigest, parseToken } from '../../trust/index.js';
 import { AuthError, ConflictError, SwarmnetError, ValidationError } from '../../util/errors.js';
-import { identityCheck } from './peer.js';
+import { httpsJson, identityCheck } from './peer.js';
 
 /** A join that could not reach a manager or was refused by it. */
 export class JoinError extends SwarmnetError {
@@ -22,20 +22,7 @@ export class JoinError extends SwarmnetError {
 /** A manager admits within seconds; more while its JetStream elects leaders (a manager just joined). */
 const TIMEOUT_MS = 30_000;
 
-function call(o: RequestOptions & { body?: unknown }): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = o.body === undefined ? undefined : JSON.stringify(o.body);
-    const req = request({ ...o, timeout: TIMEOUT_MS, headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
+const call = (o: RequestOptions & { body?: unknown }) => httpsJson({ ...o, timeoutMs: TIMEOUT_MS });
 
 function remoteOf(text: string): { host: string; port: number } {
   const m = /^([^\s:/]+):(\d{1,5})$/.exec(text);

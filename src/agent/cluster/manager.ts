@@ -131,13 +131,7 @@ export class Manager {
     if (node.id === this.d.nodeId) throw new ValidationError('node', 'a node cannot remove itself: run `swarmnet leave` on it');
     if (node.role === 'manager') throw new ValidationError('node', `${node.id} is a manager: demote it first (swarmnet node demote ${node.id})`);
     if (!force && this.d.isUp(node.id)) throw new ConflictError(`node ${node.id} is up: stop it or leave the cluster there first, or use --force`);
-    const removed = await withCas(async () => {
-      const cur = await this.d.plane.ctx.nodes.get(node.id);
-      if (!cur) throw new NotFoundError(`node ${ref} not found`);
-      const next: Node = { ...cur.value, status: 'removed' };
-      await this.d.plane.ctx.nodes.update(node.id, next, cur.revision);
-      return next;
-    });
+    const removed = (await this.d.plane.nodes.patch(node.id, (cur) => ({ ...cur, status: 'removed' })))!;
     for (const t of await this.d.plane.tasks.list()) {
       if (t.node === node.id) await this.d.plane.tasks.remove(t.id).catch(() => undefined);
     }
@@ -150,12 +144,6 @@ export class Manager {
     if (node.status === 'removed') throw new NotFoundError(`node ${ref} not found`);
     if (!o.force && role === 'worker' && node.role === 'manager' && managers(this.d.view.nodes.values()).length <= 1) throw new ValidationError('node', 'cannot demote the last manager');
     if (!o.force && role === 'manager' && !this.d.isUp(node.id)) throw new ConflictError(`node ${node.id} is down: it must be up to become a manager`);
-    return withCas(async () => {
-      const cur = await this.d.plane.ctx.nodes.get(node.id);
-      if (!cur) throw new NotFoundError(`node ${ref} not found`);
-      const next: Node = { ...cur.value, role };
-      await this.d.plane.ctx.nodes.update(node.id, next, cur.revision);
-      return next;
-    });
+    return (await this.d.plane.nodes.patch(node.id, (cur) => ({ ...cur, role })))!;
   }
 }

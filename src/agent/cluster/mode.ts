@@ -14,23 +14,22 @@ import type { Logger } from 'pino';
 import { CLUSTER_API_PORT, NATS_CLIENT_PORT, NATS_CLUSTER_PORT, validateApi, type AdmitResult, type ClusterInfo, type JoinResult, type JoinToken } from '../../api/index.js';
 import { ClusterOps, type Role } from '../../control/cluster.js';
 import { KINDS } from '../../control/constants.js';
-import { withCas } from '../../control/context.js';
 import { newId } from '../../control/ids.js';
 import type { Node } from '../../control/schema.js';
 import { NatsStore } from '../../control/store/nats.js';
 import type { Entry, Store } from '../../control/types.js';
-import { identityName, parseIdentity, certInfo, createCa, createCsr, createKey, loadTrust, needsRenewal, removeTrust, saveTrust, signNodeCert, trustPaths, verifyCert, TRUST_DEFAULTS, type TrustMaterial } from '../../trust/index.js';
-import { AuthError, ConflictError, NotFoundError, StoreError, ValidationError } from '../../util/errors.js';
+import { writeAtomic, identityName, parseIdentity, certInfo, createCa, createCsr, createKey, loadTrust, needsRenewal, removeTrust, saveTrust, signNodeCert, trustPaths, verifyCert, TRUST_DEFAULTS, type TrustMaterial } from '../../trust/index.js';
+import { AuthError, ConflictError, StoreError, ValidationError } from '../../util/errors.js';
 import type { ApiHandler } from '../api.js';
 import type { Caller } from '../http.js';
 import type { Runtime, RuntimeOptions } from '../runtime.js';
+import { closeServer } from '../listen.js';
 import { NatsServer } from '../natsd/index.js';
 import { fetchPinnedCa, requestAdmission } from './joiner.js';
 import { Manager, managers, mintToken, natsUrl, routeOf } from './manager.js';
 import { peerNode, createClusterServer, type TlsMaterial } from './server.js';
 import { readClusterState, removeClusterState, writeClusterState, type ClusterState } from './state.js';
-import { writeFileAtomic } from './files.js';
-import { callNode } from './peer.js';
+import { callNode, splitHostPort as hostPort } from './peer.js';
 import { replicasFor, scaleReplicas } from './replicas.js';
 
 export interface ClusterModeDeps {
@@ -56,10 +55,6 @@ const SYNC_MS = 200;
 /** ... and at least this often. */
 const SYNC_RETRY_MS = 5_000;
 
-const hostPort = (text: string) => {
-  const i = text.lastIndexOf(':');
-  return { host: text.slice(0, i), port: Number(text.slice(i + 1)) };
-};
 
 export class ClusterMode {
   #state: ClusterState | undefined;
@@ -130,7 +125,7 @@ export class ClusterMode {
       await cluster.setToken('worker', worker.record);
       await cluster.setToken('manager', manager.record);
       for (const e of snapshot) if (e.kind !== 'nodes' && e.kind !== 'cluster') await rt.store.put(e.kind, e.key, e.value);
-      await setOwnRole(rt, this.d.nodeId, 'manager');
+      await rt.plane.nodes.patch(this.d.nodeId, (cur) => ({ ...cur, role: 'manager' }));
     }, true);
     const wt = await this.#manager!.joinToken('worker', false);
     const mt = await this.#manager!.joinToken('manager', false);
@@ -169,7 +164,7 @@ export class ClusterMode {
     if (s.role === 'manager' && !req.force) throw new ConflictError('this node is a manager: leaving can cost the cluster its quorum; demote it first, or use --force');
     // Tell the others (best effort): marked removed, it drops out of their NATS users.
     this.#leaving = true;
-    await markRemoved(this.d.runtime(), this.d.nodeId).catch((err: Error) => this.d.log.warn({ err: err.message }, 'could not mark this node removed in the cluster'));
+    await this.d.runtime().plane.nodes.patch(this.d.nodeId, (cur) => ({ ...cur, status: 'removed' }), { missingOk: true }).catch((err: Error) => this.d.log.warn({ err: err.message }, 'could not mark this node removed in the cluster'));
     await this.#exit();
     this.d.log.info('left the cluster');
     return { node: this.d.nodeId };
@@ -242,7 +237,7 @@ export class ClusterMode {
     this.#unwatch?.();
     this.#unwatch = undefined;
     this.#state = next;
-    writeClusterState(this.d.dataDir, next);
+    await writeClusterState(this.d.dataDir, next);
     // Answer first: the switch closes this very connection (the cluster API restarts).
     // A demoted node's nats-server is down before the answer, so that the manager can
     // take its peer out of the JetStream meta group right after.
@@ -310,7 +305,7 @@ export class ClusterMode {
    */
   async #enter(state: ClusterState, trust: TrustMaterial, after: (rt: Runtime) => Promise<void>, creating = false): Promise<void> {
     await saveTrust(this.d.dataDir, trust);
-    writeClusterState(this.d.dataDir, state);
+    await writeClusterState(this.d.dataDir, state);
     this.#trust = trust;
     try {
       await this.#start(state, creating);
@@ -416,7 +411,7 @@ export class ClusterMode {
       const next = { ...cur, users, routes, nats: ms.map(natsUrl), managers: ms.map((n) => n.api!) };
       if (JSON.stringify(next) !== JSON.stringify(cur)) {
         this.#state = next;
-        writeClusterState(this.d.dataDir, next);
+        await writeClusterState(this.d.dataDir, next);
         await this.#natsd?.update({ users, routes });
       }
       // Workers keep their state file's managers current (where to connect after a restart); the rest is the managers'.
@@ -462,8 +457,8 @@ export class ClusterMode {
     const { keyPem } = await createKey();
     const csrPem = await createCsr({ keyPem, nodeId: this.d.nodeId });
     const cert = await signNodeCert({ caCertPem: ca, caKeyPem: this.#trust.caKeyPem!, csrPem, nodeId: this.d.nodeId, ips: [state.advertiseAddr], expiryMs: TRUST_DEFAULTS.certExpiryMs, identity });
-    writeFileAtomic(files.key, keyPem, 0o600);
-    writeFileAtomic(files.cert, cert, 0o600);
+    await writeAtomic(files.key, keyPem, 0o600);
+    await writeAtomic(files.cert, cert, 0o600);
     return { ca, cert, key: keyPem, files };
   }
 
@@ -531,12 +526,7 @@ export class ClusterMode {
     this.#managerTls = undefined;
     const server = this.#server;
     this.#server = undefined;
-    if (server) {
-      await new Promise<void>((r) => {
-        server.close(() => r());
-        server.closeAllConnections();
-      });
-    }
+    await closeServer(server);
     // The runtime goes first (its store talks to our nats-server), then the server.
     if (this.#state) await this.d.runtime()?.stop();
     await this.#natsd?.stop();
@@ -570,22 +560,6 @@ async function openClusterStore(o: { servers: string[]; name: string; tlsCa: str
       await new Promise((r) => setTimeout(r, 500));
     }
   }
-}
-
-async function setOwnRole(rt: Runtime, id: string, role: Role): Promise<void> {
-  await withCas(async () => {
-    const cur = await rt.plane.ctx.nodes.get(id);
-    if (!cur) throw new NotFoundError(`node ${id} not found`);
-    await rt.plane.ctx.nodes.update(id, { ...cur.value, role }, cur.revision);
-  });
-}
-
-async function markRemoved(rt: Runtime, id: string): Promise<void> {
-  await withCas(async () => {
-    const cur = await rt.plane.ctx.nodes.get(id);
-    if (!cur) return;
-    await rt.plane.ctx.nodes.update(id, { ...cur.value, status: 'removed' }, cur.revision);
-  });
 }
 
 /** Does this private key belong to the certificate's public key? */

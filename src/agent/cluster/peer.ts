@@ -1,5 +1,5 @@
 /** Node-to-node calls over the cluster API, with this node's certificate (mutual TLS). */
-import { request } from 'node:https';
+import { request, type RequestOptions } from 'node:https';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { parseIdentity } from '../../trust/index.js';
 import { SwarmnetError } from '../../util/errors.js';
@@ -32,30 +32,43 @@ export function identityCheck(expect: Expect): (host: string, cert: PeerCertific
   };
 }
 
-export function callNode(api: string, tls: TlsMaterial, method: string, path: string, body: unknown, expect: Expect): Promise<unknown> {
-  const i = api.lastIndexOf(':');
+/** One JSON request over HTTPS: the status and the body as text (the caller reads it). */
+export function httpsJson(o: RequestOptions & { body?: unknown; timeoutMs: number }): Promise<{ status: number; body: string }> {
+  const { body, timeoutMs, ...options } = o;
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = request(
-      { host: api.slice(0, i), port: Number(api.slice(i + 1)), method, path, ...tls, checkServerIdentity: identityCheck(expect), timeout: TIMEOUT_MS, headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            parsed = text;
-          }
-          if ((res.statusCode ?? 0) >= 300) return reject(new PeerError(`${api}: ${(parsed as { error?: { message?: string } })?.error?.message ?? `HTTP ${res.statusCode}`}`));
-          resolve(parsed);
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new PeerError(`${api}: timed out`)));
-    req.on('error', (err) => reject(err instanceof PeerError ? err : new PeerError(`${api}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err })));
+    const req = request({ ...options, timeout: timeoutMs, headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
     req.end(payload);
   });
+}
+
+/** `IP:PORT` (a stored, already validated cluster address) -> host and port. */
+export function splitHostPort(text: string): { host: string; port: number } {
+  const i = text.lastIndexOf(':');
+  return { host: text.slice(0, i), port: Number(text.slice(i + 1)) };
+}
+
+export async function callNode(api: string, tls: TlsMaterial, method: string, path: string, body: unknown, expect: Expect): Promise<unknown> {
+  let res;
+  try {
+    res = await httpsJson({ ...splitHostPort(api), method, path, ...tls, checkServerIdentity: identityCheck(expect), body, timeoutMs: TIMEOUT_MS });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PeerError(`${api}: ${code === 'ETIMEDOUT' ? 'timed out' : (code ?? (err as Error).message)}`, { cause: err });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(res.body);
+  } catch {
+    parsed = res.body;
+  }
+  if (res.status >= 300) throw new PeerError(`${api}: ${(parsed as { error?: { message?: string } })?.error?.message ?? `HTTP ${res.status}`}`);
+  return parsed;
 }

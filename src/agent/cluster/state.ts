@@ -7,7 +7,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { validator } from '../../control/schema.js';
-import { writeFileAtomic } from './files.js';
+import { writeAtomic } from '../../trust/index.js';
 
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
 
@@ -38,8 +38,8 @@ export function readClusterState(dataDir: string): ClusterState | undefined {
   return check.assert(JSON.parse(readFileSync(file(dataDir), 'utf8')), 'cluster.json');
 }
 
-export function writeClusterState(dataDir: string, s: ClusterState): void {
-  writeFileAtomic(file(dataDir), JSON.stringify(s, null, 2) + '\n', 0o600);
+export async function writeClusterState(dataDir: string, s: ClusterState): Promise<void> {
+  await writeAtomic(file(dataDir), JSON.stringify(s, null, 2) + '\n', 0o600);
 }
 
 export function removeClusterState(dataDir: string): void {
