@@ -7,14 +7,11 @@
  *   load         1,000 services x 10 tasks: time to write them through the API, and time
  *                for a fresh agent to start on that state until it listens on every port
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import { killAll, start, waitTcp, which } from './lib/procs.js';
+import { agentApi, startAgent } from './lib/agent.js';
+import { inTempDir, start, waitTcp, which } from './lib/procs.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const NET = '127.0.78';
 const NATS = `${NET}.254`;
 
@@ -30,31 +27,23 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 }
 
-async function post(api: string, path: string, body: unknown): Promise<void> {
-  const res = await fetch(`http://${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-}
-
-function startAgent(dir: string, i: number): { api: string; child: ChildProcess } {
+/** Agent i: ingress on 127.0.78.i, API on its own socket in the bench's directory. */
+async function benchAgent(dir: string, i: number, timeoutMs?: number): Promise<{ socket: string; child: ChildProcess }> {
   const ip = `${NET}.${i}`;
-  const child = start(process.execPath, [CLI, 'agent', '--nats', `nats://${NATS}:4222`, '--node-id', `bench${i}`, '--data-dir', join(dir, `a${i}`), '--api', `${ip}:2377`, '--ingress-addr', ip, '--log-level', 'error', '--no-overlay']);
-  return { api: `${ip}:2377`, child };
+  const socket = join(dir, `a${i}.sock`);
+  const child = await startAgent({ socket, args: ['--nats', `nats://${NATS}:4222`, '--node-id', `bench${i}`, '--data-dir', join(dir, `a${i}`), '--ingress-addr', ip, '--log-level', 'error', '--no-overlay'], ...(timeoutMs && { timeoutMs }) });
+  return { socket, child };
 }
 
 async function convergence(dir: string, n: number, samples: number, round: number): Promise<number[]> {
-  const agents = [];
-  for (let i = 1; i <= n; i++) agents.push(startAgent(dir, i));
-  for (const a of agents) await waitTcp(a.api.split(':')[0]!, 2377, 30_000);
+  const agents = await Promise.all(Array.from({ length: n }, (_, i) => benchAgent(dir, i + 1, 60_000)));
   const times: number[] = [];
   for (let k = 0; k < samples; k++) {
     const name = `conv-${round}-${k}`;
-    const waits = agents.map((a) => fetch(`http://${a.api}/v1/wait?service=${name}&timeout=30000`).then((r) => {
-      if (!r.ok) throw new Error(`${a.api}: ${r.status}`);
-      return performance.now();
-    }));
+    const waits = agents.map((a) => agentApi(a.socket, 'GET', `/v1/wait?service=${name}&timeout=30000`).then(() => performance.now()));
     await new Promise((r) => setTimeout(r, 20)); // let every long-poll arrive first
     const t0 = performance.now();
-    await post(agents[k % n]!.api, '/v1/services', { name, ports: [{ target: 80 }] });
+    await agentApi(agents[k % n]!.socket, 'POST', '/v1/services', { name, ports: [{ target: 80 }] });
     const done = await Promise.all(waits);
     times.push(Math.max(...done) - t0);
   }
@@ -63,14 +52,13 @@ async function convergence(dir: string, n: number, samples: number, round: numbe
 }
 
 async function load(dir: string, o: ControlBenchOptions): Promise<void> {
-  const writer = startAgent(dir, 100);
-  await waitTcp(`${NET}.100`, 2377, 30_000);
+  const writer = await benchAgent(dir, 100);
   const t0 = performance.now();
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < o.services; i = next++) {
-      await post(writer.api, '/v1/services', { name: `load-${i}`, ports: [{ target: 80 }] });
-      for (let j = 0; j < o.tasksPerService; j++) await post(writer.api, '/v1/tasks', { service: `load-${i}`, addr: `10.${(i >> 8) & 255}.${i & 255}.${j + 1}:80` });
+      await agentApi(writer.socket, 'POST', '/v1/services', { name: `load-${i}`, ports: [{ target: 80 }] });
+      for (let j = 0; j < o.tasksPerService; j++) await agentApi(writer.socket, 'POST', '/v1/tasks', { service: `load-${i}`, addr: `10.${(i >> 8) & 255}.${i & 255}.${j + 1}:80` });
     }
   };
   await Promise.all(Array.from({ length: 16 }, worker));
@@ -78,10 +66,9 @@ async function load(dir: string, o: ControlBenchOptions): Promise<void> {
   const objects = o.services * (1 + o.tasksPerService);
   console.log(`load: wrote ${o.services} services x ${o.tasksPerService} tasks (${objects} objects) through one agent in ${(writeMs / 1000).toFixed(1)} s (${Math.round(objects / (writeMs / 1000))} objects/s, 16 concurrent clients)`);
   const t1 = performance.now();
-  const fresh = startAgent(dir, 101);
-  await waitTcp(`${NET}.101`, 2377, 120_000);
+  const fresh = await benchAgent(dir, 101, 120_000);
   for (;;) {
-    const info = (await (await fetch(`http://${fresh.api}/v1/info`)).json()) as { listening: string[] };
+    const info = await agentApi<{ listening: string[] }>(fresh.socket, 'GET', '/v1/info');
     if (info.listening.length >= o.services) break;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -91,8 +78,7 @@ async function load(dir: string, o: ControlBenchOptions): Promise<void> {
 export async function controlBench(o: ControlBenchOptions): Promise<void> {
   const nats = which('nats-server');
   if (!nats) throw new Error('bench control needs nats-server: apt-get install -y nats-server');
-  const dir = mkdtempSync(join(tmpdir(), 'swarmnet-bench-control-'));
-  try {
+  await inTempDir('control', async (dir) => {
     start(nats, ['-js', '-a', NATS, '-p', '4222', '-sd', join(dir, 'nats')]);
     await waitTcp(NATS, 4222);
     console.log(`\ncontrol plane convergence (write on one agent -> applied on all), ${o.samples} samples each`);
@@ -102,8 +88,5 @@ export async function controlBench(o: ControlBenchOptions): Promise<void> {
       console.log([String(n).padEnd(8), percentile(times, 50).toFixed(1).padStart(8), percentile(times, 99).toFixed(1).padStart(8), Math.max(...times).toFixed(1).padStart(8)].join(''));
     }
     await load(dir, o);
-  } finally {
-    killAll();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }

@@ -3,13 +3,11 @@
  * against dnsmasq serving the same records (a hosts file), in one run, rounds
  * interleaved, medians and the ratio. Both on loopback, both answering from memory.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { killAll, median, run, start, waitTcp, which } from './lib/procs.js';
+import { agentApi, startAgent } from './lib/agent.js';
+import { inTempDir, median, run, start, waitTcp, which } from './lib/procs.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const AGENT = '127.0.81.1';
 const DNSMASQ = '127.0.81.2';
 const PORT = 5353;
@@ -24,16 +22,10 @@ export async function dnsBench(o: DnsBenchOptions): Promise<void> {
   const dnsperf = which('dnsperf');
   const dnsmasq = which('dnsmasq');
   if (!dnsperf || !dnsmasq) throw new Error('bench dns needs dnsperf and dnsmasq: apt-get install -y dnsperf dnsmasq-base');
-  const dir = mkdtempSync(join(tmpdir(), 'swarmnet-bench-dns-'));
-  try {
-    const api = `${AGENT}:2377`;
-    start(process.execPath, [CLI, 'agent', '--data-dir', join(dir, 'agent'), '--api', api, '--ingress-addr', AGENT, '--dns', `${AGENT}:${PORT}`, '--dns-upstream', '127.0.81.9:53', '--log-level', 'error', '--no-overlay']);
-    await waitTcp(AGENT, 2377);
-    const post = async (path: string, body: unknown) => {
-      const res = await fetch(`http://${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      if (!res.ok) throw new Error(`${path}: ${await res.text()}`);
-      return res.json() as Promise<{ networks?: Array<{ vip: string }>; addresses?: Array<{ ip: string }>; name: string }>;
-    };
+  await inTempDir('dns', async (dir) => {
+    const socket = join(dir, 'agent.sock');
+    await startAgent({ socket, args: ['--data-dir', join(dir, 'agent'), '--ingress-addr', AGENT, '--dns', `${AGENT}:${PORT}`, '--dns-upstream', '127.0.81.9:53', '--log-level', 'error', '--no-overlay'] });
+    const post = (path: string, body: unknown) => agentApi<{ networks?: Array<{ vip: string }>; addresses?: Array<{ ip: string }>; name: string }>(socket, 'POST', path, body);
     await post('/v1/networks', { name: 'benchnet', subnet: '10.77.0.0/16' });
     const hosts: string[] = [];
     const names: string[] = [];
@@ -67,8 +59,5 @@ export async function dnsBench(o: DnsBenchOptions): Promise<void> {
     console.log(`\nDNS, dnsperf -c 4, ${o.services * 2} names, medians of ${o.rounds} rounds x ${o.seconds} s`);
     for (const s of servers) console.log(`${s.name.padEnd(10)} ${med(s.name).toFixed(0).padStart(8)} qps`);
     console.log(`ratio swarmnet/dnsmasq: ${(med('swarmnet') / med('dnsmasq')).toFixed(2)}`);
-  } finally {
-    killAll();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }

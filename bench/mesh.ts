@@ -12,14 +12,12 @@
  *                against an HAProxy HTTP responder (a node http server if no HAProxy)
  *   UDP pkt/s    iperf3 -u, 64-byte datagrams, unlimited rate; received packets/s
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { killAll, median, run, start, waitTcp, which } from './lib/procs.js';
+import { agentApi, startAgent } from './lib/agent.js';
+import { inTempDir, median, run, start, waitTcp, which } from './lib/procs.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const NET = '127.0.77';
 const MESH = `${NET}.1`;
 const BACKEND = `${NET}.2`;
@@ -48,8 +46,7 @@ export async function meshBench(o: MeshBenchOptions): Promise<void> {
   const wrk = which('wrk');
   const haproxy = which('haproxy');
   if (!iperf3 || !wrk) throw new Error('bench needs iperf3 and wrk: apt-get install -y iperf3 wrk (and haproxy for the HAProxy column)');
-  const dir = mkdtempSync(join(tmpdir(), 'swarmnet-bench-'));
-  try {
+  await inTempDir('mesh', async (dir) => {
     start(iperf3, ['-s', '-B', BACKEND, '-p', String(IPERF_PORT)]);
     if (haproxy) {
       writeFileSync(join(dir, 'responder.cfg'), responderCfg());
@@ -58,16 +55,15 @@ export async function meshBench(o: MeshBenchOptions): Promise<void> {
       start(haproxy, ['-f', join(dir, 'peer.cfg'), '-db']);
     } else {
       const srv = createServer((_, res) => res.end('ok'));
-      srv.listen(HTTP_PORT, BACKEND);
+      srv.listen(HTTP_PORT, BACKEND).unref(); // not a child: unref'd so the run can end
     }
-    const api = `${MESH}:2377`;
-    start(process.execPath, [CLI, 'agent', '--data-dir', join(dir, 'agent'), '--api', api, '--ingress-addr', MESH, '--log-level', 'warn', '--no-overlay']);
-    await waitTcp(MESH, 2377);
-    const cli = (...args: string[]) => run(process.execPath, [CLI, '--host', api, ...args]);
-    await cli('service', 'create', '--name', 'iperf', '--publish', `${PUB_IPERF}:${IPERF_PORT}`, '--publish', `${PUB_IPERF}:${IPERF_PORT}/udp`);
-    await cli('task', 'add', '--service', 'iperf', '--addr', BACKEND);
-    await cli('service', 'create', '--name', 'http', '--publish', `${PUB_HTTP}:${HTTP_PORT}`);
-    await cli('task', 'add', '--service', 'http', '--addr', BACKEND);
+    const socket = join(dir, 'agent.sock');
+    await startAgent({ socket, args: ['--data-dir', join(dir, 'agent'), '--ingress-addr', MESH, '--log-level', 'warn', '--no-overlay'] });
+    const iperfPort = { target: IPERF_PORT, published: PUB_IPERF };
+    await agentApi(socket, 'POST', '/v1/services', { name: 'iperf', ports: [iperfPort, { ...iperfPort, protocol: 'udp' }] });
+    await agentApi(socket, 'POST', '/v1/tasks', { service: 'iperf', addr: BACKEND });
+    await agentApi(socket, 'POST', '/v1/services', { name: 'http', ports: [{ target: HTTP_PORT, published: PUB_HTTP }] });
+    await agentApi(socket, 'POST', '/v1/tasks', { service: 'http', addr: BACKEND });
     await waitTcp(BACKEND, IPERF_PORT);
     await waitTcp(BACKEND, HTTP_PORT);
 
@@ -87,10 +83,7 @@ export async function meshBench(o: MeshBenchOptions): Promise<void> {
       }
     }
     report(paths, results, o);
-  } finally {
-    killAll();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 async function tcpThroughput(iperf3: string, p: PathDef, seconds: number): Promise<number> {

@@ -1,27 +1,29 @@
 /**
  * Overlay throughput: iperf3 between two containers on two namespace-hosts, through
- * the swarmnet overlay (userspace VXLAN) and, in the same run on the same topology,
- * through a kernel VXLAN pair (`ip link add ... type vxlan`). Rounds alternate between
- * the two paths; medians and the ratio are printed.
+ * the swarmnet overlay (userspace VXLAN) in clear and encrypted (ESP in UDP), and, in
+ * the same run on the same hosts, through a kernel VXLAN pair (`ip link add ... type
+ * vxlan`, clear). Rounds alternate between the three paths; medians and ratios are printed.
  *
  *   root ns: bridge swbench0 10.214.0.254/24, nats-server
- *     ns swbench-h1 (10.214.0.1): swarmnet agent, bridge+TAP | kernel vxlan kvx (UDP 4790) + bridge kbr
- *       ns swbench-s1 (swarmnet container)    ns swbench-k1 (kernel-path container, 10.215.0.1)
- *     ns swbench-h2 (10.214.0.2): the same, containers swbench-s2 and swbench-k2 (10.215.0.2)
+ *     ns swbench-h1 (10.214.0.1): swarmnet agent: VXLAN UDP 4789, ESP UDP 4500, a bridge+TAP per overlay
+ *                                 kernel VXLAN kvx (UDP 4790) + bridge kbr
+ *       ns swbench-s1 (swarmnet container on benchnet, clear)
+ *       ns swbench-e1 (swarmnet container on benchenc, encrypted)
+ *       ns swbench-k1 (kernel-path container, 10.215.0.1)
+ *     ns swbench-h2 (10.214.0.2): the same, containers swbench-s2, swbench-e2 and swbench-k2 (10.215.0.2)
+ *
+ * A container is attached to one network, hence one container namespace per overlay.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { killAll, median, run, start, waitTcp, which } from './lib/procs.js';
+import { agentApi, startAgent } from './lib/agent.js';
+import { inTempDir, median, run, start, waitTcp, which } from './lib/procs.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const BRIDGE = 'swbench0';
 const UNDER = '10.214.0';
 const KERNEL_NET = '10.215.0';
 const KERNEL_VNI = 100;
-/** Not 4789: the agent's VXLAN socket has that port on the same host namespaces. */
+/** Not 4789: the agent's VXLAN socket has that port on the same host namespaces (its ESP socket 4500). */
 const KERNEL_PORT = 4790;
 const MTU = 1450;
 
@@ -40,7 +42,18 @@ const quiet = (fn: () => unknown) => {
   }
 };
 
-const NAMESPACES = ['swbench-h1', 'swbench-h2', 'swbench-s1', 'swbench-s2', 'swbench-k1', 'swbench-k2'];
+const KERNEL_PATH = 'kernel VXLAN';
+const CLEAR_PATH = 'swarmnet clear';
+const ENCRYPTED_PATH = 'swarmnet encrypted';
+/** The swarmnet overlays measured, each with its container namespace per host (`swbench-<prefix><host>`). */
+const OVERLAYS = [
+  { network: 'benchnet', encrypted: false, service: 'iperf', prefix: 's', path: CLEAR_PATH },
+  { network: 'benchenc', encrypted: true, service: 'iperf-enc', prefix: 'e', path: ENCRYPTED_PATH },
+];
+const CONTAINERS = ['k', ...OVERLAYS.map((v) => v.prefix)];
+const NAMESPACES = [1, 2].flatMap((i) => ['h', ...CONTAINERS].map((c) => `swbench-${c}${i}`));
+/** How long the first packets of a path may take (the encrypted one waits for both nodes' SAs). */
+const REACH_MS = 20_000;
 
 function teardown(): void {
   for (const ns of NAMESPACES) quiet(() => ip('netns', 'del', ns));
@@ -59,8 +72,7 @@ function underlay(): void {
     ip('-n', ns, 'addr', 'add', `${UNDER}.${i}/24`, 'dev', 'eth0');
     ip('-n', ns, 'link', 'set', 'eth0', 'up');
     ip('-n', ns, 'link', 'set', 'lo', 'up');
-    ip('netns', 'add', `swbench-s${i}`);
-    ip('netns', 'add', `swbench-k${i}`);
+    for (const c of CONTAINERS) ip('netns', 'add', `swbench-${c}${i}`);
   }
 }
 
@@ -82,37 +94,59 @@ function kernelPair(): void {
   }
 }
 
-async function api(addr: string, path: string, body: unknown): Promise<Record<string, unknown>> {
-  const res = await fetch(`http://${addr}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as Record<string, unknown>;
+/** One iperf3 direction: client in container `from`, server at `server` in container `to`. */
+interface Path {
+  name: string;
+  from: string;
+  to: string;
+  server: string;
 }
 
-/** NATS, one agent per host, a network, and the two s containers attached. Returns their IPs. */
-async function swarmnetPath(dir: string): Promise<[string, string]> {
+/** NATS, one agent per host, the overlays, and each overlay's two containers attached. */
+async function swarmnetPaths(dir: string): Promise<Path[]> {
   start('nats-server', ['-a', `${UNDER}.254`, '-p', '4222', '-js', '-sd', join(dir, 'nats')]);
   await waitTcp(`${UNDER}.254`, 4222);
+  const sockets: string[] = [];
   for (const i of [1, 2]) {
     const addr = `${UNDER}.${i}`;
-    start('ip', ['netns', 'exec', `swbench-h${i}`, process.execPath, CLI, 'agent', '--nats', `nats://${UNDER}.254:4222`, '--node-id', `bench${i}`, '--advertise-addr', addr, '--data-dir', join(dir, `a${i}`), '--api', `${addr}:2377`, '--ingress-addr', addr, '--log-level', 'warn', '--dns-upstream', '127.0.0.1:1']);
-    await waitTcp(addr, 2377, 30_000);
+    const socket = join(dir, `a${i}.sock`);
+    await startAgent({ socket, netns: `swbench-h${i}`, args: ['--nats', `nats://${UNDER}.254:4222`, '--node-id', `bench${i}`, '--advertise-addr', addr, '--data-dir', join(dir, `a${i}`), '--ingress-addr', addr, '--log-level', 'warn', '--dns-upstream', '127.0.0.1:1'] });
+    sockets.push(socket);
   }
-  await api(`${UNDER}.1:2377`, '/v1/networks', { name: 'benchnet' });
-  await api(`${UNDER}.1:2377`, '/v1/services', { name: 'iperf', networks: ['benchnet'] });
-  const ips: string[] = [];
-  for (const i of [1, 2]) {
-    const t = await api(`${UNDER}.${i}:2377`, '/v1/tasks', { service: 'iperf', network: 'benchnet', netns: `/run/netns/swbench-s${i}` });
-    ips.push((t.addresses as Array<{ ip: string }>)[0]!.ip);
+  const paths: Path[] = [];
+  for (const v of OVERLAYS) {
+    await agentApi(sockets[0]!, 'POST', '/v1/networks', { name: v.network, ...(v.encrypted && { encrypted: true }) });
+    await agentApi(sockets[0]!, 'POST', '/v1/services', { name: v.service, networks: [v.network] });
+    const ips: string[] = [];
+    for (const [k, socket] of sockets.entries()) {
+      const t = await agentApi<{ addresses: Array<{ ip: string }> }>(socket, 'POST', '/v1/tasks', { service: v.service, network: v.network, netns: `/run/netns/swbench-${v.prefix}${k + 1}` });
+      ips.push(t.addresses[0]!.ip);
+    }
+    paths.push({ name: v.path, from: `swbench-${v.prefix}1`, to: `swbench-${v.prefix}2`, server: ips[1]! });
   }
-  return ips as [string, string];
+  return paths;
 }
 
-/** Received throughput in Gbit/s of one iperf3 run from container `from` to `server` in `to`. */
-async function iperf(from: string, to: string, server: string, seconds: number): Promise<number> {
-  const srv = start('ip', ['netns', 'exec', to, 'iperf3', '-s', '-1', '-B', server]);
+/** Pings until the path answers (ARP, FDB, and on the encrypted path the SAs of both nodes). */
+async function reach(p: Path): Promise<void> {
+  const deadline = Date.now() + REACH_MS;
+  for (;;) {
+    try {
+      await run('ip', ['netns', 'exec', p.from, 'ping', '-c', '1', '-W', '1', p.server]);
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`overlay: ${p.name} (${p.from} -> ${p.server}) does not answer ping after ${REACH_MS} ms: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+/** Received throughput in Gbit/s of one iperf3 run, one TCP stream. */
+async function iperf(p: Path, seconds: number): Promise<number> {
+  const srv = start('ip', ['netns', 'exec', p.to, 'iperf3', '-s', '-1', '-B', p.server]);
   try {
     await new Promise((r) => setTimeout(r, 300));
-    const out = await run('ip', ['netns', 'exec', from, 'iperf3', '-c', server, '-t', String(seconds), '-J'], (seconds + 20) * 1000);
+    const out = await run('ip', ['netns', 'exec', p.from, 'iperf3', '-c', p.server, '-t', String(seconds), '-J'], (seconds + 20) * 1000);
     const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
     return j.end.sum_received.bits_per_second / 1e9;
   } finally {
@@ -120,35 +154,36 @@ async function iperf(from: string, to: string, server: string, seconds: number):
   }
 }
 
+function report(results: Map<string, number[]>, o: OverlayBenchOptions): void {
+  const med = (name: string) => median(results.get(name)!);
+  const [kernel, clear, encrypted] = [med(KERNEL_PATH), med(CLEAR_PATH), med(ENCRYPTED_PATH)];
+  console.log(`\noverlay TCP throughput (iperf3, one stream, ${o.rounds} x ${o.seconds} s, medians, Gbit/s)`);
+  for (const name of results.keys()) console.log(`${name.padEnd(20)} ${med(name).toFixed(2).padStart(7)}`);
+  console.log(`ratios: swarmnet clear / kernel ${(clear / kernel).toFixed(2)}, swarmnet encrypted / kernel ${(encrypted / kernel).toFixed(2)}, encrypted / clear ${(encrypted / clear).toFixed(2)}`);
+}
+
 export async function overlayBench(o: OverlayBenchOptions): Promise<void> {
-  if (!which('iperf3')) {
-    console.log('overlay: skipped, iperf3 not installed (apt-get install iperf3)');
+  if (!which('iperf3') || !which('nats-server')) {
+    console.log('overlay: skipped, needs iperf3 and nats-server (apt-get install iperf3 nats-server)');
     return;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'swarmnet-bench-overlay-'));
   teardown();
   try {
-    underlay();
-    kernelPair();
-    const [s1, s2] = await swarmnetPath(dir);
-    // Warm-up: ARP and first packets on both paths.
-    await run('ip', ['netns', 'exec', 'swbench-s1', 'ping', '-c', '2', '-W', '2', s2]);
-    await run('ip', ['netns', 'exec', 'swbench-k1', 'ping', '-c', '2', '-W', '2', `${KERNEL_NET}.2`]);
-    const swarm: number[] = [];
-    const kernel: number[] = [];
-    for (let r = 0; r < o.rounds; r++) {
-      kernel.push(await iperf('swbench-k1', 'swbench-k2', `${KERNEL_NET}.2`, o.seconds));
-      swarm.push(await iperf('swbench-s1', 'swbench-s2', s2, o.seconds));
-      console.log(`overlay round ${r + 1}: kernel VXLAN ${kernel[r]!.toFixed(2)} Gbit/s, swarmnet ${swarm[r]!.toFixed(2)} Gbit/s`);
-    }
-    void s1;
-    const k = median(kernel);
-    const s = median(swarm);
-    console.log(`overlay TCP throughput (iperf3, ${o.rounds} x ${o.seconds} s, medians): kernel VXLAN ${k.toFixed(2)} Gbit/s, swarmnet ${s.toFixed(2)} Gbit/s -> ${(s / k).toFixed(2)} x kernel VXLAN`);
+    await inTempDir('overlay', async (dir) => {
+      underlay();
+      kernelPair();
+      const paths: Path[] = [{ name: KERNEL_PATH, from: 'swbench-k1', to: 'swbench-k2', server: `${KERNEL_NET}.2` }, ...(await swarmnetPaths(dir))];
+      for (const p of paths) await reach(p);
+      const results = new Map<string, number[]>(paths.map((p) => [p.name, []]));
+      for (let r = 1; r <= o.rounds; r++) {
+        for (const p of paths) results.get(p.name)!.push(await iperf(p, o.seconds));
+        process.stderr.write(`overlay round ${r}/${o.rounds}: ${paths.map((p) => `${p.name} ${results.get(p.name)![r - 1]!.toFixed(2)}`).join(', ')} Gbit/s\n`);
+      }
+      report(results, o);
+    });
   } finally {
-    killAll();
+    // The agents are gone (inTempDir); their TAPs and bridges go with the namespaces.
     await new Promise((r) => setTimeout(r, 300));
     teardown();
-    rmSync(dir, { recursive: true, force: true });
   }
 }

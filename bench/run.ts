@@ -1,12 +1,4 @@
-/**
- * `npm run bench`: routing mesh vs direct vs HAProxy, then micro-benchmarks.
- *   --only mesh|micro|control|dns|overlay   one part
- *   --agents 3,10,30    control: cluster sizes for convergence
- *   --samples N         control: writes per size (default 50)
- *   --rounds N          rounds per path (default 3; medians reported)
- *   --seconds S         seconds per measurement (default 4)
- *   --haproxy-threads T HAProxy nbthread (default 1: the mesh is one event loop)
- */
+/** `npm run bench`: the benchmarks of docs/bench.md, each against a named peer; options in USAGE. */
 import { parseArgs } from 'node:util';
 import { meshBench } from './mesh.js';
 import { microBench } from './micro.js';
@@ -14,8 +6,20 @@ import { controlBench } from './control.js';
 import { dnsBench } from './dns.js';
 import { overlayBench } from './overlay.js';
 
+const USAGE = `usage: npm run bench -- [options]   (or node dist/bench/run.js [options])
+  --only mesh|micro|control|dns|overlay   one part (default: all)
+  --rounds N          rounds per path (default 3; medians reported)
+  --seconds S         seconds per measurement (default 4)
+  --haproxy-threads T mesh: HAProxy nbthread (default 1: the mesh is one event loop)
+  --agents 3,10,30    control: cluster sizes for convergence
+  --samples N         control: writes per size (default 50)
+  --services N        control: services of the load test (default 1000)
+  --tasks N           control: tasks per service of the load test (default 10)
+peers: iperf3, wrk, haproxy (optional), dnsperf, dnsmasq, nats-server; overlay needs root (docs/bench.md).`;
+
 const { values } = parseArgs({
   options: {
+    help: { type: 'boolean', short: 'h' },
     only: { type: 'string' },
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '4' },
@@ -26,6 +30,10 @@ const { values } = parseArgs({
     tasks: { type: 'string', default: '10' },
   },
 });
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 if (!values.only || values.only === 'mesh') {
   await meshBench({ rounds: Number(values.rounds), seconds: Number(values.seconds), haproxyThreads: Number(values['haproxy-threads']) });

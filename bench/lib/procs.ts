@@ -1,6 +1,9 @@
 /** Process helpers for benchmarks: start peers, run clients, always clean up by pid. */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect, type NetConnectOpts } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const children = new Set<ChildProcess>();
 
@@ -31,11 +34,26 @@ export function killAll(): void {
 }
 
 process.on('exit', killAll);
+
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     killAll();
     process.exit(130);
   });
+}
+
+/**
+ * Runs one bench part with a fresh temporary directory (sockets, data dirs, configs);
+ * afterwards, however it ended, every peer is killed and the directory removed.
+ */
+export async function inTempDir<T>(part: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), `swarmnet-bench-${part}-`));
+  try {
+    return await fn(dir);
+  } finally {
+    killAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Runs a client to completion and returns its stdout. */
@@ -48,22 +66,43 @@ export function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<st
   });
 }
 
-export async function waitTcp(host: string, port: number, timeoutMs = 10_000): Promise<void> {
-  const { connect } = await import('node:net');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = connect({ host, port });
-      s.once('connect', () => {
-        s.destroy();
-        r(true);
-      });
-      s.once('error', () => r(false));
+export interface WaitOptions {
+  timeoutMs?: number;
+  /** Give up as soon as this process has exited (the peer that should be listening). */
+  process?: ChildProcess;
+}
+
+/** One attempt: does `to` (a TCP address or a unix socket path) accept a connection now? */
+function accepts(to: NetConnectOpts): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(to);
+    probe.once('error', () => resolve(false));
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
     });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${host}:${port} not listening`);
+  });
+}
+
+/** Polls until `to` accepts. */
+async function waitAccepting(to: NetConnectOpts, what: string, o: WaitOptions): Promise<void> {
+  const deadline = Date.now() + (o.timeoutMs ?? 10_000);
+  for (;;) {
+    if (await accepts(to)) return;
+    const p = o.process;
+    if (p && (p.exitCode !== null || p.signalCode !== null)) throw new Error(`${what}: not accepting, its process exited (${p.exitCode ?? p.signalCode})`);
+    if (Date.now() > deadline) throw new Error(`${what}: not accepting after ${o.timeoutMs ?? 10_000} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+export function waitTcp(host: string, port: number, timeoutMs = 10_000): Promise<void> {
+  return waitAccepting({ host, port }, `${host}:${port}`, { timeoutMs });
+}
+
+/** Waits for a unix socket (an agent's API, `--socket`) to accept. */
+export function waitSocket(path: string, o: WaitOptions = {}): Promise<void> {
+  return waitAccepting({ path }, path, o);
 }
 
 export function median(xs: number[]): number {

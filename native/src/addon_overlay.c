@@ -3,14 +3,18 @@
  * call returns 0, an fd, or -errno.
  *
  *   tapOpen(name, mtu)                      -> fd | -errno
- *   vxlanOpen(ip, port, onControl)          -> 0 | -errno
+ *   vxlanOpen(ip, port, espPort, onControl) -> 0 | -errno (espPort 0: no ESP socket)
  *                                              onControl(vni, frame: Buffer) on the JS thread
  *   vxlanClose()                            -> 0
- *   vxlanAddTap(vni, fd) / vxlanDelTap(vni) -> 0 | -errno
+ *   vxlanAddTap(vni, fd, encrypted) / vxlanDelTap(vni) -> 0 | -errno
  *   vxlanFdbSet(vni, mac: Buffer, ip) / vxlanFdbDel(vni, mac) -> 0 | -errno
  *   vxlanPeers(ips: string[])               -> 0 | -errno (the nodes VXLAN is accepted from)
  *   vxlanTapWrite(vni, frame: Buffer)       -> 0 | -errno
  *   vxlanStats()                            -> number[VX_STAT_COUNT]
+ *   espSaSet(dir, spi, vni, peer, key: Buffer, salt: Buffer, seq: bigint) -> 0 | -errno
+ *                                              dir 0 in, 1 out; seq: out's first number (0: 1)
+ *   espSaDel(dir, spi)                      -> 0 | -errno
+ *   espSaList()                             -> [dir, spi, vni, peer, seq: bigint][]
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -22,6 +26,7 @@
 #include "addon_overlay.h"
 #include "napi_util.h"
 #include "vxlan.h"
+#include "esp.h"
 
 #define CHECK(call)                     \
   do {                                  \
@@ -87,21 +92,22 @@ static napi_value tap_open_js(napi_env env, napi_callback_info info) {
 }
 
 static napi_value vxlan_open_js(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], name;
+  size_t argc = 4;
+  napi_value argv[4], name;
   uint32_t ip;
-  int32_t port;
+  int32_t port, esp_port;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) return ret_int(env, -EINVAL);
+  if (argc < 4) return ret_int(env, -EINVAL);
   if (engine) return ret_int(env, -EBUSY);
   if (get_ip(env, argv[0], &ip) < 0) return ret_int(env, -EINVAL);
   CHECK(napi_get_value_int32(env, argv[1], &port));
-  if (port < 0 || port > 65535) return ret_int(env, -EINVAL);
+  CHECK(napi_get_value_int32(env, argv[2], &esp_port));
+  if (port < 0 || port > 65535 || esp_port < 0 || esp_port > 65535) return ret_int(env, -EINVAL);
   CHECK(napi_create_string_utf8(env, "swarmnet-vxlan", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_threadsafe_function(env, argv[2], NULL, name, CONTROL_QUEUE, 1, NULL, NULL, NULL, call_control, &control_fn));
+  CHECK(napi_create_threadsafe_function(env, argv[3], NULL, name, CONTROL_QUEUE, 1, NULL, NULL, NULL, call_control, &control_fn));
   /* The agent keeps itself alive; the engine must not keep a finished process running. */
   napi_unref_threadsafe_function(env, control_fn);
-  int rc = vx_open(&engine, ip, (uint16_t)port, on_control, NULL);
+  int rc = vx_open(&engine, ip, (uint16_t)port, (uint16_t)esp_port, on_control, NULL);
   if (rc < 0) {
     napi_release_threadsafe_function(control_fn, napi_tsfn_abort);
     control_fn = NULL;
@@ -120,15 +126,17 @@ static napi_value vxlan_close_js(napi_env env, napi_callback_info info) {
 }
 
 static napi_value vxlan_add_tap_js(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   uint32_t vni;
   int32_t fd;
+  bool encrypted = false;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2 || !engine) return ret_int(env, -EINVAL);
+  if (argc < 3 || !engine) return ret_int(env, -EINVAL);
   CHECK(napi_get_value_uint32(env, argv[0], &vni));
   CHECK(napi_get_value_int32(env, argv[1], &fd));
-  return ret_int(env, vx_add_tap(engine, vni, fd));
+  CHECK(napi_get_value_bool(env, argv[2], &encrypted));
+  return ret_int(env, vx_add_tap(engine, vni, fd, encrypted));
 }
 
 static napi_value vxlan_del_tap_js(napi_env env, napi_callback_info info) {
@@ -216,6 +224,72 @@ static napi_value vxlan_stats_js(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static int get_bytes(napi_env env, napi_value v, const uint8_t **data, size_t *len) {
+  bool is_buf = false;
+  napi_is_buffer(env, v, &is_buf);
+  return is_buf && napi_get_buffer_info(env, v, (void **)data, len) == napi_ok ? 0 : -1;
+}
+
+static napi_value esp_sa_set_js(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  uint32_t dir, spi, vni, peer;
+  const uint8_t *key, *salt;
+  size_t key_len, salt_len;
+  uint64_t seq = 0;
+  bool lossless;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7 || !engine) return ret_int(env, -EINVAL);
+  CHECK(napi_get_value_uint32(env, argv[0], &dir));
+  CHECK(napi_get_value_uint32(env, argv[1], &spi));
+  CHECK(napi_get_value_uint32(env, argv[2], &vni));
+  if (dir > ESP_OUT || get_ip(env, argv[3], &peer) < 0) return ret_int(env, -EINVAL);
+  if (get_bytes(env, argv[4], &key, &key_len) < 0 || get_bytes(env, argv[5], &salt, &salt_len) < 0 || salt_len != 4) return ret_int(env, -EINVAL);
+  if (napi_get_value_bigint_uint64(env, argv[6], &seq, &lossless) != napi_ok || !lossless) return ret_int(env, -EINVAL);
+  struct esp_sa *sa = esp_sa_new((enum esp_dir)dir, spi, vni, peer, key, key_len, salt, seq);
+  if (!sa) return ret_int(env, key_len == 16 || key_len == 32 ? -ENOMEM : -EINVAL);
+  return ret_int(env, vx_sa_set(engine, sa));
+}
+
+static napi_value esp_sa_del_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  uint32_t dir, spi;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || !engine) return ret_int(env, -EINVAL);
+  CHECK(napi_get_value_uint32(env, argv[0], &dir));
+  CHECK(napi_get_value_uint32(env, argv[1], &spi));
+  return ret_int(env, vx_sa_del(engine, (int)dir, spi));
+}
+
+static napi_value esp_sa_list_js(napi_env env, napi_callback_info info) {
+  napi_value out, row, v;
+  size_t n = engine ? vx_sa_list(engine, NULL, 0) : 0;
+  struct vx_sa_info *sas = calloc(n ? n : 1, sizeof *sas);
+  if (!sas) return NULL;
+  size_t have = engine ? vx_sa_list(engine, sas, n) : 0;
+  if (have < n) n = have; /* SAs removed in between */
+  CHECK(napi_create_array_with_length(env, n, &out));
+  for (size_t i = 0; i < n; i++) {
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &sas[i].peer, ip, sizeof ip);
+    napi_create_array_with_length(env, 5, &row);
+    napi_create_uint32(env, (uint32_t)sas[i].dir, &v);
+    napi_set_element(env, row, 0, v);
+    napi_create_uint32(env, sas[i].spi, &v);
+    napi_set_element(env, row, 1, v);
+    napi_create_uint32(env, sas[i].vni, &v);
+    napi_set_element(env, row, 2, v);
+    napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &v);
+    napi_set_element(env, row, 3, v);
+    napi_create_bigint_uint64(env, sas[i].seq, &v);
+    napi_set_element(env, row, 4, v);
+    napi_set_element(env, out, (uint32_t)i, row);
+  }
+  free(sas);
+  return out;
+}
+
 napi_status overlay_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"tapOpen", NULL, tap_open_js, NULL, NULL, NULL, napi_default, NULL},
@@ -228,6 +302,9 @@ napi_status overlay_register(napi_env env, napi_value exports) {
       {"vxlanPeers", NULL, vxlan_peers_js, NULL, NULL, NULL, napi_default, NULL},
       {"vxlanTapWrite", NULL, vxlan_tap_write_js, NULL, NULL, NULL, napi_default, NULL},
       {"vxlanStats", NULL, vxlan_stats_js, NULL, NULL, NULL, napi_default, NULL},
+      {"espSaSet", NULL, esp_sa_set_js, NULL, NULL, NULL, napi_default, NULL},
+      {"espSaDel", NULL, esp_sa_del_js, NULL, NULL, NULL, napi_default, NULL},
+      {"espSaList", NULL, esp_sa_list_js, NULL, NULL, NULL, napi_default, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -105,7 +105,7 @@ static int tcp4_layout(const uint8_t *frame, size_t len, size_t *ihl, size_t *th
   return 0;
 }
 
-int tso_split(const uint8_t *frame, size_t len, const struct virtio_net_hdr *vh, size_t room, struct tso_seg *out, int max) {
+int tso_split(const uint8_t *frame, size_t len, const struct virtio_net_hdr *vh, size_t room, int csum, struct tso_seg *out, int max) {
   size_t ihl, thl, ip_len;
   if ((vh->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_TCPV4 || vh->gso_size == 0) return -1;
   if (room > 64 || tcp4_layout(frame, len, &ihl, &thl, &ip_len) < 0) return -1;
@@ -132,9 +132,12 @@ int tso_split(const uint8_t *frame, size_t len, const struct virtio_net_hdr *vh,
     tcp[13] = f;
     tcp[16] = tcp[17] = 0;
     uint64_t sum = pseudo_tcp4(ip, thl + chunk);
-    sum = csum_add(sum, tcp, thl);
-    sum = csum_add(sum, frame + hdrs + off, chunk);
-    uint16_t c = (uint16_t)~csum_fold(sum);
+    uint16_t c = csum_fold(sum); /* partial: the receiver completes it */
+    if (csum) {
+      sum = csum_add(sum, tcp, thl);
+      sum = csum_add(sum, frame + hdrs + off, chunk);
+      c = (uint16_t)~csum_fold(sum);
+    }
     memcpy(tcp + 16, &c, 2);
     s->hdr_len = room + hdrs;
     s->payload = frame + hdrs + off;
@@ -155,7 +158,20 @@ static struct gro_end end_of(const struct gro *g) {
   return (struct gro_end){.short_seg = (g->len - g->hdrs) % g->mss != 0, .psh = (tcp[13] & TCP_PSH) != 0};
 }
 
-int gro_add(struct gro *g, const uint8_t *frame, size_t len) {
+int vnet_partial_tcp4(uint8_t *frame, size_t len, struct virtio_net_hdr *vh) {
+  size_t ihl, thl, ip_len;
+  if (tcp4_layout(frame, len, &ihl, &thl, &ip_len) < 0 || ip_len < ihl + thl || ETH_HDR + ip_len > len) return -1;
+  uint8_t *ip = frame + ETH_HDR;
+  uint16_t c = csum_fold(pseudo_tcp4(ip, ip_len - ihl));
+  memcpy(ip + ihl + 16, &c, 2);
+  memset(vh, 0, sizeof *vh);
+  vh->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+  vh->csum_start = (uint16_t)(ETH_HDR + ihl);
+  vh->csum_offset = 16;
+  return 0;
+}
+
+int gro_add(struct gro *g, const uint8_t *frame, size_t len, int trusted) {
   size_t ihl, thl, ip_len;
   if (tcp4_layout(frame, len, &ihl, &thl, &ip_len) < 0 || ihl != 20) return -1;
   const uint8_t *ip = frame + ETH_HDR, *tcp = ip + ihl;
@@ -165,9 +181,9 @@ int gro_add(struct gro *g, const uint8_t *frame, size_t len) {
   if (!(flags & TCP_ACK) || (flags & ~(TCP_ACK | TCP_PSH))) return -1;
   size_t hdrs = ETH_HDR + ihl + thl, payload = ETH_HDR + ip_len - hdrs;
   if (payload == 0) return -1;
-  /* Merged frames are handed on as checksum-verified, so verify each segment here. */
-  uint64_t sum = pseudo_tcp4(ip, ip_len - ihl);
-  if (csum_fold(csum_add(sum, tcp, ip_len - ihl)) != 0xffff) return -1;
+  /* Merged frames are handed on as checksum-verified, so verify each segment here
+   * (unless its integrity was proven otherwise: an ESP ICV). */
+  if (!trusted && csum_fold(csum_add(pseudo_tcp4(ip, ip_len - ihl), tcp, ip_len - ihl)) != 0xffff) return -1;
   uint32_t seq = be32(tcp + 4);
   if (g->len == 0) {
     if (VNET_HDR + ETH_HDR + ip_len > g->cap) return -1;
@@ -179,8 +195,10 @@ int gro_add(struct gro *g, const uint8_t *frame, size_t len) {
     g->hdrs = hdrs;
     g->mss = payload;
     g->next_seq = seq + (uint32_t)payload;
+    g->trusted = trusted;
     return 1;
   }
+  if (trusted != g->trusted) return 0;
   const uint8_t *m = g->buf + VNET_HDR, *mip = m + g->l3, *mtcp = m + g->l4;
   struct gro_end e = end_of(g);
   if (e.short_seg || e.psh || hdrs != g->hdrs || payload > g->mss || seq != g->next_seq) return 0;
@@ -203,8 +221,10 @@ size_t gro_finish(struct gro *g) {
   struct virtio_net_hdr vh;
   memset(&vh, 0, sizeof vh);
   uint8_t *m = g->buf + VNET_HDR, *ip = m + g->l3, *tcp = m + g->l4;
-  if (g->count == 1) {
+  if (g->count == 1 && !g->trusted) {
     vh.flags = VIRTIO_NET_HDR_F_DATA_VALID; /* verified in gro_add */
+  } else if (g->count == 1) {
+    vnet_partial_tcp4(m, g->len, &vh); /* its checksum may be left to us: the kernel's job */
   } else {
     size_t ip_len = g->len - ETH_HDR;
     put16(ip + 2, (uint16_t)ip_len);

@@ -37,9 +37,15 @@ struct tso_seg {
 };
 
 /* Cuts an IPv4/TCP super-frame (vh->gso_type TCPV4) into segments of vh->gso_size,
- * with IP ids, sequence numbers, flags and both checksums fixed per segment.
+ * with IP ids, sequence numbers, flags and both checksums fixed per segment. With
+ * `csum` 0 the TCP checksum is left partial (the pseudo-header sum), for a receiver
+ * that completes it (ESP: the ICV already proves the data intact end to end).
  * Returns the number of segments, or -1 when the frame is not one we can cut. */
-int tso_split(const uint8_t *frame, size_t len, const struct virtio_net_hdr *vh, size_t room, struct tso_seg *out, int max);
+int tso_split(const uint8_t *frame, size_t len, const struct virtio_net_hdr *vh, size_t room, int csum, struct tso_seg *out, int max);
+
+/* Makes an IPv4/TCP frame's checksum the kernel's to complete (CHECKSUM_PARTIAL): the
+ * field gets the pseudo-header sum and `vh` NEEDS_CSUM. -1 when not IPv4/TCP. */
+int vnet_partial_tcp4(uint8_t *frame, size_t len, struct virtio_net_hdr *vh);
 
 /* GRO: merges consecutive IPv4/TCP segments of one flow. */
 struct gro {
@@ -50,12 +56,13 @@ struct gro {
   size_t l3, l4, hdrs; /* offsets: IP header, TCP header, payload */
   size_t mss;   /* payload length of the first segment */
   uint32_t next_seq;
+  int trusted;  /* segments' checksums unverified (ESP-authenticated): left to the kernel */
 };
 
 /* Tries to add `frame` to `g`. Returns 1 when merged (or started), 0 when the frame
  * cannot join (the caller flushes `g`, then retries once), -1 when the frame is not
  * coalescable at all (the caller flushes `g` and writes the frame alone). */
-int gro_add(struct gro *g, const uint8_t *frame, size_t len);
+int gro_add(struct gro *g, const uint8_t *frame, size_t len, int trusted);
 /* Finishes the merged frame: vnet header, lengths and checksums. Returns the bytes to
  * write (vnet header included) and empties `g`. */
 size_t gro_finish(struct gro *g);

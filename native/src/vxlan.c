@@ -60,28 +60,47 @@ fail:
   return rc;
 }
 
-int vx_open(struct vx_engine **out, uint32_t ip, uint16_t port, vx_ctl_fn ctl, void *ctx) {
+/* A UDP socket bound to ip:port with deep buffers and UDP GRO; -errno on failure. */
+static int udp_bind(uint32_t ip, uint16_t port) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  /* Bursts from a fast sender outrun one thread briefly; deep buffers absorb them. */
+  int size = 4 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = ip};
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int rc = -errno;
+    close(fd);
+    return rc;
+  }
+  /* Trains of datagrams in one receive (kernel >= 5.0); without it, one at a time. */
+  int on = 1;
+  setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on);
+  return fd;
+}
+
+int vx_open(struct vx_engine **out, uint32_t ip, uint16_t port, uint16_t esp_port, vx_ctl_fn ctl, void *ctx) {
   struct vx_engine *e = calloc(1, sizeof *e);
   if (!e) return -ENOMEM;
   e->ctl = ctl;
   e->ctx = ctx;
   e->port = port;
-  e->udp = e->ep = e->stop_fd = -1;
+  e->esp_port = esp_port;
+  e->udp = e->esp = e->ep = e->stop_fd = -1;
   int rc = 0;
   pthread_rwlock_init(&e->lock, NULL);
-  e->udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   e->ep = epoll_create1(EPOLL_CLOEXEC);
   e->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (e->udp < 0 || e->ep < 0 || e->stop_fd < 0) goto fail;
-  /* Bursts from a fast sender outrun one thread briefly; deep buffers absorb them. */
-  int size = 4 << 20;
-  setsockopt(e->udp, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  setsockopt(e->udp, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = ip};
-  if (bind(e->udp, (struct sockaddr *)&sa, sizeof sa) < 0) goto fail;
-  /* Trains of datagrams in one receive (kernel >= 5.0); without it, one at a time. */
-  int on = 1;
-  setsockopt(e->udp, SOL_UDP, UDP_GRO, &on, sizeof on);
+  if (e->ep < 0 || e->stop_fd < 0) goto fail;
+  if ((e->udp = udp_bind(ip, port)) < 0) {
+    rc = -e->udp;
+    goto fail_rc;
+  }
+  if (esp_port && (e->esp = udp_bind(ip, esp_port)) < 0) {
+    rc = -e->esp;
+    goto fail_rc;
+  }
   struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
   if (epoll_ctl(e->ep, EPOLL_CTL_ADD, e->stop_fd, &ev) < 0) goto fail;
   if ((rc = pthread_create(&e->rx, NULL, vx_rx_main, e)) != 0) goto fail_rc;
@@ -98,6 +117,7 @@ fail:
   rc = errno;
 fail_rc:
   if (e->udp >= 0) close(e->udp);
+  if (e->esp >= 0) close(e->esp);
   if (e->ep >= 0) close(e->ep);
   if (e->stop_fd >= 0) close(e->stop_fd);
   pthread_rwlock_destroy(&e->lock);
@@ -120,7 +140,18 @@ void vx_close(struct vx_engine *e) {
       f = next;
     }
   }
+  for (int i = 0; i < SA_BUCKETS; i++) {
+    for (struct esp_sa *s = e->sa_in[i], *next; s; s = next) {
+      next = s->next;
+      esp_sa_free(s);
+    }
+    for (struct esp_sa *s = e->sa_out[i], *next; s; s = next) {
+      next = s->next;
+      esp_sa_free(s);
+    }
+  }
   close(e->udp);
+  if (e->esp >= 0) close(e->esp);
   close(e->ep);
   close(e->stop_fd);
   pthread_rwlock_destroy(&e->lock);
@@ -128,7 +159,7 @@ void vx_close(struct vx_engine *e) {
   free(e);
 }
 
-int vx_add_tap(struct vx_engine *e, uint32_t vni, int fd) {
+int vx_add_tap(struct vx_engine *e, uint32_t vni, int fd, int encrypted) {
   int rc = 0;
   pthread_rwlock_wrlock(&e->lock);
   if (tap_find(e, vni) >= 0) rc = -EEXIST;
@@ -136,7 +167,7 @@ int vx_add_tap(struct vx_engine *e, uint32_t vni, int fd) {
   else {
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = vni};
     if (epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev) < 0) rc = -errno;
-    else e->taps[e->ntaps++] = (struct tap){.vni = vni, .fd = fd};
+    else e->taps[e->ntaps++] = (struct tap){.vni = vni, .fd = fd, .encrypted = encrypted};
   }
   pthread_rwlock_unlock(&e->lock);
   if (rc < 0) close(fd); /* owned from the call on, even when it fails */
@@ -216,4 +247,65 @@ int vx_tap_write(struct vx_engine *e, uint32_t vni, const uint8_t *frame, size_t
 
 void vx_stats(struct vx_engine *e, uint64_t out[VX_STAT_COUNT]) {
   for (int i = 0; i < VX_STAT_COUNT; i++) out[i] = __atomic_load_n(&e->stats[i], __ATOMIC_RELAXED);
+}
+
+/* Unlinks the first SA of chain `head` that `match` accepts; returns it. */
+static struct esp_sa *sa_unlink(struct esp_sa **head, int (*match)(const struct esp_sa *, const struct esp_sa *), const struct esp_sa *like) {
+  for (struct esp_sa **p = head; *p; p = &(*p)->next) {
+    if (!match(*p, like)) continue;
+    struct esp_sa *s = *p;
+    *p = s->next;
+    return s;
+  }
+  return NULL;
+}
+
+static int same_in(const struct esp_sa *a, const struct esp_sa *b) {
+  return a->spi == b->spi && a->peer == b->peer;
+}
+
+static int same_out(const struct esp_sa *a, const struct esp_sa *b) {
+  return a->vni == b->vni && a->peer == b->peer;
+}
+
+static int same_spi(const struct esp_sa *a, const struct esp_sa *b) {
+  return a->spi == b->spi;
+}
+
+int vx_sa_set(struct vx_engine *e, struct esp_sa *sa) {
+  struct esp_sa **head = sa->dir == ESP_IN ? &e->sa_in[sa_in_hash(sa->spi)] : &e->sa_out[sa_out_hash(sa->vni, sa->peer)];
+  pthread_rwlock_wrlock(&e->lock);
+  struct esp_sa *old = sa_unlink(head, sa->dir == ESP_IN ? same_in : same_out, sa);
+  sa->next = *head;
+  *head = sa;
+  pthread_rwlock_unlock(&e->lock);
+  esp_sa_free(old); /* no data thread holds it: they hold the read lock per batch */
+  return 0;
+}
+
+int vx_sa_del(struct vx_engine *e, int dir, uint32_t spi) {
+  struct esp_sa like = {.spi = spi}, *old = NULL;
+  pthread_rwlock_wrlock(&e->lock);
+  if (dir == ESP_IN) {
+    old = sa_unlink(&e->sa_in[sa_in_hash(spi)], same_spi, &like);
+  } else {
+    for (int i = 0; i < SA_BUCKETS && !old; i++) old = sa_unlink(&e->sa_out[i], same_spi, &like);
+  }
+  pthread_rwlock_unlock(&e->lock);
+  esp_sa_free(old);
+  return old ? 0 : -ENOENT;
+}
+
+size_t vx_sa_list(struct vx_engine *e, struct vx_sa_info *out, size_t max) {
+  size_t n = 0;
+  pthread_rwlock_rdlock(&e->lock);
+  for (int t = 0; t < 2; t++) {
+    for (int i = 0; i < SA_BUCKETS; i++) {
+      for (struct esp_sa *s = (t ? e->sa_out : e->sa_in)[i]; s; s = s->next, n++) {
+        if (n < max) out[n] = (struct vx_sa_info){.dir = s->dir, .spi = s->spi, .vni = s->vni, .peer = s->peer, .seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED)};
+      }
+    }
+  }
+  pthread_rwlock_unlock(&e->lock);
+  return n;
 }

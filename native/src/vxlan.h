@@ -35,6 +35,20 @@ enum vx_stat {
   VX_TX_TSO_FRAMES, /* super-frames cut into segments */
   VX_RX_GRO_FRAMES, /* merged frames written (each from several packets) */
   VX_RX_UNKNOWN_PEER, /* from an address that is not a node of the cluster */
+  /* Encrypted networks (esp.h). */
+  VX_ESP_TX_PACKETS,     /* ESP datagrams sealed and queued */
+  VX_ESP_TX_NO_SA,       /* frames of an encrypted VNI with no outbound SA: dropped, never sent clear */
+  VX_ESP_TX_ERRORS,      /* sealing failed */
+  VX_ESP_RX_PACKETS,     /* ESP datagrams opened and delivered */
+  VX_ESP_RX_SHORT,       /* malformed: too short, or SPI 0 (RFC 3948's non-ESP marker) */
+  VX_ESP_RX_UNKNOWN_SPI, /* no inbound SA of that SPI from that sender */
+  VX_ESP_RX_BAD_ICV,     /* integrity check failed (forged, corrupted, wrong key) */
+  VX_ESP_RX_REPLAY,      /* sequence number already received */
+  VX_ESP_RX_TOO_OLD,     /* left of the anti-replay window */
+  VX_ESP_RX_BAD_TRAILER, /* authentic, but padding or next header wrong */
+  VX_ESP_RX_WRONG_VNI,   /* authentic, but the VXLAN inside is not the SA's network */
+  VX_ESP_RX_KEEPALIVE,   /* NAT keepalives (RFC 3948 section 2.3) */
+  VX_RX_CLEAR_ON_ENCRYPTED, /* clear VXLAN for an encrypted VNI */
   VX_STAT_COUNT
 };
 
@@ -42,14 +56,16 @@ enum vx_stat {
  * up. Returns the fd or -errno. The device goes away when the fd is closed. */
 int vx_tap_open(const char *name, int mtu);
 
-/* Binds a UDP socket on ip:port (network byte order ip, host order port) and starts
- * the engine's threads. Returns 0 or -errno. */
-int vx_open(struct vx_engine **out, uint32_t ip, uint16_t port, vx_ctl_fn ctl, void *ctx);
+/* Binds a UDP socket on ip:port (network byte order ip, host order port), and one on
+ * ip:esp_port for ESP-in-UDP unless esp_port is 0, and starts the engine's threads.
+ * Returns 0 or -errno. */
+int vx_open(struct vx_engine **out, uint32_t ip, uint16_t port, uint16_t esp_port, vx_ctl_fn ctl, void *ctx);
 /* Stops the threads, closes the socket and every TAP. */
 void vx_close(struct vx_engine *e);
 
-/* The engine owns the fd from here on (closed by vx_del_tap or vx_close). */
-int vx_add_tap(struct vx_engine *e, uint32_t vni, int fd);
+/* The engine owns the fd from here on (closed by vx_del_tap or vx_close). Frames of an
+ * `encrypted` VNI leave only in ESP and are accepted only from ESP. */
+int vx_add_tap(struct vx_engine *e, uint32_t vni, int fd, int encrypted);
 int vx_del_tap(struct vx_engine *e, uint32_t vni);
 
 /* FDB: frames for `mac` on `vni` go to the node at `ip` (network byte order). */
@@ -64,5 +80,18 @@ int vx_peers_set(struct vx_engine *e, const uint32_t *ips, size_t n);
 int vx_tap_write(struct vx_engine *e, uint32_t vni, const uint8_t *frame, size_t len);
 
 void vx_stats(struct vx_engine *e, uint64_t out[VX_STAT_COUNT]);
+
+/* Security associations (esp.h). The engine owns `sa` from the call on. An outbound SA
+ * replaces the one of its (vni, peer); an inbound one the one of its (spi, peer). */
+struct esp_sa;
+int vx_sa_set(struct vx_engine *e, struct esp_sa *sa);
+int vx_sa_del(struct vx_engine *e, int dir, uint32_t spi);
+/* What is installed, without keys: up to `max` entries; returns how many exist. */
+struct vx_sa_info {
+  int dir;
+  uint32_t spi, vni, peer;
+  uint64_t seq;
+};
+size_t vx_sa_list(struct vx_engine *e, struct vx_sa_info *out, size_t max);
 
 #endif

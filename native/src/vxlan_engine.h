@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "vxlan.h"
 #include "offload.h"
+#include "esp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,10 +48,15 @@ struct fdb_entry {
 struct tap {
   uint32_t vni;
   int fd;
+  int encrypted;
 };
+
+#define SA_BUCKETS 1024
 
 struct vx_engine {
   int udp;
+  int esp;     /* ESP-in-UDP socket (RFC 3948), -1 when not bound */
+  uint16_t esp_port;
   int ep;      /* epoll over TAP fds, for the TX thread */
   int stop_fd; /* eventfd: written once to stop both threads */
   uint16_t port;
@@ -60,6 +66,8 @@ struct vx_engine {
   struct tap taps[MAX_TAPS];
   int ntaps;
   struct fdb_entry *fdb[FDB_BUCKETS];
+  struct esp_sa *sa_in[SA_BUCKETS];  /* by SPI */
+  struct esp_sa *sa_out[SA_BUCKETS]; /* by (vni, peer) */
   uint32_t *peers; /* sorted */
   size_t npeers;
   vx_ctl_fn ctl;
@@ -84,10 +92,36 @@ static inline struct fdb_entry *fdb_find(struct vx_engine *e, uint32_t vni, cons
   return NULL;
 }
 
-static inline int tap_find(struct vx_engine *e, uint32_t vni) {
+static inline struct tap *tap_get(struct vx_engine *e, uint32_t vni) {
   for (int i = 0; i < e->ntaps; i++)
-    if (e->taps[i].vni == vni) return e->taps[i].fd;
-  return -1;
+    if (e->taps[i].vni == vni) return &e->taps[i];
+  return NULL;
+}
+
+static inline int tap_find(struct vx_engine *e, uint32_t vni) {
+  struct tap *t = tap_get(e, vni);
+  return t ? t->fd : -1;
+}
+
+static inline unsigned sa_in_hash(uint32_t spi) {
+  return (spi * 2654435761u) >> 22 & (SA_BUCKETS - 1);
+}
+
+static inline unsigned sa_out_hash(uint32_t vni, uint32_t peer) {
+  return ((vni * 2654435761u) ^ (peer * 40503u)) >> 12 & (SA_BUCKETS - 1);
+}
+
+/* The inbound SA of `spi` from `from`: an SPI names an SA only with its sender. */
+static inline struct esp_sa *sa_in_find(struct vx_engine *e, uint32_t spi, uint32_t from) {
+  for (struct esp_sa *s = e->sa_in[sa_in_hash(spi)]; s; s = s->next)
+    if (s->spi == spi && s->peer == from) return s;
+  return NULL;
+}
+
+static inline struct esp_sa *sa_out_find(struct vx_engine *e, uint32_t vni, uint32_t peer) {
+  for (struct esp_sa *s = e->sa_out[sa_out_hash(vni, peer)]; s; s = s->next)
+    if (s->vni == vni && s->peer == peer) return s;
+  return NULL;
 }
 
 /* Super-frames read per batch; their segments go out as UDP GSO sends (UDP_SEGMENT):

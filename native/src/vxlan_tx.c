@@ -5,11 +5,24 @@
  *   ARP or unknown unicast: control callback | other multicast: drop
  *   -> TCP super-frame: cut into segments (TSO, offload.c) | else: finish a deferred
  *   checksum and encapsulate in place -> sendmmsg, segments as UDP GSO trains
+ *
+ * Encrypted VNIs: the same cut, then every VXLAN datagram is sealed into ESP (esp.c)
+ * in an output buffer; a super-frame's ESP datagrams have one size (but the last),
+ * so they still leave as UDP GSO trains, on the ESP socket.
  */
 #include "vxlan_engine.h"
 
+/* Sealed datagrams of one batch: every read buffer's bytes plus ESP's per-segment
+ * overhead (inner UDP, VXLAN, header, IV, padding, trailer, ICV: < 64 bytes). */
+#define OBUF_SIZE ((size_t)RBUFS * (RBUF_SIZE + MAX_SEGS_PER_FRAME * 64))
+/* Inner UDP header + VXLAN header: the room left in front of an encrypted segment. */
+#define ESP_ROOM (ESP_INNER_UDP + VXLAN_HDR)
+
 struct tx_batch {
   uint8_t *rbuf[RBUFS];
+  uint8_t *obuf;
+  size_t olen;
+  int fd[MAX_MSGS];
   struct tso_seg seg[MAX_SEGS];
   struct iovec iov[MAX_SEGS * 2];
   struct mmsghdr msg[MAX_MSGS];
@@ -24,7 +37,10 @@ struct tx_batch {
 static void tx_flush(struct vx_engine *e, struct tx_batch *b) {
   int sent = 0;
   while (sent < b->n) {
-    int rc = sendmmsg(e->udp, b->msg + sent, (unsigned)(b->n - sent), 0);
+    /* Runs of messages for one socket (clear VXLAN, ESP) go in one sendmmsg. */
+    int fd = b->fd[sent], run = 1;
+    while (sent + run < b->n && b->fd[sent + run] == fd) run++;
+    int rc = sendmmsg(fd, b->msg + sent, (unsigned)run, 0);
     if (rc < 0) {
       if (errno == EINTR) continue;
       /* A datagram the kernel refuses (no route, say) must not stall the rest. */
@@ -35,12 +51,16 @@ static void tx_flush(struct vx_engine *e, struct tx_batch *b) {
     sent += rc;
   }
   b->n = b->r = b->nseg = b->niov = 0;
+  b->olen = 0;
 }
 
-/* Starts a message to `ip`; segments of `seg_size` bytes each (0: one datagram). */
-static struct msghdr *tx_msg(struct tx_batch *b, uint32_t ip, uint16_t seg_size) {
+/* Starts a message to `ip` on socket `fd` (port `port`); segments of `seg_size` bytes
+ * each (0: one datagram). */
+static struct msghdr *tx_msg_on(struct tx_batch *b, int fd, uint16_t port, uint32_t ip, uint16_t seg_size) {
   int i = b->n++;
   struct msghdr *m = &b->msg[i].msg_hdr;
+  b->fd[i] = fd;
+  b->to[i].sin_port = htons(port);
   b->to[i].sin_addr.s_addr = ip;
   m->msg_iov = &b->iov[b->niov];
   m->msg_iovlen = 0;
@@ -59,6 +79,10 @@ static struct msghdr *tx_msg(struct tx_batch *b, uint32_t ip, uint16_t seg_size)
   return m;
 }
 
+static struct msghdr *tx_msg(struct vx_engine *e, struct tx_batch *b, uint32_t ip, uint16_t seg_size) {
+  return tx_msg_on(b, e->udp, e->port, ip, seg_size);
+}
+
 static void tx_iov(struct tx_batch *b, struct msghdr *m, void *p, size_t len) {
   b->iov[b->niov++] = (struct iovec){.iov_base = p, .iov_len = len};
   m->msg_iovlen++;
@@ -73,8 +97,84 @@ static void vxlan_header(uint8_t *h, uint32_t vni) {
   h[7] = 0;
 }
 
+/* Inner UDP (RFC 3948 transport mode carries the VXLAN datagram whole) and VXLAN headers. */
+static void esp_inner_headers(struct vx_engine *e, uint8_t *h, uint32_t vni, size_t frame_len) {
+  uint16_t port = htons(e->port), len = htons((uint16_t)(ESP_ROOM + frame_len));
+  memcpy(h, &port, 2);
+  memcpy(h + 2, &port, 2);
+  memcpy(h + 4, &len, 2);
+  h[6] = h[7] = 0; /* no checksum (RFC 768): ESP's ICV covers it */
+  vxlan_header(h + ESP_INNER_UDP, vni);
+}
+
+/* Seals one datagram into the output buffer; returns its length (0: dropped). */
+static size_t esp_one(struct vx_engine *e, struct tx_batch *b, struct esp_sa *sa, const struct iovec *pt, int n, size_t len) {
+  if (b->olen + esp_sealed_len(len) > OBUF_SIZE) {
+    stat_add(e, VX_ESP_TX_ERRORS, 1); /* cannot happen within the batch limits */
+    return 0;
+  }
+  size_t out = esp_seal(sa, b->obuf + b->olen, pt, n, len);
+  if (!out) {
+    stat_add(e, VX_ESP_TX_ERRORS, 1);
+    return 0;
+  }
+  b->olen += out;
+  stat_add(e, VX_ESP_TX_PACKETS, 1);
+  return out;
+}
+
+/* A frame of an encrypted VNI for the node at `ip`: cut (TSO) as the clear path does,
+ * each datagram sealed into ESP and sent on the ESP socket. */
+static void tx_frame_esp(struct vx_engine *e, struct tx_batch *b, struct esp_sa *sa, uint32_t vni, uint8_t *frame, size_t flen, const struct virtio_net_hdr *vh) {
+  if (vh->gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+    struct tso_seg *segs = &b->seg[b->nseg];
+    int k = tso_split(frame, flen, vh, ESP_ROOM, 0, segs, MAX_SEGS - b->nseg);
+    if (k < 0) {
+      stat_add(e, VX_TX_BAD_GSO, 1);
+      return;
+    }
+    b->nseg += k;
+    stat_add(e, VX_TX_TSO_FRAMES, 1);
+    size_t full = esp_sealed_len(segs[0].hdr_len + segs[0].payload_len);
+    int per_send = (int)(UDP_MAX_PAYLOAD / full);
+    if (per_send > GSO_MAX_SEGS) per_send = GSO_MAX_SEGS;
+    for (int i = 0; i < k; i += per_send) {
+      int m_segs = k - i < per_send ? k - i : per_send;
+      uint8_t *start = b->obuf + b->olen;
+      size_t total = 0;
+      for (int j = i; j < i + m_segs; j++) {
+        size_t inner = segs[j].hdr_len - ESP_ROOM + segs[j].payload_len;
+        esp_inner_headers(e, segs[j].hdr, vni, inner);
+        struct iovec pt[2] = {{.iov_base = segs[j].hdr, .iov_len = segs[j].hdr_len}, {.iov_base = (void *)segs[j].payload, .iov_len = segs[j].payload_len}};
+        size_t n = esp_one(e, b, sa, pt, 2, segs[j].hdr_len + segs[j].payload_len);
+        if (!n) break;
+        total += n;
+        stat_add(e, VX_TX_PACKETS, 1);
+        stat_add(e, VX_TX_BYTES, inner);
+      }
+      if (!total) return;
+      struct msghdr *m = tx_msg_on(b, e->esp, e->esp_port, sa->peer, total > full ? (uint16_t)full : 0);
+      tx_iov(b, m, start, total);
+    }
+    return;
+  }
+  if ((vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && vnet_finish_csum(frame, flen, vh) < 0) {
+    stat_add(e, VX_TX_BAD_GSO, 1);
+    return;
+  }
+  uint8_t h[ESP_ROOM];
+  esp_inner_headers(e, h, vni, flen);
+  struct iovec pt[2] = {{.iov_base = h, .iov_len = sizeof h}, {.iov_base = frame, .iov_len = flen}};
+  uint8_t *start = b->obuf + b->olen;
+  size_t n = esp_one(e, b, sa, pt, 2, sizeof h + flen);
+  if (!n) return;
+  tx_iov(b, tx_msg_on(b, e->esp, e->esp_port, sa->peer, 0), start, n);
+  stat_add(e, VX_TX_PACKETS, 1);
+  stat_add(e, VX_TX_BYTES, flen);
+}
+
 /* One frame read from the TAP of `vni` (vnet header first): control, drop, or queue. */
-static void tx_frame(struct vx_engine *e, struct tx_batch *b, uint32_t vni, uint8_t *buf, size_t len) {
+static void tx_frame(struct vx_engine *e, struct tx_batch *b, uint32_t vni, int encrypted, uint8_t *buf, size_t len) {
   struct virtio_net_hdr vh;
   memcpy(&vh, buf, VNET_HDR);
   uint8_t *frame = buf + VNET_HDR;
@@ -91,9 +191,16 @@ static void tx_frame(struct vx_engine *e, struct tx_batch *b, uint32_t vni, uint
     }
     return;
   }
+  if (encrypted) {
+    /* Never in clear: without an SA for this peer (or an ESP socket) the frame is dropped. */
+    struct esp_sa *sa = e->esp >= 0 ? sa_out_find(e, vni, f->ip) : NULL;
+    if (sa) tx_frame_esp(e, b, sa, vni, frame, flen, &vh);
+    else stat_add(e, VX_ESP_TX_NO_SA, 1);
+    return;
+  }
   if (vh.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
     struct tso_seg *segs = &b->seg[b->nseg];
-    int k = tso_split(frame, flen, &vh, VXLAN_HDR, segs, MAX_SEGS - b->nseg);
+    int k = tso_split(frame, flen, &vh, VXLAN_HDR, 1, segs, MAX_SEGS - b->nseg);
     if (k < 0) {
       stat_add(e, VX_TX_BAD_GSO, 1);
       return;
@@ -105,7 +212,7 @@ static void tx_frame(struct vx_engine *e, struct tx_batch *b, uint32_t vni, uint
     if (per_send > GSO_MAX_SEGS) per_send = GSO_MAX_SEGS;
     for (int i = 0; i < k; i += per_send) {
       int m_segs = k - i < per_send ? k - i : per_send;
-      struct msghdr *m = tx_msg(b, f->ip, m_segs > 1 ? (uint16_t)seg_size : 0);
+      struct msghdr *m = tx_msg(e, b, f->ip, m_segs > 1 ? (uint16_t)seg_size : 0);
       for (int j = i; j < i + m_segs; j++) {
         vxlan_header(segs[j].hdr, vni);
         tx_iov(b, m, segs[j].hdr, segs[j].hdr_len);
@@ -123,7 +230,7 @@ static void tx_frame(struct vx_engine *e, struct tx_batch *b, uint32_t vni, uint
   /* The vnet header's room (10 bytes) takes the VXLAN header (8): encapsulate in place. */
   uint8_t *h = frame - VXLAN_HDR;
   vxlan_header(h, vni);
-  tx_iov(b, tx_msg(b, f->ip, 0), h, flen + VXLAN_HDR);
+  tx_iov(b, tx_msg(e, b, f->ip, 0), h, flen + VXLAN_HDR);
   stat_add(e, VX_TX_PACKETS, 1);
   stat_add(e, VX_TX_BYTES, flen);
 }
@@ -133,7 +240,8 @@ static void tx_drain(struct vx_engine *e, struct tx_batch *b, uint32_t vni) {
   for (;;) {
     int more = 1;
     pthread_rwlock_rdlock(&e->lock);
-    int fd = tap_find(e, vni);
+    struct tap *tp = tap_get(e, vni);
+    int fd = tp ? tp->fd : -1, encrypted = tp ? tp->encrypted : 0;
     while (fd >= 0 && b->r < RBUFS && b->nseg <= MAX_SEGS - MAX_SEGS_PER_FRAME && b->n <= MAX_MSGS - MAX_SEGS_PER_FRAME) {
       uint8_t *buf = b->rbuf[b->r];
       ssize_t len = read(fd, buf, RBUF_SIZE);
@@ -144,7 +252,7 @@ static void tx_drain(struct vx_engine *e, struct tx_batch *b, uint32_t vni) {
       }
       if ((size_t)len < VNET_HDR + ETH_HDR) continue;
       b->r++; /* queued messages may point into this buffer until the flush */
-      tx_frame(e, b, vni, buf, (size_t)len);
+      tx_frame(e, b, vni, encrypted, buf, (size_t)len);
     }
     pthread_rwlock_unlock(&e->lock);
     if (b->n) tx_flush(e, b);
@@ -157,10 +265,16 @@ void *vx_tx_main(void *arg) {
   struct vx_engine *e = arg;
   struct tx_batch *b = calloc(1, sizeof *b);
   if (!b) return NULL;
-  for (int i = 0; i < RBUFS; i++) b->rbuf[i] = malloc(RBUF_SIZE);
+  int ok = (b->obuf = malloc(OBUF_SIZE)) != NULL;
+  for (int i = 0; i < RBUFS; i++) ok &= (b->rbuf[i] = malloc(RBUF_SIZE)) != NULL;
+  if (!ok) {
+    for (int i = 0; i < RBUFS; i++) free(b->rbuf[i]);
+    free(b->obuf);
+    free(b);
+    return NULL;
+  }
   for (int i = 0; i < MAX_MSGS; i++) {
     b->to[i].sin_family = AF_INET;
-    b->to[i].sin_port = htons(e->port);
     b->msg[i].msg_hdr.msg_name = &b->to[i];
     b->msg[i].msg_hdr.msg_namelen = sizeof b->to[i];
   }
@@ -173,6 +287,7 @@ void *vx_tx_main(void *arg) {
     }
   }
   for (int i = 0; i < RBUFS; i++) free(b->rbuf[i]);
+  free(b->obuf);
   free(b);
   return NULL;
 }

@@ -91,7 +91,7 @@ export class Agent {
     agent.#rt = o.nats ? await Runtime.start(agent.#runtimeOptions(), await NatsStore.open({ name: `swarmnet-${nodeId}`, ...o.nats })) : await agent.#cluster.resume();
     agent.#socket = await listenSocket(o.socket, o.socketGroup, (req, res) => handler(req, res, { kind: 'local' }));
     if (o.metricsAddr) agent.#metrics = await listenMetrics(o.metricsAddr, () => agent.#rt.metrics.metrics());
-    agent.log.info({ mode: agent.#info().mode, socket: o.socket, overlay: o.overlay ? `${o.advertiseAddr}:${o.overlay.port}` : 'off', dns: o.dns && `${o.dns.host}:${o.dns.port}`, ingress: o.ingressAddr, relay: agent.#rt.mesh.relay ? 'native' : 'js', listening: agent.#rt.mesh.listening() }, 'agent ready');
+    agent.log.info({ mode: agent.#info().mode, socket: o.socket, overlay: o.overlay ? `${o.advertiseAddr}:${o.overlay.port}` : 'off', esp: o.overlay ? `${o.advertiseAddr}:${o.overlay.espPort}` : 'off', keyRotator: agent.#rt.keyRotator ? 'on' : 'off', dns: o.dns && `${o.dns.host}:${o.dns.port}`, ingress: o.ingressAddr, relay: agent.#rt.mesh.relay ? 'native' : 'js', listening: agent.#rt.mesh.listening() }, 'agent ready');
     return agent;
   }
 
@@ -112,7 +112,7 @@ export class Agent {
     return run;
   }
 
-  #runtimeOptions(extra: Pick<RuntimeOptions, 'self' | 'onRemoved' | 'advertiseAddr'> | object = {}): RuntimeOptions {
+  #runtimeOptions(extra: Partial<Pick<RuntimeOptions, 'self' | 'onRemoved' | 'advertiseAddr' | 'rotateKeys'>> = {}): RuntimeOptions {
     const { dataDir: _d, socket: _s, socketGroup: _g, metricsAddr: _m, version: _v, nats: _n, ...base } = this.o;
     return { ...base, nodeId: this.nodeId, logger: this.log, ...extra };
   }

@@ -4,10 +4,11 @@
  * control plane (validated, claimed, stored); on a single node the reply waits for
  * the local reconciler so that when `service create` returns, its ports listen.
  */
-import type { Info, JoinResult, JoinToken, NodeView, AdmitResult } from '../api/index.js';
-import type { Node, Task } from '../control/schema.js';
+import type { Info, JoinResult, JoinToken, KeyRotation, NetworkView, NodeView, AdmitResult } from '../api/index.js';
+import { DEFAULT_CIPHER } from '../control/constants.js';
+import type { KeyRing, Network, Node, Task } from '../control/schema.js';
 import { dispatch, route, type Caller, type Route } from './http.js';
-import { NotFoundError, ValidationError } from '../util/errors.js';
+import { AuthError, NotFoundError, ValidationError } from '../util/errors.js';
 import type { Runtime } from './runtime.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -81,6 +82,14 @@ export function createApi(d: ApiDeps): ApiHandler {
     return { ...n, status: lv.status(n), ...(ago !== undefined && { heardMsAgo: Math.round(ago) }) };
   };
 
+  /** A network as inspect shows it: for an encrypted one, its ring's generations and this node's SAs (never a key). */
+  const networkView = async (net: Network): Promise<NetworkView> => {
+    if (!net.encrypted) return net;
+    const ring = (await plane().keys.get(net.id))?.value;
+    const sas = (d.rt().overlay?.securityAssociations() ?? []).filter((sa) => sa.network === net.id);
+    return { ...net, encryption: encryptionView(net, ring, sas, Date.now()) };
+  };
+
   const routes: Route[] = [
     route('GET', '/v1/info', async (): Promise<Info> => ({ node: d.rt().nodeId, version: d.version, listening: mesh().listening(), ...d.swarm.info() })),
     route('GET', '/metrics', () => d.rt().metrics.metrics()),
@@ -113,8 +122,19 @@ export function createApi(d: ApiDeps): ApiHandler {
 
     route('GET', '/v1/networks', () => orView(() => plane().networks.list(), () => byName(d.rt().view.networks))),
     route('POST', '/v1/networks', async (r) => settle(await plane().networks.create(r.body))),
-    route('GET', '/v1/networks/:ref', async (r) => (await plane().networks.resolve(r.params[0]!)).value),
+    route('GET', '/v1/networks/:ref', async (r) => networkView((await plane().networks.resolve(r.params[0]!)).value)),
     route('DELETE', '/v1/networks/:ref', async (r) => settle(await plane().removeNetwork(r.params[0]!))),
+    // Key rotation is the managers' (as the rotator is): a worker's local users may not either.
+    route(
+      'POST',
+      '/v1/networks/:ref/rotate-key',
+      async (r): Promise<KeyRotation> => {
+        if (d.swarm.info().cluster?.role === 'worker') throw new AuthError('this node is not a manager: run this on a manager');
+        const { network, gen } = await plane().keys.rotate(r.params[0]!);
+        return settle({ network, gen });
+      },
+      'manager',
+    ),
 
     // Long-poll until this agent has applied a service (it is in the local view and its
     // first published port listens): lets tools measure cluster convergence.
@@ -153,4 +173,14 @@ export function createApi(d: ApiDeps): ApiHandler {
     route('POST', '/v1/swarm/role', async (r) => d.swarm.roleChanged(r.caller, r.body), 'manager'),
   ];
   return (req, res, caller) => void dispatch(routes, req, res, caller);
+}
+
+/** What inspect shows of a key ring: generations, ages, which is primary; the keys themselves never. */
+export function encryptionView(net: Network, ring: KeyRing | undefined, sas: NonNullable<NetworkView['encryption']>['sas'], now: number): NonNullable<NetworkView['encryption']> {
+  return {
+    cipher: ring?.cipher ?? net.cipher ?? DEFAULT_CIPHER,
+    ...(ring && { primary: ring.primary }),
+    keys: (ring?.keys ?? []).map((k) => ({ gen: k.gen, createdAt: k.createdAt, ageSeconds: Math.max(0, Math.floor((now - k.createdAt) / 1000)), primary: k.gen === ring!.primary })),
+    sas: sas.map((sa) => ({ network: sa.network, gen: sa.gen, dir: sa.dir, spi: sa.spi, peer: sa.peer, seq: sa.seq })).sort((a, b) => a.dir.localeCompare(b.dir) || a.peer.localeCompare(b.peer) || a.gen - b.gen),
+  };
 }

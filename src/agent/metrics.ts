@@ -5,8 +5,9 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Mesh } from '../mesh/index.js';
 import type { Overlay } from '../overlay/index.js';
+import type { KeyRotator } from './key-rotator.js';
 
-export function createMetrics(mesh: Mesh, overlay?: Overlay): Registry {
+export function createMetrics(mesh: Mesh, overlay?: Overlay, keyRotator?: KeyRotator): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'swarmnet_' });
 
@@ -84,7 +85,25 @@ export function createMetrics(mesh: Mesh, overlay?: Overlay): Registry {
     },
   });
   if (overlay) overlayMetrics(registry, overlay);
+  if (keyRotator) keyMetrics(registry, keyRotator);
   return registry;
+}
+
+/** The key rotator of encrypted networks (single node, managers): what it did here, and how often it failed. */
+function keyMetrics(registry: Registry, r: KeyRotator): void {
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  counter('swarmnet_esp_key_rotations_total', 'Keys of encrypted networks added by this node', () => r.rotations);
+  counter('swarmnet_esp_key_promotions_total', 'Keys of encrypted networks made primary by this node', () => r.promotions);
+  counter('swarmnet_esp_key_check_errors_total', 'Key rotation checks that failed (retried on the next check)', () => r.failures);
 }
 
 /** VXLAN engine counters (native, read at scrape time) and the ARP proxy's. */
@@ -125,6 +144,23 @@ function overlayMetrics(registry: Registry, overlay: Overlay): void {
     [{ kind: 'tso' }, s.txTsoFrames],
     [{ kind: 'gro' }, s.rxGroFrames],
   ]);
+  counter('swarmnet_esp_packets_total', 'ESP datagrams of encrypted networks by direction (tx: sealed and sent, rx: opened and delivered)', ['direction'], (s) => [
+    [{ direction: 'rx' }, s.espRxPackets],
+    [{ direction: 'tx' }, s.espTxPackets],
+  ]);
+  counter('swarmnet_esp_dropped_total', 'Frames and ESP datagrams of encrypted networks dropped, by reason', ['reason'], (s) => [
+    [{ reason: 'no_sa' }, s.espTxNoSa],
+    [{ reason: 'seal' }, s.espTxErrors],
+    [{ reason: 'short' }, s.espRxShort],
+    [{ reason: 'unknown_spi' }, s.espRxUnknownSpi],
+    [{ reason: 'bad_icv' }, s.espRxBadIcv],
+    [{ reason: 'replay' }, s.espRxReplay],
+    [{ reason: 'too_old' }, s.espRxTooOld],
+    [{ reason: 'bad_trailer' }, s.espRxBadTrailer],
+    [{ reason: 'wrong_vni' }, s.espRxWrongVni],
+    [{ reason: 'clear_on_encrypted' }, s.rxClearOnEncrypted],
+  ]);
+  counter('swarmnet_esp_keepalives_total', 'NAT keepalives received on the ESP port (RFC 3948 section 2.3)', [], (s) => [[{}, s.espRxKeepalive]]);
   counter('swarmnet_overlay_arp_total', 'ARP requests from the bridge: answered by the proxy, or left to local endpoints', ['result'], () => [
     [{ result: 'replied' }, overlay.counters.arpReplies],
     [{ result: 'unanswered' }, overlay.counters.arpUnanswered],

@@ -1,9 +1,11 @@
 /**
  * One run of the node's data and control planes on one store:
  * store -> view -> reconciler -> mesh (+ overlay, DNS), node registration and
- * heartbeat. The agent keeps its API up across runtimes and swaps the runtime when
- * the node changes mode (`init`, `join`, `leave`, removal by a manager).
+ * heartbeat, and (single node, managers) the key rotator of encrypted networks. The
+ * agent keeps its API up across runtimes and swaps the runtime when the node changes
+ * mode (`init`, `join`, `leave`, removal by a manager).
  */
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -18,7 +20,11 @@ import { DnsServer, clusterHandler, forwardHandler, DNS_DEFAULTS, type Upstream 
 import type { Overlay } from '../overlay/index.js';
 import { createMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
-import { attachTask, startOverlay } from './overlay.js';
+import { attachTask, startOverlay, type OverlaySettings } from './overlay.js';
+import { KeyRotator } from './key-rotator.js';
+
+/** An ESP epoch: 8 random bytes in hex (overlay/esp.ts EPOCH_PATTERN), new for every run of the overlay. */
+const EPOCH_BYTES = 8;
 
 export interface RuntimeOptions {
   nodeId: string;
@@ -32,8 +38,15 @@ export interface RuntimeOptions {
   logger: Logger;
   /** Embedded DNS for containers; off when undefined. */
   dns?: { host: string; port: number; upstreams: Upstream[]; ttlSeconds: number };
-  /** Overlay networks (VXLAN on advertiseAddr:port); off when undefined (--no-overlay). */
-  overlay?: { port: number; mtu: number };
+  /** Overlay networks (VXLAN on advertiseAddr:port, ESP on advertiseAddr:espPort); off when undefined (--no-overlay). */
+  overlay?: OverlaySettings;
+  /** Rotate the key of every encrypted network this often (--key-rotation). */
+  keyRotationMs: number;
+  /**
+   * Run the key rotator here (default yes): single node and `--nats` agents do; in a
+   * cluster made with `init`, managers only (cluster mode sets this from the role).
+   */
+  rotateKeys?: boolean;
   /** Resolvers behind the containers' DNS (on each overlay gateway) for names outside the cluster. */
   containerDnsUpstreams: Upstream[];
   /** What this node says of itself on every heartbeat (role and cluster addresses in a cluster). */
@@ -59,6 +72,8 @@ export class Runtime {
     readonly overlay: Overlay | undefined,
     /** Attaches a task's network namespace (`task add --netns`); absent with the overlay off. */
     readonly attach: ((task: Task) => Promise<void>) | undefined,
+    /** Absent where this node does not rotate keys (cluster workers). */
+    readonly keyRotator: KeyRotator | undefined,
     private readonly log: Logger,
   ) {}
 
@@ -68,8 +83,12 @@ export class Runtime {
     const log = o.logger;
     const onInvalid = (kind: string, key: string, err: Error) => log.warn({ kind, key, err: err.message }, 'skipping malformed stored object');
     const plane = new ControlPlane(store, nodeId, onInvalid);
-    const self = { id: nodeId, addr: o.advertiseAddr, hostname: hostname(), ...o.self };
-    await plane.nodes.heartbeat(self);
+    // A new epoch for every run of the overlay: every SA of this run derives from it, so a
+    // restarted engine never reuses a key with a sequence number it used before.
+    const epoch = o.overlay ? randomBytes(EPOCH_BYTES).toString('hex') : undefined;
+    const self = { id: nodeId, addr: o.advertiseAddr, hostname: hostname(), ...o.self, ...(epoch && { espEpoch: epoch }) };
+    // Fresh: the previous run's epoch and installed keys are not this run's.
+    await plane.nodes.heartbeat(self, { fresh: true });
     // Nodes are judged on this process's monotonic clock from when their beats arrive; the
     // clock holds two beats after our own last one came back (see control/liveness.ts).
     const view = new View(store, onInvalid, new Liveness({ self: nodeId, timeoutMs: o.nodeTimeoutMs, holdMs: 2 * o.heartbeatMs }));
@@ -80,7 +99,7 @@ export class Runtime {
     // container gateway; only the upstreams differ.
     const cluster = clusterHandler({ view, ttlSeconds: dnsTtl });
     const dnsHandlers = (upstreams: Upstream[]) => [cluster, forwardHandler({ upstreams, timeoutMs: DNS_DEFAULTS.upstreamTimeoutMs })];
-    const overlay = o.overlay && startOverlay({ o, log, view, plane, nodeId, handlers: dnsHandlers(o.containerDnsUpstreams) });
+    const overlay = epoch === undefined ? undefined : startOverlay({ o, epoch, log, view, plane, nodeId, handlers: dnsHandlers(o.containerDnsUpstreams) });
     const reconciler = new Reconciler({
       view,
       mesh,
@@ -99,7 +118,9 @@ export class Runtime {
       await dns.listen();
     }
     const attach = overlay && ((task: Task) => attachTask(task, { overlay: overlay.overlay, reconciler, plane, view }));
-    const rt = new Runtime(nodeId, store, plane, view, mesh, reconciler, createMetrics(mesh, overlay?.overlay), dns, overlay?.overlay, attach, log);
+    const keyRotator = o.rotateKeys === false ? undefined : new KeyRotator({ plane, view, log, rotationMs: o.keyRotationMs });
+    keyRotator?.start();
+    const rt = new Runtime(nodeId, store, plane, view, mesh, reconciler, createMetrics(mesh, overlay?.overlay, keyRotator), dns, overlay?.overlay, attach, keyRotator, log);
     // If the managers' servers drop it first, NATS closes its connection with an
     // authorization violation (its certificate still verifies: only its user is gone).
     if (o.onRemoved && store instanceof NatsStore) {
@@ -139,6 +160,7 @@ export class Runtime {
 
   async #stop(): Promise<void> {
     clearInterval(this.#heartbeat);
+    await this.keyRotator?.stop();
     this.reconciler.stop();
     this.view.stop();
     this.mesh.close();

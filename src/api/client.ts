@@ -5,7 +5,7 @@
 import { ApiError } from '../util/errors.js';
 import type { InitRequest, JoinRequest, LeaveRequest, NetworkSpec, NodeUpdate, ServiceSpec, ServiceUpdate, TaskSpec } from './schemas.js';
 import type { Transport } from './transport.js';
-import type { Conn, Info, JoinResult, JoinToken, Network, NodeView, Service, TaskView } from './types.js';
+import type { Conn, Info, JoinResult, JoinToken, KeyRotation, Network, NetworkView, NodeView, Service, TaskView } from './types.js';
 
 const q = (name: string, value: string | undefined) => (value === undefined ? '' : `?${name}=${encodeURIComponent(value)}`);
 const ref = (r: string) => encodeURIComponent(r);
@@ -62,8 +62,10 @@ export class ApiClient {
   readonly networks = {
     list: () => this.call<Network[]>('GET', '/v1/networks'),
     create: (spec: NetworkSpec) => this.call<Network>('POST', '/v1/networks', spec),
-    inspect: (r: string) => this.call<Network>('GET', `/v1/networks/${ref(r)}`),
+    inspect: (r: string) => this.call<NetworkView>('GET', `/v1/networks/${ref(r)}`),
     rm: (r: string) => this.call<Network>('DELETE', `/v1/networks/${ref(r)}`),
+    /** Adds a key to an encrypted network's ring; it becomes primary once every node installed it. */
+    rotateKey: (r: string) => this.call<KeyRotation>('POST', `/v1/networks/${ref(r)}/rotate-key`, {}),
   };
 
   readonly swarm = {

@@ -31,6 +31,42 @@ export interface ClusterInfo {
 /** A task with what this agent observes of it. */
 export type TaskView = Task & { observed: { state: string; active: number } };
 
+/**
+ * `GET /v1/networks/{ref}` of an encrypted network: its key ring's state and the ESP
+ * security associations of the answering node. Never key material.
+ */
+export interface NetworkEncryptionView {
+  cipher: 'aes-128-gcm' | 'aes-256-gcm';
+  /** The generation senders use; absent while the network has no ring yet. */
+  primary?: number;
+  /** Ascending generations; a newest key that is not primary is being installed. */
+  keys: Array<{ gen: number; createdAt: number; ageSeconds: number; primary: boolean }>;
+  /** SAs installed on the node that answered (each node has its own, with each peer). */
+  sas: EspSa[];
+}
+
+/** One ESP security association of a node (no key). */
+export interface EspSa {
+  /** Network id. */
+  network: string;
+  gen: number;
+  dir: 'in' | 'out';
+  spi: number;
+  /** The other node's underlay address. */
+  peer: string;
+  /** Last sequence number sent (out) or highest accepted (in): 64-bit, decimal. */
+  seq: string;
+}
+
+/** `GET /v1/networks/{ref}`: the network, and for an encrypted one its encryption state. */
+export type NetworkView = Network & { encryption?: NetworkEncryptionView };
+
+/** `POST /v1/networks/{ref}/rotate-key`: the new generation (primary once every node installed it). */
+export interface KeyRotation {
+  network: string;
+  gen: number;
+}
+
 /** A node as this agent judges it: status from heartbeats received, on its own clock. */
 export type NodeView = Node & { heardMsAgo?: number };
 

@@ -5,7 +5,37 @@ import { API_GROUP, defaultDataDir, defaultSocket } from '../api/index.js';
 import { parseDuration, parseIntArg, UsageError } from './format.js';
 import { VERSION } from './version.js';
 import { parseUpstreams, systemUpstreams } from '../dns/upstreams.js';
-import { OVERLAY_MTU, VXLAN_PORT } from '../overlay/constants.js';
+import { ESP_PORT, OVERLAY_MTU, VXLAN_PORT } from '../overlay/constants.js';
+
+/** `--key-rotation` default: Swarm rotates the keys of encrypted overlays every 12 hours. */
+const KEY_ROTATION = '12h';
+/** Test-only: the first ESP sequence number of outbound SAs (to cross 2^32 in a test), decimal or 0x hex. */
+const ESP_SEQ_START_ENV = 'SWARMNET_TEST_ESP_SEQ_START';
+const U64_MAX = (1n << 64n) - 1n;
+
+/** `--key-rotation`: a duration above zero (12h, 30m, 90s, 500ms). */
+export function parseKeyRotation(text: string): number {
+  const ms = parseDuration(text, '--key-rotation');
+  if (ms < 1) throw new UsageError(`--key-rotation: '${text}' must be longer than 0 (e.g. 12h, 30m, 90s, 500ms)`);
+  return ms;
+}
+
+/** `--esp-port`: a UDP port. */
+export function parsePort(text: string, flag: string): number {
+  const port = parseIntArg(text, flag);
+  if (port < 1 || port > 65535) throw new UsageError(`${flag}: ${port} is not from 1 to 65535`);
+  return port;
+}
+
+/** SWARMNET_TEST_ESP_SEQ_START (test-only): a 64-bit sequence number, decimal or 0x hex; undefined when unset. */
+export function parseEspSeqStart(text: string | undefined): bigint | undefined {
+  if (text === undefined || text === '') return undefined;
+  const t = text.trim();
+  if (!/^(?:\d+|0[xX][0-9a-fA-F]+)$/.test(t)) throw new UsageError(`${ESP_SEQ_START_ENV}: '${text}' is not a decimal or 0x hex number`);
+  const n = BigInt(t);
+  if (n < 1n || n > U64_MAX) throw new UsageError(`${ESP_SEQ_START_ENV}: '${text}' is not from 1 to 2^64-1`);
+  return n;
+}
 
 function hostPort(text: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d+)$/.exec(text);
@@ -44,6 +74,8 @@ export function agentCommand(program: Command): void {
     .option('--node-timeout <duration>', 'a node not heard from this long is down', '10s')
     .option('--no-overlay', 'do not carry overlay networks on this node (no TAP, bridge or VXLAN socket)')
     .option('--vxlan-port <port>', 'UDP port of the VXLAN underlay (RFC 7348)', String(VXLAN_PORT))
+    .option('--esp-port <port>', 'UDP port of ESP for encrypted networks (RFC 3948)', String(ESP_PORT))
+    .option('--key-rotation <duration>', 'rotate the key of every encrypted network this often (managers and single nodes)', KEY_ROTATION)
     .option('--overlay-mtu <bytes>', 'MTU of overlay interfaces', String(OVERLAY_MTU))
     .option('--no-native-relay', 'relay TCP in JavaScript even when the native splice relay is built (env SWARMNET_NATIVE_RELAY=0)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
@@ -71,9 +103,14 @@ export function agentCommand(program: Command): void {
         const at = hostPort(o.dns, '--dns');
         dns = { ...at, upstreams: upstreamsFor(at), ttlSeconds: parseIntArg(o.dnsTtl, '--dns-ttl') };
       }
-      const overlay = o.overlay === false ? undefined : { port: parseIntArg(o.vxlanPort, '--vxlan-port'), mtu: parseIntArg(o.overlayMtu, '--overlay-mtu') };
-      if (overlay && (overlay.port < 1 || overlay.port > 65535)) throw new UsageError(`--vxlan-port: ${overlay.port} is not from 1 to 65535`);
+      const espSeqStart = parseEspSeqStart(process.env[ESP_SEQ_START_ENV]);
+      const overlay =
+        o.overlay === false
+          ? undefined
+          : { port: parsePort(o.vxlanPort, '--vxlan-port'), espPort: parsePort(o.espPort, '--esp-port'), mtu: parseIntArg(o.overlayMtu, '--overlay-mtu'), ...(espSeqStart !== undefined && { espSeqStart }) };
       if (overlay && (overlay.mtu < 576 || overlay.mtu > 9000)) throw new UsageError(`--overlay-mtu: ${overlay.mtu} is not from 576 to 9000`);
+      if (overlay && overlay.espPort === overlay.port) throw new UsageError(`--esp-port: ${overlay.espPort} is the VXLAN port too (--vxlan-port)`);
+      const keyRotationMs = parseKeyRotation(o.keyRotation);
       const agent = await Agent.start({
         ...(dns && { dns }),
         ...(nats && { nats }),
@@ -95,6 +132,7 @@ export function agentCommand(program: Command): void {
         nativeRelay: o.nativeRelay !== false && process.env.SWARMNET_NATIVE_RELAY !== '0',
         heartbeatMs: parseDuration(o.heartbeat, '--heartbeat'),
         nodeTimeoutMs: parseDuration(o.nodeTimeout, '--node-timeout'),
+        keyRotationMs,
         version: VERSION,
         logger,
       });

@@ -12,8 +12,12 @@ export const DEFAULT_SUBNET_SIZE = 24;
 export const VNI_MIN = 4096;
 export const VNI_MAX = 0xffffff;
 
-/** Object kinds; each is a bucket in the store (`swarmnet-<kind>` on NATS). */
-export const KINDS = ['nodes', 'networks', 'services', 'tasks', 'ipam', 'cluster'] as const;
+/**
+ * Object kinds; each is a bucket in the store (`swarmnet-<kind>` on NATS). `keys` (key
+ * rings of encrypted networks) comes before `networks`: views load, and `init` copies,
+ * a network's ring before the network, so no encrypted network is seen without it.
+ */
+export const KINDS = ['nodes', 'keys', 'networks', 'services', 'tasks', 'ipam', 'cluster'] as const;
 export type Kind = (typeof KINDS)[number];
 
 /** Schedulers, named as in ipvsadm(8). */
@@ -25,3 +29,26 @@ export type Protocol = (typeof PROTOCOLS)[number];
 
 /** Length of generated object ids (Swarm uses 25 base-36 characters). */
 export const ID_LENGTH = 25;
+
+/**
+ * Ciphers of encrypted overlay networks (ESP with AES-GCM, RFC 4106); the first is the
+ * default of `network create --opt encrypted`.
+ */
+export const CIPHERS = ['aes-128-gcm', 'aes-256-gcm'] as const;
+export type CipherName = (typeof CIPHERS)[number];
+export const DEFAULT_CIPHER: CipherName = 'aes-128-gcm';
+
+/**
+ * A network's key ring keeps at most this many keys (as Swarm keeps three): the
+ * primary, the one before it (packets still in flight), and one being installed.
+ */
+export const KEY_RING_MAX = 3;
+/** Ring keys are 32 random bytes whatever the cipher (input keying material of HKDF, see overlay/esp.ts). */
+export const RING_KEY_BYTES = 32;
+
+/**
+ * Tunable: a key waits at most this long for every live receiver to install it before it
+ * is promoted anyway, so that a node which never reports (stuck, old version) cannot
+ * block rotation forever.
+ */
+export const KEY_PROMOTE_TIMEOUT_MS = 30_000;

@@ -2,7 +2,7 @@
 import type { Collection, InvalidHandler } from './collection.js';
 import { Collection as Col } from './collection.js';
 import { Ipam } from './ipam.js';
-import { validate, type Claim, type Network, type Node, type Service, type Task } from './schema.js';
+import { validate, type Claim, type KeyRing, type Network, type Node, type Service, type Task } from './schema.js';
 import type { Store } from './types.js';
 
 export interface Context {
@@ -12,6 +12,8 @@ export interface Context {
   readonly services: Collection<Service>;
   readonly tasks: Collection<Task>;
   readonly claims: Collection<Claim>;
+  /** Key rings of encrypted networks, by network id (key material: never log or return it). */
+  readonly keys: Collection<KeyRing>;
   readonly ipam: Ipam;
   /** The node this process runs on: the default node of new tasks. */
   readonly localNode: string;
@@ -27,6 +29,7 @@ export function createContext(store: Store, localNode: string, onInvalid: Invali
     services: new Col(store, 'services', validate.service, onInvalid),
     tasks: new Col(store, 'tasks', validate.task, onInvalid),
     claims,
+    keys: new Col(store, 'keys', validate.keyRing, onInvalid),
     ipam: new Ipam(claims),
     localNode,
     now: () => Date.now(),

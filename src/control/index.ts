@@ -7,3 +7,4 @@ export { ControlPlane } from './plane.js';
 export { EmbeddedStore } from './store/embedded.js';
 export { View } from './view.js';
 export { Liveness, type LivenessOptions } from './liveness.js';
+export { KeyOps, newest, waitingFor, type PromoteOptions, type PromoteResult, type RotateOptions, type RotateResult } from './keys.js';

@@ -1,4 +1,7 @@
-/** Overlay network lifecycle: name, subnet and VNI are claims, released on removal. */
+/**
+ * Overlay network lifecycle: name, subnet and VNI are claims, released on removal. An
+ * encrypted network's key ring is stored in the same transaction (keys.ts).
+ */
 import { ConflictError, NotFoundError } from '../util/errors.js';
 import { intToIp, parseCidr } from './cidr.js';
 import { claimKey } from './ipam.js';
@@ -7,6 +10,8 @@ import type { Network } from './schema.js';
 import { validateSpec } from './spec.js';
 import { transaction, type Context } from './context.js';
 import type { Versioned } from './collection.js';
+import { DEFAULT_CIPHER } from './constants.js';
+import { storeNewRing } from './keys.js';
 
 export class NetworkOps {
   constructor(private readonly ctx: Context) {}
@@ -44,10 +49,13 @@ export class NetworkOps {
         subnet: spec.subnet ?? `${intToIp(subnet.base)}/${subnet.prefix}`,
         gateway: intToIp(subnet.base + 1),
         encrypted: spec.encrypted ?? false,
+        ...(spec.encrypted && { cipher: spec.cipher ?? DEFAULT_CIPHER }),
         attachable: spec.attachable ?? false,
         labels: spec.labels ?? {},
         createdAt: ctx.now(),
       };
+      // The ring first: no encrypted network is ever seen without one (it would not be carried).
+      if (net.encrypted) await storeNewRing(ctx, net, undo);
       await ctx.networks.create(id, net);
       return net;
     });

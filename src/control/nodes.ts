@@ -8,7 +8,15 @@ import { parseCidr } from './cidr.js';
 import { validateSpec } from './spec.js';
 
 /** What a node says of itself on every heartbeat. */
-export type NodeSelf = Pick<Node, 'id' | 'addr' | 'hostname'> & Partial<Pick<Node, 'api' | 'nats'>>;
+export type NodeSelf = Pick<Node, 'id' | 'addr' | 'hostname'> & Partial<Pick<Node, 'api' | 'nats' | 'espEpoch'>>;
+
+export interface HeartbeatOptions {
+  /**
+   * The first beat of a new run: what the previous run's overlay said of itself (its ESP
+   * epoch, the keys it had installed) is dropped; this run says its own.
+   */
+  fresh?: boolean;
+}
 
 export class NodeOps {
   constructor(private readonly ctx: Context) {}
@@ -30,15 +38,16 @@ export class NodeOps {
    * Marks this node ready and refreshes lastSeen, keeping what others set
    * (availability, labels). Called at start and on every heartbeat.
    */
-  async heartbeat(self: NodeSelf): Promise<Node> {
+  async heartbeat(self: NodeSelf, o: HeartbeatOptions = {}): Promise<Node> {
     return withCas(async () => {
       const cur = await this.ctx.nodes.get(self.id);
       // A removed node must not write itself back in (its access ends moments later).
       if (cur?.value.status === 'removed') throw new RemovedError(`node ${self.id} was removed from the cluster`);
+      const prev = cur && o.fresh ? withoutRun(cur.value) : cur?.value;
       const node: Node = {
         availability: 'active',
         labels: {},
-        ...cur?.value,
+        ...prev,
         ...self,
         status: 'ready',
         lastSeen: this.ctx.now(),
@@ -111,4 +120,10 @@ export class NodeOps {
       return node;
     });
   }
+}
+
+/** A node record without what one run of its overlay reported (HeartbeatOptions.fresh). */
+function withoutRun(n: Node): Node {
+  const { espEpoch: _e, espInstalled: _i, ...rest } = n;
+  return rest;
 }

@@ -8,7 +8,7 @@ import { FormatRegistry } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
 import { ValidationError } from '../util/errors.js';
-import { PROTOCOLS, SCHEDULERS } from './constants.js';
+import { CIPHERS, KEY_RING_MAX, PROTOCOLS, SCHEDULERS } from './constants.js';
 import { parseCidr } from './cidr.js';
 
 FormatRegistry.Set('ipv4', (v) => isIPv4(v));
@@ -34,6 +34,11 @@ export const SchedulerSchema = literals(SCHEDULERS);
 export const EndpointModeSchema = literals(['vip', 'dnsrr'] as const);
 export const ProxyProtocolSchema = literals(['none', 'v1', 'v2'] as const);
 export const AvailabilitySchema = literals(['active', 'pause', 'drain'] as const);
+export const CipherSchema = literals(CIPHERS);
+/** A node's ESP epoch: 8 random bytes in hex, new whenever its overlay engine starts (overlay/esp.ts). */
+const EspEpoch = Type.String({ pattern: '^[0-9a-f]{16}$', patternHint: 'is not an ESP epoch (16 hex digits)' });
+/** A key generation of a network's key ring. */
+const KeyGen = Type.Integer({ minimum: 1, maximum: 0xffffffff });
 
 export const NodeSchema = Type.Object({
   id: Id,
@@ -56,6 +61,14 @@ export const NodeSchema = Type.Object({
    * the network so traffic the node originates there (mesh to task) can be answered.
    */
   addresses: Type.Optional(Type.Array(Type.Object({ network: Id, ip: Ip }), { maxItems: 4096 })),
+  /** Written by the node with its heartbeats: the epoch of its running overlay engine (its ESP SAs derive from it). */
+  espEpoch: Type.Optional(EspEpoch),
+  /**
+   * Written by the node after its overlay applied a plan: per encrypted network (id), the
+   * highest key generation whose inbound SAs it has installed. A new key becomes primary
+   * (senders use it) once every live node on the network reports it (keys.ts).
+   */
+  espInstalled: Type.Optional(Type.Record(Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$' }), Type.Integer({ minimum: 0, maximum: 0xffffffff }), { additionalProperties: false, maxProperties: 4096 })),
 });
 export type Node = Static<typeof NodeSchema>;
 
@@ -66,7 +79,10 @@ export const NetworkSchema = Type.Object({
   vni: Type.Integer({ minimum: 1, maximum: 0xffffff }),
   subnet: Type.String({ format: 'cidr4' }),
   gateway: Ip,
+  /** Its traffic between nodes travels in ESP (the key ring is in the `keys` bucket). */
   encrypted: Type.Boolean(),
+  /** Set on encrypted networks; absent on networks made before ciphers could be chosen (the default then). */
+  cipher: Type.Optional(CipherSchema),
   attachable: Type.Boolean(),
   labels: Labels,
   createdAt: Type.Integer({ minimum: 0 }),
@@ -121,6 +137,38 @@ export const TaskSchema = Type.Object({
 });
 export type Task = Static<typeof TaskSchema>;
 
+/**
+ * The key ring of an encrypted network (`keys` bucket, key = network id). Keys are 32
+ * random bytes (base64), the input keying material every node derives its ESP SAs from
+ * (overlay/esp.ts). 1 to KEY_RING_MAX keys in ascending generation; `primary` is the one
+ * senders use, every key of the ring is accepted on receipt.
+ *
+ * Key material: never logged, never returned by the API (the `secret` mark keeps it out
+ * of validation messages too).
+ */
+export const KeyRingSchema = Type.Object({
+  network: Id,
+  cipher: CipherSchema,
+  keys: Type.Array(
+    Type.Object({
+      gen: KeyGen,
+      key: Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$', secret: true }),
+      /** Milliseconds since the epoch, on the wall clock of the manager that made it. */
+      createdAt: Type.Integer({ minimum: 0 }),
+    }),
+    { minItems: 1, maxItems: KEY_RING_MAX },
+  ),
+  primary: KeyGen,
+});
+export type KeyRing = Static<typeof KeyRingSchema>;
+
+/** What the schema cannot say: generations strictly ascending, and the primary one of them. */
+function keyRingRule(r: KeyRing): [string, string] | undefined {
+  for (let i = 1; i < r.keys.length; i++) if (r.keys[i]!.gen <= r.keys[i - 1]!.gen) return [`keys[${i}].gen`, 'generations must ascend'];
+  if (!r.keys.some((k) => k.gen === r.primary)) return ['primary', `${r.primary} is not a generation of the ring`];
+  return undefined;
+}
+
 /** An IPAM claim: who holds a name, port, subnet, VNI or IP. Created with compare-and-set. */
 export const ClaimSchema = Type.Object({ owner: Type.String({ minLength: 1 }), kind: Type.String() });
 export type Claim = Static<typeof ClaimSchema>;
@@ -153,8 +201,23 @@ function joinPath(prefix: string, pointer: string): string {
   return out;
 }
 
+/** A validator that also enforces `rule` (cross-field constraints): [field, problem] when broken. */
+export function refine<T>(v: Validator<T>, rule: (value: T) => [string, string] | undefined): Validator<T> {
+  return {
+    check: (value): value is T => v.check(value) && rule(value) === undefined,
+    assert(value, prefix = '') {
+      const ok = v.assert(value, prefix);
+      const broken = rule(ok);
+      if (broken) throw new ValidationError(joinPath(prefix, '/' + broken[0].replace(/\[(\d+)\]/g, '/$1').replace(/\./g, '/')), broken[1]);
+      return ok;
+    },
+  };
+}
+
 /** Human wording for the errors users actually hit; TypeBox's message otherwise. */
 function describe(e: ValueError): string {
+  // Key material never appears in a message (they are logged: `skipping malformed stored object`).
+  if ((e.schema as { secret?: boolean }).secret) return 'is malformed (value withheld: key material)';
   const s = e.schema as { anyOf?: Array<{ const?: unknown }>; minimum?: number; maximum?: number; format?: string; pattern?: string; patternHint?: string };
   if (e.type === ValueErrorType.Union && s.anyOf?.every((x) => x.const !== undefined)) {
     return `must be one of ${s.anyOf.map((x) => String(x.const)).join(', ')} (got ${JSON.stringify(e.value)})`;
@@ -187,4 +250,5 @@ export const validate = {
   service: validator(ServiceSchema),
   task: validator(TaskSchema),
   claim: validator(ClaimSchema),
+  keyRing: refine(validator(KeyRingSchema), keyRingRule),
 };

@@ -3,7 +3,7 @@
  * Unknown fields are rejected so a typo is an error, not a silently ignored option.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { EndpointModeSchema, HealthCheckSchema, NameSchema, ProtocolSchema, ProxyProtocolSchema, SchedulerSchema, AvailabilitySchema, NetnsPath, validator } from './schema.js';
+import { CipherSchema, EndpointModeSchema, HealthCheckSchema, NameSchema, ProtocolSchema, ProxyProtocolSchema, SchedulerSchema, AvailabilitySchema, NetnsPath, refine, validator } from './schema.js';
 
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
 const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 1024 }));
@@ -78,13 +78,22 @@ export const NetworkSpecSchema = Type.Object(
     name: NameSchema,
     driver: Type.Optional(Type.Literal('overlay')),
     subnet: Type.Optional(Type.String({ format: 'cidr4' })),
+    /** ESP between nodes (`network create --opt encrypted`). */
     encrypted: Type.Optional(Type.Boolean()),
+    /** Only with `encrypted: true`; default aes-128-gcm. */
+    cipher: Type.Optional(CipherSchema),
     attachable: Type.Optional(Type.Boolean()),
     labels: Type.Optional(Labels),
   },
   strict,
 );
 export type NetworkSpec = Static<typeof NetworkSpecSchema>;
+
+/** A cipher means nothing on a clear network: say so rather than store a network that is not what was asked. */
+function networkSpecRule(s: NetworkSpec): [string, string] | undefined {
+  if (s.cipher !== undefined && s.encrypted !== true) return ['cipher', 'is only for encrypted networks (encrypted: true)'];
+  return undefined;
+}
 
 export const NodeUpdateSchema = Type.Object(
   { availability: Type.Optional(AvailabilitySchema), labels: Type.Optional(Labels) },
@@ -96,6 +105,6 @@ export const validateSpec = {
   service: validator(ServiceSpecSchema),
   serviceUpdate: validator(ServiceUpdateSchema),
   task: validator(TaskSpecSchema),
-  network: validator(NetworkSpecSchema),
+  network: refine(validator(NetworkSpecSchema), networkSpecRule),
   nodeUpdate: validator(NodeUpdateSchema),
 };

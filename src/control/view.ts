@@ -3,11 +3,14 @@
  * Consumers (reconciler, DNS) read it synchronously and subscribe to `onChange`,
  * which is coalesced: a burst of store events yields one call. Every node record that
  * arrives is handed to `liveness`, which times the heartbeats as they are received here.
+ *
+ * `keys` holds key material (the rings of encrypted networks, for the overlay): no API
+ * route may return it, and nothing may log it.
  */
 import type { InvalidHandler } from './collection.js';
 import { KINDS, type Kind } from './constants.js';
 import type { Liveness } from './liveness.js';
-import { validate, type Network, type Node, type Service, type Task, type Validator } from './schema.js';
+import { validate, type KeyRing, type Network, type Node, type Service, type Task, type Validator } from './schema.js';
 import type { Store, Unwatch, WatchEvent } from './types.js';
 
 type Listener = () => void;
@@ -17,6 +20,8 @@ export class View {
   readonly networks = new Map<string, Network>();
   readonly services = new Map<string, Service>();
   readonly tasks = new Map<string, Task>();
+  /** Key rings of encrypted networks by network id: key material, never to be returned or logged. */
+  readonly keys = new Map<string, KeyRing>();
   readonly #listeners = new Set<Listener>();
   readonly #unwatch: Unwatch[] = [];
   #scheduled = false;
@@ -89,6 +94,8 @@ export class View {
         return [this.services, validate.service];
       case 'tasks':
         return [this.tasks, validate.task];
+      case 'keys':
+        return [this.keys, validate.keyRing];
       default:
         throw new TypeError(`view does not mirror ${kind}`);
     }

@@ -15,15 +15,19 @@ export interface Addon {
   relayInfo(id: number): [bytesIn: number, bytesOut: number, idleMs: number, state: number] | undefined;
   /** Overlay (native/src/addon_overlay.c): TAP devices and the VXLAN engine. */
   tapOpen(name: string, mtu: number): number;
-  vxlanOpen(ip: string, port: number, onControl: (vni: number, frame: Buffer) => void): number;
+  vxlanOpen(ip: string, port: number, espPort: number, onControl: (vni: number, frame: Buffer) => void): number;
   vxlanClose(): number;
-  vxlanAddTap(vni: number, fd: number): number;
+  vxlanAddTap(vni: number, fd: number, encrypted: boolean): number;
   vxlanDelTap(vni: number): number;
   vxlanFdbSet(vni: number, mac: Buffer, ip: string): number;
   vxlanFdbDel(vni: number, mac: Buffer): number;
   vxlanPeers(ips: string[]): number;
   vxlanTapWrite(vni: number, frame: Buffer): number;
   vxlanStats(): number[];
+  /** ESP security associations (native/src/esp.h): dir 0 in, 1 out. */
+  espSaSet(dir: number, spi: number, vni: number, peer: string, key: Buffer, salt: Buffer, seq: bigint): number;
+  espSaDel(dir: number, spi: number): number;
+  espSaList(): Array<[dir: number, spi: number, vni: number, peer: string, seq: bigint]>;
 }
 
 export function loadAddon(): Addon | undefined {

@@ -38,6 +38,19 @@ export const ENGINE_STATS = [
   'txTsoFrames',
   'rxGroFrames',
   'rxUnknownPeer',
+  'espTxPackets',
+  'espTxNoSa',
+  'espTxErrors',
+  'espRxPackets',
+  'espRxShort',
+  'espRxUnknownSpi',
+  'espRxBadIcv',
+  'espRxReplay',
+  'espRxTooOld',
+  'espRxBadTrailer',
+  'espRxWrongVni',
+  'espRxKeepalive',
+  'rxClearOnEncrypted',
 ] as const;
 export type EngineStat = (typeof ENGINE_STATS)[number];
 
@@ -54,3 +67,23 @@ export const NAMES = {
 
 /** Inside a container, the overlay interface is eth0 (eth1, ... when taken), as in Docker. */
 export const CONTAINER_IFACE_PREFIX = 'eth';
+
+/** UDP encapsulation of ESP (RFC 3948 section 2): IKE's NAT-T port, which NATs and firewalls know. */
+export const ESP_PORT = 4500;
+/**
+ * Bytes an encrypted network adds to a clear one (RFC 4303, RFC 4106, RFC 3948): the
+ * VXLAN datagram travels as the transport-mode payload of ESP inside UDP 4500:
+ *   UDP-encap 8 + ESP header 8 + IV 8 + inner UDP 8 + trailer 2 (pad length, next header)
+ *   + ICV 16 = 50 - 8 (the clear path's UDP header is the inner one) = 42
+ * plus up to 3 bytes of padding to a 4-byte boundary (RFC 4303 section 2.4).
+ */
+export const ESP_OVERHEAD = 42;
+
+/**
+ * MTU of an encrypted network for an overlay MTU of `mtu`: 1408 for 1450. Rounded down to
+ * a multiple of 4 so a full-size frame needs no ESP padding (inner UDP 8 + VXLAN 8 +
+ * Ethernet 14 + MTU + trailer 2 is then a multiple of 4) and its packet fills 1500 bytes.
+ */
+export function encryptedMtu(mtu: number): number {
+  return Math.floor((mtu - ESP_OVERHEAD) / 4) * 4;
+}

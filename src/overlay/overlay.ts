@@ -4,6 +4,11 @@
  *   plan -> engine (opened with the first network) -> bridges + TAPs per network
  *   -> FDB (remote endpoint MAC -> its node) -> ARP table -> containers attach/detach
  *
+ * Encrypted networks get security associations from their key ring (esp.ts): with every
+ * other node serving the network, one inbound SA per key of the ring (installed first)
+ * and one outbound SA under the primary key; the engine drops their frames when no
+ * outbound SA exists, so nothing leaves in clear.
+ *
  * Control frames from the engine (ARP requests, unknown unicast) are answered here:
  * an ARP request for a remote endpoint gets a reply built from the plan; anything
  * else is counted and dropped, never flooded.
@@ -15,11 +20,15 @@ import { NAMES } from './constants.js';
 import { attachContainer, detachContainer, isContainerVeth } from './containers.js';
 import { deleteLink, listLinks } from './links.js';
 import { macForIp } from './mac.js';
-import type { ContainerPlan, FrameEngine, NetworkPlan, OverlayPlan } from './types.js';
+import { deriveSa } from './esp.js';
+import type { ContainerPlan, FrameEngine, NetworkPlan, OverlayPlan, SaDirection, SecurityAssociation } from './types.js';
 
 export interface OverlayOptions {
-  mtu: number;
+  /** This node's underlay address (the engine's, and an end of every SA). */
+  addr: string;
   log: Logger;
+  /** Test-only: the first sequence number of outbound SAs (to cross 2^32 quickly). */
+  espSeqStart?: bigint;
   /** Opens the frame engine; called once, when the first network appears. */
   openEngine(onControl: (vni: number, frame: Buffer) => void): FrameEngine;
   /** A network's bridge is up with its addresses (the agent starts container DNS on the gateway). */
@@ -30,6 +39,27 @@ export interface OverlayOptions {
 export interface OverlayError {
   key: string;
   error: Error;
+}
+
+/** An installed SA as the overlay knows it (the engine has the key). */
+interface SaRecord {
+  network: string;
+  gen: number;
+  dir: SaDirection;
+  spi: number;
+  vni: number;
+  peer: string;
+}
+
+/** What `network inspect` shows of an SA: never key material. */
+export interface SaView {
+  network: string;
+  gen: number;
+  dir: SaDirection;
+  spi: number;
+  peer: string;
+  /** Last sequence number sent (out) or highest accepted (in), 64-bit, as a decimal string. */
+  seq: string;
 }
 
 interface Attached {
@@ -60,6 +90,10 @@ export class Overlay {
   #peers = '';
   /** Links were listed once (stale veths of an earlier run removed). */
   #scanned = false;
+  /** Installed SAs: `in:<vni>:<peer>:<gen>` / `out:<vni>:<peer>`. */
+  readonly #sas = new Map<string, SaRecord>();
+  /** network id -> the newest key generation whose inbound SAs are all installed. */
+  #installed: Record<string, number> = {};
   readonly counters = { arpReplies: 0, arpUnanswered: 0, unknownUnicast: 0 };
 
   constructor(private readonly o: OverlayOptions) {}
@@ -75,7 +109,7 @@ export class Overlay {
       if (this.#containers.has(c.taskId)) return; // a reconciler pass got there first
       const net = this.#networks.get(c.network);
       if (!net) throw Object.assign(new Error(`network ${c.network} is not set up on this node yet`), { code: 'ENOTREADY' });
-      await attachContainer(c, net, this.o.mtu);
+      await attachContainer(c, net, net.mtu);
       this.#containers.set(c.taskId, { plan: c, seen: false, attachedAt: Date.now() });
     });
   }
@@ -90,6 +124,21 @@ export class Overlay {
 
   engineStats(): ReturnType<FrameEngine['stats']> | undefined {
     return this.#engine?.stats();
+  }
+
+  /**
+   * For each encrypted network served here: the newest key generation every peer's
+   * inbound SAs are installed for (what the node reports, so senders switch to a key
+   * only once every receiver has it).
+   */
+  installed(): Record<string, number> {
+    return { ...this.#installed };
+  }
+
+  /** Installed SAs with their sequence numbers, for `network inspect`; no keys. */
+  securityAssociations(): SaView[] {
+    const seqs = new Map((this.#engine?.saList() ?? []).map((s) => [`${s.dir}/${s.spi}/${s.peer}`, s.seq]));
+    return [...this.#sas.values()].map((r) => ({ network: r.network, gen: r.gen, dir: r.dir, spi: r.spi, peer: r.peer, seq: String(seqs.get(`${r.dir}/${r.spi}/${r.peer}`) ?? 0n) }));
   }
 
   /**
@@ -133,12 +182,15 @@ export class Overlay {
     if (!this.#scanned) await attempt('stale bridges', () => this.#removeStaleBridges(plan));
     for (const [id, net] of this.#networks) {
       const next = wanted.get(id);
-      if (next && next.vni === net.vni && next.nodeIp === net.nodeIp && next.subnet === net.subnet) continue;
+      if (next && next.vni === net.vni && next.nodeIp === net.nodeIp && next.subnet === net.subnet && next.mtu === net.mtu && !next.encryption === !net.encryption) continue;
       await attempt(`network ${net.name}`, () => this.#removeNetwork(net));
     }
     for (const net of plan.networks) {
       const cur = this.#networks.get(net.id);
-      if (cur && sameList(cur.vips, net.vips) && cur.gateway === net.gateway) continue;
+      if (cur && sameList(cur.vips, net.vips) && cur.gateway === net.gateway) {
+        this.#networks.set(net.id, net); // the newest key ring
+        continue;
+      }
       await attempt(`network ${net.name}`, async () => {
         if (cur) await syncAddresses(NAMES.bridge(net.vni), net);
         else await this.#addNetwork(net, engine!);
@@ -152,6 +204,7 @@ export class Overlay {
         this.#peers = peers;
       }
       this.#syncFdb(plan, engine, errors);
+      this.#syncSas(plan, engine, errors);
     }
     await this.#syncContainers(plan, errors);
     return errors;
@@ -166,14 +219,14 @@ export class Overlay {
   }
 
   async #addNetwork(net: NetworkPlan, engine: FrameEngine): Promise<void> {
-    await ensureBridge(net, this.o.mtu);
+    await ensureBridge(net, net.mtu);
     try {
-      engine.addTap(net.vni, NAMES.tap(net.vni), this.o.mtu);
+      engine.addTap(net.vni, NAMES.tap(net.vni), net.mtu, net.encryption !== undefined);
     } catch (err) {
       // A TAP left from an earlier attempt in this process is still ours and attached.
       if ((err as { code?: string }).code !== 'EEXIST') throw err;
     }
-    await attachTap(net.vni, this.o.mtu);
+    await attachTap(net.vni, net.mtu);
     await this.o.onNetworkUp?.(net);
   }
 
@@ -222,6 +275,64 @@ export class Overlay {
     this.#arp = arp;
   }
 
+  /**
+   * SAs of the encrypted networks served here, with every node that has an address on
+   * them (and an epoch): inbound for each key of the ring, then outbound under the
+   * primary. A peer's or this node's new epoch, or a new key, gives new SAs.
+   */
+  #syncSas(plan: OverlayPlan, engine: FrameEngine, errors: OverlayError[]): void {
+    const want = new Map<string, { rec: SaRecord; sa: SecurityAssociation }>();
+    const installed: Record<string, number> = {};
+    for (const net of this.#networks.values()) {
+      const enc = net.encryption;
+      if (!enc) continue;
+      const peers = new Set(plan.remotes.filter((r) => r.vni === net.vni).map((r) => r.nodeAddr));
+      for (const peer of peers) {
+        const epoch = plan.epochs[peer];
+        if (!epoch) continue; // not running an engine yet: it cannot send or receive ESP
+        for (const k of enc.keys) {
+          const sa = deriveSa(k.key, enc.cipher, { vni: net.vni, gen: k.gen, sender: peer, receiver: this.o.addr, senderEpoch: epoch, receiverEpoch: plan.epoch }, 'in');
+          want.set(`in:${net.vni}:${peer}:${k.gen}`, { rec: { network: net.id, gen: k.gen, dir: 'in', spi: sa.spi, vni: net.vni, peer }, sa });
+        }
+        const primary = enc.keys.find((k) => k.gen === enc.primary);
+        if (!primary) continue;
+        const sa = deriveSa(primary.key, enc.cipher, { vni: net.vni, gen: primary.gen, sender: this.o.addr, receiver: peer, senderEpoch: plan.epoch, receiverEpoch: epoch }, 'out');
+        if (this.o.espSeqStart !== undefined) sa.seq = this.o.espSeqStart;
+        want.set(`out:${net.vni}:${peer}`, { rec: { network: net.id, gen: primary.gen, dir: 'out', spi: sa.spi, vni: net.vni, peer }, sa });
+      }
+      installed[net.id] = Math.max(...enc.keys.map((k) => k.gen));
+    }
+    // Receivers first: an inbound SA is in place before any outbound SA of this pass.
+    const order = [...want].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)); // 'in:' < 'out:'
+    for (const [key, { rec, sa }] of order) {
+      const cur = this.#sas.get(key);
+      if (cur && cur.spi === rec.spi && cur.gen === rec.gen) continue;
+      try {
+        engine.saSet(sa); // an outbound SA replaces the one of its (vni, peer) in the engine
+        this.#sas.set(key, rec);
+      } catch (error) {
+        errors.push({ key: `sa ${rec.dir} ${rec.peer} gen ${rec.gen}`, error: error as Error });
+        if (rec.dir === 'in') delete installed[rec.network];
+        continue;
+      }
+      if (cur?.dir === 'in' && cur.spi !== rec.spi) this.#saDel(engine, cur); // a new epoch's SA took its place
+    }
+    for (const [key, rec] of this.#sas) {
+      if (want.has(key)) continue;
+      this.#saDel(engine, rec);
+      this.#sas.delete(key);
+    }
+    this.#installed = installed;
+  }
+
+  #saDel(engine: FrameEngine, rec: SaRecord): void {
+    try {
+      engine.saDel(rec.dir, rec.spi);
+    } catch {
+      // already gone
+    }
+  }
+
   async #syncContainers(plan: OverlayPlan, errors: OverlayError[]): Promise<void> {
     const wanted = new Map(plan.containers.map((c) => [c.taskId, c]));
     // Passes come with every heartbeat: list links only when something may change
@@ -245,7 +356,7 @@ export class Overlay {
         continue;
       }
       try {
-        await attachContainer(c, net, this.o.mtu);
+        await attachContainer(c, net, net.mtu);
         this.#containers.set(c.taskId, { plan: c, seen: true, attachedAt: Date.now() });
         this.#failed.delete(c.taskId);
       } catch (error) {

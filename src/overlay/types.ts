@@ -6,18 +6,68 @@ import type { EngineStat } from './constants.js';
  * an Error with code/errno/syscall. Frames the FDB cannot place arrive at `onControl`.
  */
 export interface FrameEngine {
-  /** Opens TAP `name` with `mtu`, up, and attaches it to `vni`. */
-  addTap(vni: number, name: string, mtu: number): void;
+  /**
+   * Opens TAP `name` with `mtu`, up, and attaches it to `vni`. Frames of an `encrypted`
+   * VNI leave only in ESP (never in clear: without an outbound SA they are dropped), and
+   * clear VXLAN for it is dropped on receipt.
+   */
+  addTap(vni: number, name: string, mtu: number, encrypted: boolean): void;
   delTap(vni: number): void;
   /** Frames for `mac` on `vni` are sent to the node at `ip`. */
   fdbSet(vni: number, mac: Buffer, ip: string): void;
   fdbDel(vni: number, mac: Buffer): void;
   /** The node addresses VXLAN is accepted from; anything else is dropped. */
   setPeers(ips: string[]): void;
+  /** Installs (or replaces) a security association; see SecurityAssociation. */
+  saSet(sa: SecurityAssociation): void;
+  saDel(dir: SaDirection, spi: number): void;
+  /** Installed SAs with their sequence numbers (no key material). */
+  saList(): SaState[];
   /** Writes a frame into the TAP of `vni`, towards the local bridge. */
   write(vni: number, frame: Buffer): void;
   stats(): Record<EngineStat, number>;
   close(): void;
+}
+
+export type Cipher = 'aes-128-gcm' | 'aes-256-gcm';
+export type SaDirection = 'in' | 'out';
+
+/**
+ * An ESP security association (RFC 4303) of an encrypted network, derived by esp.ts.
+ * Inbound SAs are found by SPI; one outbound SA per (vni, peer) is the one frames to
+ * that peer are sealed with (installing another replaces it).
+ */
+export interface SecurityAssociation {
+  dir: SaDirection;
+  spi: number;
+  vni: number;
+  /** The other node's underlay address (sender for `in`, receiver for `out`). */
+  peer: string;
+  /** AES key, 16 or 32 bytes (RFC 4106 section 8.1: the key without the salt). */
+  key: Buffer;
+  /** The 4-byte salt of the GCM nonce (RFC 4106 section 4). */
+  salt: Buffer;
+  /** Outbound: the first sequence number to use (default 1); test-only wrap tests start near 2^32. */
+  seq?: bigint;
+}
+
+/** What the engine reports of an SA: never the key. */
+export interface SaState {
+  dir: SaDirection;
+  spi: number;
+  vni: number;
+  peer: string;
+  /** Outbound: the last sequence number sent; inbound: the highest accepted (64-bit ESN). */
+  seq: bigint;
+}
+
+/** The key ring of an encrypted network, as the overlay is given it. */
+export interface NetworkEncryption {
+  cipher: Cipher;
+  /** 1 to 3 keys (input keying material, 32 bytes each), by generation. */
+  keys: Array<{ gen: number; key: Buffer }>;
+  /** The generation senders seal with; every key of the ring is accepted on receipt. */
+  primary: number;
 }
 
 /** One overlay network as this node serves it. */
@@ -33,6 +83,10 @@ export interface NetworkPlan {
   nodeIp: string;
   /** Service VIPs on this network, served here by the routing mesh. */
   vips: string[];
+  /** MTU of the bridge, TAP and containers' interfaces (lower when encrypted: encryptedMtu). */
+  mtu: number;
+  /** Present for encrypted networks: frames leave only in ESP. */
+  encryption?: NetworkEncryption;
 }
 
 /** An endpoint on another node: its MAC goes to `nodeAddr`, its ARP is answered here. */
@@ -53,6 +107,14 @@ export interface ContainerPlan {
 export interface OverlayPlan {
   /** Underlay addresses of the other nodes: the only sources of VXLAN accepted. */
   peers: string[];
+  /**
+   * ESP epochs (random, new each time an agent's engine starts, 16 hex digits): this
+   * node's, and the other nodes' by underlay address. Every SA is derived from both
+   * ends' epochs, so a restarted engine never reuses a (key, nonce) pair and a
+   * receiver's lost replay window cannot let old packets back in.
+   */
+  epoch: string;
+  epochs: Record<string, string>;
   networks: NetworkPlan[];
   remotes: RemoteEndpoint[];
   containers: ContainerPlan[];

@@ -177,10 +177,11 @@ export async function startAgent(t: Teardown, o: AgentOpts): Promise<AgentProc> 
 }
 
 /** The agent of a namespace-host in a NATS cluster: its node id, its address advertised, 500 ms heartbeats. */
-export function startHostAgent(t: Teardown, h: Host, o: { nats: string; nodeId: string; overlay?: boolean; dataDir?: string; args?: string[] }): Promise<AgentProc> {
+export function startHostAgent(t: Teardown, h: Host, o: { nats: string; nodeId: string; overlay?: boolean; dataDir?: string; args?: string[]; env?: Record<string, string> }): Promise<AgentProc> {
   return startAgent(t, {
     ip: h.ip,
     spawner: h.spawn,
+    ...(o.env !== undefined && { env: o.env }),
     ...(o.overlay !== undefined && { overlay: o.overlay }),
     ...(o.dataDir !== undefined && { dataDir: o.dataDir }),
     args: ['--nats', o.nats, '--node-id', o.nodeId, '--advertise-addr', h.ip, '--heartbeat', '500ms', ...(o.args ?? [])],

@@ -89,11 +89,12 @@ t.test('plan: networks with our address, VIPs, remotes for FDB/ARP, local contai
       ['t3', task('t3', 'ghost', [{ network: 'a', ip: '10.0.1.12' }])],
       ['t4', task('t4', 'me', [{ network: 'a', ip: '10.0.1.13' }])],
     ]),
+    keys: new Map(),
   };
-  const { plan, missing, skipped } = overlayPlan(view, 'me');
-  t.same(plan.networks, [{ id: 'a', name: 'a', vni: 4096, subnet: '10.0.1.0/24', gateway: '10.0.1.1', nodeIp: '10.0.1.2', vips: ['10.0.1.100', '10.0.1.200'] }], 'only networks we have an address on; VIPs sorted, none for dnsrr');
+  const { plan, missing, skipped } = overlayPlan(view, { self: 'me', epoch: '0123456789abcdef', mtu: 1450 });
+  t.same(plan.networks, [{ id: 'a', name: 'a', vni: 4096, subnet: '10.0.1.0/24', gateway: '10.0.1.1', nodeIp: '10.0.1.2', vips: ['10.0.1.100', '10.0.1.200'], mtu: 1450 }], 'only networks we have an address on; VIPs sorted, none for dnsrr');
   t.same(missing.map((n) => n.id), ['b'], 'an address to claim on b');
-  t.same(skipped.map((s) => s.network.id), ['sec'], 'encrypted networks are not carried in clear text');
+  t.same(skipped.map((s) => s.network.id), ['sec'], 'an encrypted network without its key ring is not carried (never in clear text)');
   t.same(
     plan.remotes.map((r) => `${r.vni} ${r.ip} ${r.nodeAddr}`).sort(),
     ['4096 10.0.1.11 192.0.2.2', '4096 10.0.1.3 192.0.2.2', '4097 10.0.2.3 192.0.2.2'],

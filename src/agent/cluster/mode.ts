@@ -40,7 +40,7 @@ export interface ClusterModeDeps {
   advertiseAddr: string;
   nodeTimeoutMs: number;
   handler: ApiHandler;
-  swap(open: () => Promise<Store>, extra: Pick<RuntimeOptions, 'self' | 'onRemoved' | 'advertiseAddr'> | object): Promise<Runtime>;
+  swap(open: () => Promise<Store>, extra: Partial<Pick<RuntimeOptions, 'self' | 'onRemoved' | 'advertiseAddr' | 'rotateKeys'>>): Promise<Runtime>;
   single(): Store;
   runtime(): Runtime;
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
@@ -355,6 +355,8 @@ export class ClusterMode {
     const rt = await this.d.swap(() => openClusterStore({ servers, name: `swarmnet-${this.d.nodeId}`, tlsCa: paths.caCert, tlsCert: paths.nodeCert, tlsKey: paths.nodeKey, bindOnly: !creating }), {
       advertiseAddr: state.advertiseAddr,
       self: { api, ...(state.role === 'manager' && { nats: { client: state.natsPort, cluster: state.natsClusterPort } }) },
+      // Keys of encrypted networks are rotated by the managers (any of them: compare-and-set).
+      rotateKeys: state.role === 'manager',
       onRemoved: () => {
         if (this.#leaving) return;
         void this.d.exclusive(async () => {

@@ -161,7 +161,13 @@ export class NatsServer {
       if (this.#proc?.alive) return;
       this.#wanted = true;
       try {
-        mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+        // Owner only, also when made more open before: JetStream's files hold the
+        // cluster's state, key rings of encrypted networks included (nats-server would
+        // make its store dir 0750 itself).
+        for (const dir of [this.#dir, this.#config.storeDir]) {
+          mkdirSync(dir, { recursive: true, mode: 0o700 });
+          chmodSync(dir, 0o700);
+        }
         await this.#stopLeftover();
         this.#write();
         await this.#launch();

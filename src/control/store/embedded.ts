@@ -7,8 +7,11 @@
  * On open the snapshot is loaded and the journal replayed; a torn last line (crash
  * mid-append) is discarded, so each mutation is all-or-nothing. When the journal grows
  * past a bound it is folded into a new snapshot.
+ *
+ * The state holds secrets (the key rings of encrypted networks): the directory is 0700
+ * and every file 0600, also when an older version left them more open.
  */
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, existsSync, ftruncateSync, unlinkSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, existsSync, ftruncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConflictError, RevisionMismatchError, StoreError } from '../../util/errors.js';
 import { KINDS, type Kind } from '../constants.js';
@@ -19,6 +22,9 @@ const COMPACT_EVERY = 2000;
 const SNAPSHOT = 'state.json';
 const JOURNAL = 'journal.jsonl';
 const LOCK = 'lock';
+/** Owner only: the store holds key material. */
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
 
 type Bucket = Map<string, { value: unknown; revision: number }>;
 type Mutation = { k: Kind; key: string; v?: unknown; r: number };
@@ -36,7 +42,8 @@ export class EmbeddedStore implements Store {
   }
 
   static open(dir: string): EmbeddedStore {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+    chmodSync(dir, DIR_MODE);
     lockDir(dir);
     const s = new EmbeddedStore(dir);
     s.#load();
@@ -52,6 +59,7 @@ export class EmbeddedStore implements Store {
         for (const [key, e] of Object.entries(data.buckets[kind] ?? {})) this.#bucket(kind).set(key, e);
       }
     }
+    if (existsSync(snap)) chmodSync(snap, FILE_MODE);
     const jpath = join(this.#dir, JOURNAL);
     let validBytes = 0;
     if (existsSync(jpath)) {
@@ -70,7 +78,8 @@ export class EmbeddedStore implements Store {
         this.#journalLines++;
       }
     }
-    this.#journalFd = openSync(jpath, 'a');
+    this.#journalFd = openSync(jpath, 'a', FILE_MODE);
+    fchmodSync(this.#journalFd, FILE_MODE);
     ftruncateSync(this.#journalFd, validBytes);
   }
 
@@ -103,8 +112,9 @@ export class EmbeddedStore implements Store {
     const buckets: Record<string, Record<string, unknown>> = {};
     for (const [k, b] of this.#buckets) buckets[k] = Object.fromEntries(b);
     const tmp = join(this.#dir, `${SNAPSHOT}.tmp`);
-    const fd = openSync(tmp, 'w');
+    const fd = openSync(tmp, 'w', FILE_MODE);
     try {
+      fchmodSync(fd, FILE_MODE); // a tmp file left by a crash keeps its old mode otherwise
       writeSync(fd, JSON.stringify({ revision: this.#revision, buckets }));
       fsyncSync(fd);
     } finally {
@@ -183,7 +193,7 @@ function lockDir(dir: string): void {
   const path = join(dir, LOCK);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const fd = openSync(path, 'wx');
+      const fd = openSync(path, 'wx', FILE_MODE);
       writeSync(fd, String(process.pid));
       closeSync(fd);
       return;

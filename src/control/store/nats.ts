@@ -59,6 +59,32 @@ async function bind(kvm: Kvm, name: string): Promise<KV> {
   return kvm.open(name, { allow_direct: status.streamInfo.config.allow_direct });
 }
 
+/**
+ * Kinds added after clusters already existed: a cluster made by an older version has no
+ * bucket for them, and nobody runs `init` again. A member that bound every older bucket
+ * is talking to the cluster's JetStream (not to an empty server of its own), so making
+ * the missing one there hides nothing; it takes the replicas of the `nodes` bucket.
+ */
+const LATER_KINDS: ReadonlySet<Kind> = new Set<Kind>(['keys']);
+/** JetStream API error: stream not found. */
+const JS_STREAM_NOT_FOUND = 10059;
+
+async function bindOrAdd(kvm: Kvm, kind: Kind, buckets: Map<Kind, KV>): Promise<KV> {
+  try {
+    return await bind(kvm, `swarmnet-${kind}`);
+  } catch (err) {
+    const nodes = buckets.get('nodes');
+    if (!LATER_KINDS.has(kind) || !nodes || !isStreamNotFound(err)) throw err;
+    const replicas = (await nodes.status()).streamInfo.config.num_replicas;
+    return kvm.create(`swarmnet-${kind}`, { history: 1, replicas });
+  }
+}
+
+function isStreamNotFound(err: unknown): boolean {
+  const e = err as { code?: unknown; api_error?: { err_code?: number }; message?: string };
+  return e.code === JS_STREAM_NOT_FOUND || e.api_error?.err_code === JS_STREAM_NOT_FOUND || /stream not found/i.test(e.message ?? '');
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -95,7 +121,7 @@ export class NatsStore implements Store {
     const kvm = new Kvm(nc);
     const buckets = new Map<Kind, KV>();
     try {
-      for (const kind of KINDS) buckets.set(kind, o.bindOnly ? await bind(kvm, `swarmnet-${kind}`) : await kvm.create(`swarmnet-${kind}`, { history: 1, replicas: o.replicas ?? 1 }));
+      for (const kind of KINDS) buckets.set(kind, o.bindOnly ? await bindOrAdd(kvm, kind, buckets) : await kvm.create(`swarmnet-${kind}`, { history: 1, replicas: o.replicas ?? 1 }));
     } catch (err) {
       await nc.close().catch(() => undefined);
       throw new StoreError(`NATS at ${o.servers.join(',')}: buckets not available: ${(err as Error).message}`, { cause: err });

@@ -1,0 +1,170 @@
+/*
+ * ESP with AES-GCM (see esp.h for the packet): sealing, opening, 64-bit extended
+ * sequence numbers and the anti-replay window. Crypto goes through OpenSSL's EVP
+ * interface, resolved from the Node.js process itself (which links OpenSSL).
+ *
+ * One SA is used by one engine thread only (outbound: TX, inbound: RX), so its
+ * cipher context, counter and window need no lock; the sequence number is read by
+ * the control side with relaxed atomics (for listing).
+ */
+#include "esp.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void put32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+struct esp_sa *esp_sa_new(enum esp_dir dir, uint32_t spi, uint32_t vni, uint32_t peer, const uint8_t *key, size_t key_len, const uint8_t salt[4], uint64_t seq) {
+  const EVP_CIPHER *cipher = key_len == 16 ? EVP_aes_128_gcm() : key_len == 32 ? EVP_aes_256_gcm() : NULL;
+  if (!cipher) return NULL;
+  struct esp_sa *sa = calloc(1, sizeof *sa);
+  if (!sa) return NULL;
+  sa->ctx = EVP_CIPHER_CTX_new();
+  int ok = sa->ctx != NULL;
+  /* The key is set once; per packet only the nonce changes. GCM's default nonce is
+   * the 12 bytes RFC 4106 section 4 builds (salt | IV). */
+  if (ok && dir == ESP_OUT) ok = EVP_EncryptInit_ex(sa->ctx, cipher, NULL, key, NULL) == 1;
+  if (ok && dir == ESP_IN) ok = EVP_DecryptInit_ex(sa->ctx, cipher, NULL, key, NULL) == 1;
+  if (!ok) {
+    esp_sa_free(sa);
+    return NULL;
+  }
+  sa->dir = dir;
+  sa->spi = spi;
+  sa->vni = vni;
+  sa->peer = peer;
+  memcpy(sa->salt, salt, 4);
+  /* Outbound: the first packet carries `seq` (the counter holds the last one used). */
+  sa->seq = dir == ESP_OUT && seq ? seq - 1 : 0;
+  return sa;
+}
+
+void esp_sa_free(struct esp_sa *sa) {
+  if (!sa) return;
+  if (sa->ctx) EVP_CIPHER_CTX_free(sa->ctx);
+  free(sa);
+}
+
+static size_t pad_len(size_t len) {
+  /* RFC 4303 section 2.4: pad length and next header end on a 4-byte boundary. */
+  return (4 - (len + ESP_TRAILER) % 4) % 4;
+}
+
+size_t esp_sealed_len(size_t len) {
+  return ESP_HDR + ESP_IV + len + pad_len(len) + ESP_TRAILER + ESP_ICV;
+}
+
+static void aad_of(uint8_t aad[12], uint32_t spi, uint64_t seq) {
+  /* RFC 4106 section 5, extended sequence numbers: SPI | seq high 32 | seq low 32. */
+  put32(aad, spi);
+  put32(aad + 4, (uint32_t)(seq >> 32));
+  put32(aad + 8, (uint32_t)seq);
+}
+
+size_t esp_seal(struct esp_sa *sa, uint8_t *out, const struct iovec *pt, int n, size_t len) {
+  uint64_t seq = sa->seq + 1;
+  __atomic_store_n(&sa->seq, seq, __ATOMIC_RELAXED);
+  put32(out, sa->spi);
+  put32(out + 4, (uint32_t)seq);
+  uint8_t *iv = out + ESP_HDR;
+  put32(iv, (uint32_t)(seq >> 32));
+  put32(iv + 4, (uint32_t)seq);
+  uint8_t nonce[12], aad[12];
+  memcpy(nonce, sa->salt, 4);
+  memcpy(nonce + 4, iv, ESP_IV);
+  aad_of(aad, sa->spi, seq);
+  /* The plaintext is gathered first and encrypted in place in one call: GCM's stitched
+   * AES-NI/CLMUL loop works on whole blocks, and pieces that end mid-block would send
+   * every following byte through its slow path. */
+  uint8_t *c = iv + ESP_IV, *w = c;
+  for (int i = 0; i < n; i++) {
+    memcpy(w, pt[i].iov_base, pt[i].iov_len);
+    w += pt[i].iov_len;
+  }
+  size_t pad = pad_len(len);
+  for (size_t i = 0; i < pad; i++) *w++ = (uint8_t)(i + 1); /* RFC 4303 2.4 default */
+  *w++ = (uint8_t)pad;
+  *w++ = ESP_NEXT_UDP;
+  int l;
+  if (EVP_EncryptInit_ex(sa->ctx, NULL, NULL, NULL, nonce) != 1 || EVP_EncryptUpdate(sa->ctx, NULL, &l, aad, sizeof aad) != 1) return 0;
+  if (EVP_EncryptUpdate(sa->ctx, c, &l, c, (int)(w - c)) != 1) return 0;
+  c += l;
+  if (EVP_EncryptFinal_ex(sa->ctx, c, &l) != 1) return 0;
+  c += l;
+  if (EVP_CIPHER_CTX_ctrl(sa->ctx, EVP_CTRL_GCM_GET_TAG, ESP_ICV, c) != 1) return 0;
+  return (size_t)(c + ESP_ICV - out);
+}
+
+uint64_t esp_infer_seq(const struct esp_sa *sa, uint32_t low) {
+  if (!sa->seen) return low; /* nothing received yet: the first subspace */
+  uint32_t th = (uint32_t)(sa->seq >> 32), tl = (uint32_t)sa->seq, sh;
+  const uint32_t w = ESP_WINDOW;
+  if (tl >= w - 1) {
+    /* Case A: the window lies within one subspace; below it means the next one. */
+    sh = low >= tl - w + 1 ? th : th + 1;
+  } else {
+    /* Case B: the window spans two subspaces; its top part of the previous one. */
+    sh = low >= tl - w + 1 ? (th ? th - 1 : 0) : th;
+  }
+  return (uint64_t)sh << 32 | low;
+}
+
+static int window_has(const struct esp_sa *sa, uint64_t seq) {
+  uint64_t bit = seq % ESP_WINDOW;
+  return (sa->window[bit / 64] >> (bit % 64)) & 1;
+}
+
+static void window_mark(struct esp_sa *sa, uint64_t seq) {
+  if (!sa->seen || (seq > sa->seq && seq - sa->seq >= ESP_WINDOW)) {
+    memset(sa->window, 0, sizeof sa->window);
+  } else if (seq > sa->seq) {
+    /* Slots of the numbers skipped over now stand for them: clear. */
+    for (uint64_t s = sa->seq + 1; s < seq; s++) sa->window[(s % ESP_WINDOW) / 64] &= ~(1ULL << (s % 64));
+  }
+  if (!sa->seen || seq > sa->seq) {
+    uint64_t bit = seq % ESP_WINDOW;
+    sa->window[bit / 64] &= ~(1ULL << (bit % 64));
+    __atomic_store_n(&sa->seq, seq, __ATOMIC_RELAXED);
+    sa->seen = 1;
+  }
+  uint64_t bit = seq % ESP_WINDOW;
+  sa->window[bit / 64] |= 1ULL << (bit % 64);
+}
+
+enum esp_open_result esp_open(struct esp_sa *sa, uint8_t *p, size_t len, size_t *out_len) {
+  if (len < ESP_HDR + ESP_IV + ESP_TRAILER + ESP_ICV) return ESP_SHORT;
+  uint64_t seq = esp_infer_seq(sa, get32(p + 4));
+  /* RFC 4303 section 3.4.3: reject duplicates and numbers left of the window before
+   * spending a decryption on them; the window moves only after the ICV holds. */
+  if (sa->seen && seq <= sa->seq) {
+    if (sa->seq - seq >= ESP_WINDOW) return ESP_TOO_OLD;
+    if (window_has(sa, seq)) return ESP_REPLAY;
+  }
+  uint8_t nonce[12], aad[12], tag[ESP_ICV];
+  memcpy(nonce, sa->salt, 4);
+  memcpy(nonce + 4, p + ESP_HDR, ESP_IV);
+  aad_of(aad, sa->spi, seq);
+  uint8_t *c = p + ESP_HDR + ESP_IV;
+  size_t clen = len - ESP_HDR - ESP_IV - ESP_ICV;
+  memcpy(tag, c + clen, ESP_ICV);
+  int l, l2;
+  if (EVP_DecryptInit_ex(sa->ctx, NULL, NULL, NULL, nonce) != 1 || EVP_DecryptUpdate(sa->ctx, NULL, &l, aad, sizeof aad) != 1) return ESP_BAD_ICV;
+  if (EVP_DecryptUpdate(sa->ctx, c, &l, c, (int)clen) != 1) return ESP_BAD_ICV;
+  if (EVP_CIPHER_CTX_ctrl(sa->ctx, EVP_CTRL_GCM_SET_TAG, ESP_ICV, tag) != 1) return ESP_BAD_ICV;
+  if (EVP_DecryptFinal_ex(sa->ctx, c + l, &l2) != 1) return ESP_BAD_ICV;
+  window_mark(sa, seq);
+  uint8_t pad = c[clen - 2], next = c[clen - 1];
+  if ((size_t)pad + ESP_TRAILER > clen || next != ESP_NEXT_UDP) return ESP_BAD_TRAILER;
+  *out_len = clen - ESP_TRAILER - pad;
+  return ESP_OK;
+}
