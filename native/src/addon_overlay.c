@@ -12,8 +12,9 @@
  *   vxlanTapWrite(vni, frame: Buffer)       -> 0 | -errno
  *   vxlanStats()                            -> number[VX_STAT_COUNT]
  *   espSaSet(dir, spi, vni, peer, key: Buffer, salt: Buffer, seq: bigint) -> 0 | -errno
- *                                              dir 0 in, 1 out; seq: out's first number (0: 1)
- *   espSaDel(dir, spi)                      -> 0 | -errno
+ *                                              dir 0 in, 1 out; seq: out's first number (0: 1),
+ *                                              in's highest already accepted (reinstalled; 0: none)
+ *   espSaDel(dir, spi, peer)                -> 0 | -errno
  *   espSaList()                             -> [dir, spi, vni, peer, seq: bigint][]
  */
 #define NAPI_VERSION 8
@@ -252,14 +253,15 @@ static napi_value esp_sa_set_js(napi_env env, napi_callback_info info) {
 }
 
 static napi_value esp_sa_del_js(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  uint32_t dir, spi;
+  size_t argc = 3;
+  napi_value argv[3];
+  uint32_t dir, spi, peer;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2 || !engine) return ret_int(env, -EINVAL);
+  if (argc < 3 || !engine) return ret_int(env, -EINVAL);
   CHECK(napi_get_value_uint32(env, argv[0], &dir));
   CHECK(napi_get_value_uint32(env, argv[1], &spi));
-  return ret_int(env, vx_sa_del(engine, (int)dir, spi));
+  if (get_ip(env, argv[2], &peer) < 0) return ret_int(env, -EINVAL);
+  return ret_int(env, vx_sa_del(engine, (int)dir, spi, peer));
 }
 
 static napi_value esp_sa_list_js(napi_env env, napi_callback_info info) {

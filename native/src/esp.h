@@ -58,7 +58,9 @@ struct esp_sa {
   uint64_t window[ESP_WINDOW / 64]; /* in: bit i = T - i was received */
 };
 
-/* A new SA with its own cipher context (key 16 or 32 bytes). NULL on failure. */
+/* A new SA with its own cipher context (key 16 or 32 bytes). `seq`: outbound, the first
+ * number to send (0: 1); inbound, the highest number already accepted when the same SA is
+ * installed again (0: none), everything up to it then counting as received. NULL on failure. */
 struct esp_sa *esp_sa_new(enum esp_dir dir, uint32_t spi, uint32_t vni, uint32_t peer, const uint8_t *key, size_t key_len, const uint8_t salt[4], uint64_t seq);
 void esp_sa_free(struct esp_sa *sa);
 

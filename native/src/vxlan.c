@@ -89,7 +89,13 @@ int vx_open(struct vx_engine **out, uint32_t ip, uint16_t port, uint16_t esp_por
   e->esp_port = esp_port;
   e->udp = e->esp = e->ep = e->stop_fd = -1;
   int rc = 0;
-  pthread_rwlock_init(&e->lock, NULL);
+  /* Writers first: the data threads hold the lock for reading batch after batch, and a
+   * control call (an SA or FDB change) must not wait behind them indefinitely. */
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&e->lock, &attr);
+  pthread_rwlockattr_destroy(&attr);
   e->ep = epoll_create1(EPOLL_CLOEXEC);
   e->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (e->ep < 0 || e->stop_fd < 0) goto fail;
@@ -260,16 +266,13 @@ static struct esp_sa *sa_unlink(struct esp_sa **head, int (*match)(const struct 
   return NULL;
 }
 
+/* Inbound SAs are named by SPI and sender; outbound ones are deleted by SPI and receiver. */
 static int same_in(const struct esp_sa *a, const struct esp_sa *b) {
   return a->spi == b->spi && a->peer == b->peer;
 }
 
 static int same_out(const struct esp_sa *a, const struct esp_sa *b) {
   return a->vni == b->vni && a->peer == b->peer;
-}
-
-static int same_spi(const struct esp_sa *a, const struct esp_sa *b) {
-  return a->spi == b->spi;
 }
 
 int vx_sa_set(struct vx_engine *e, struct esp_sa *sa) {
@@ -283,13 +286,13 @@ int vx_sa_set(struct vx_engine *e, struct esp_sa *sa) {
   return 0;
 }
 
-int vx_sa_del(struct vx_engine *e, int dir, uint32_t spi) {
-  struct esp_sa like = {.spi = spi}, *old = NULL;
+int vx_sa_del(struct vx_engine *e, int dir, uint32_t spi, uint32_t peer) {
+  struct esp_sa like = {.spi = spi, .peer = peer}, *old = NULL;
   pthread_rwlock_wrlock(&e->lock);
   if (dir == ESP_IN) {
-    old = sa_unlink(&e->sa_in[sa_in_hash(spi)], same_spi, &like);
+    old = sa_unlink(&e->sa_in[sa_in_hash(spi)], same_in, &like);
   } else {
-    for (int i = 0; i < SA_BUCKETS && !old; i++) old = sa_unlink(&e->sa_out[i], same_spi, &like);
+    for (int i = 0; i < SA_BUCKETS && !old; i++) old = sa_unlink(&e->sa_out[i], same_in, &like);
   }
   pthread_rwlock_unlock(&e->lock);
   esp_sa_free(old);

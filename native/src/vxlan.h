@@ -85,7 +85,7 @@ void vx_stats(struct vx_engine *e, uint64_t out[VX_STAT_COUNT]);
  * replaces the one of its (vni, peer); an inbound one the one of its (spi, peer). */
 struct esp_sa;
 int vx_sa_set(struct vx_engine *e, struct esp_sa *sa);
-int vx_sa_del(struct vx_engine *e, int dir, uint32_t spi);
+int vx_sa_del(struct vx_engine *e, int dir, uint32_t spi, uint32_t peer);
 /* What is installed, without keys: up to `max` entries; returns how many exist. */
 struct vx_sa_info {
   int dir;

@@ -12,11 +12,11 @@
  */
 #include "vxlan_engine.h"
 
-/* Sealed datagrams of one batch: every read buffer's bytes plus ESP's per-segment
- * overhead (inner UDP, VXLAN, header, IV, padding, trailer, ICV: < 64 bytes). */
-#define OBUF_SIZE ((size_t)RBUFS * (RBUF_SIZE + MAX_SEGS_PER_FRAME * 64))
 /* Inner UDP header + VXLAN header: the room left in front of an encrypted segment. */
 #define ESP_ROOM (ESP_INNER_UDP + VXLAN_HDR)
+/* Sealed datagrams of one batch: every read buffer's bytes, plus per segment its own
+ * copy of the headers and ESP's overhead (header, IV, padding, trailer, ICV). */
+#define OBUF_SIZE ((size_t)RBUFS * RBUF_SIZE + (size_t)MAX_SEGS * (MAX_HDRS + ESP_ROOM + ESP_HDR + ESP_IV + 3 + ESP_TRAILER + ESP_ICV))
 
 struct tx_batch {
   uint8_t *rbuf[RBUFS];

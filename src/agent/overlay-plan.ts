@@ -74,14 +74,18 @@ export function overlayPlan(view: ViewLike, o: PlanOptions): PlanResult {
   const remotes: RemoteEndpoint[] = [];
   const peers: string[] = [];
   const epochs: Record<string, string> = {};
-  /** Who gave the epoch of an address: a later record at the same address (a node that re-joined) wins if it is ready. */
+  /**
+   * Who gave the epoch of an address: of two records at one address (a node that re-joined
+   * under a new id), the one heard from last; a dead node's record stays `ready` in the store.
+   * Both heartbeats come from the machine at that address, so their clocks agree.
+   */
   const epochOwner = new Map<string, Node>();
   for (const node of view.nodes.values()) {
     if (node.id === self) continue;
     peers.push(node.addr);
     if (node.espEpoch && node.status !== 'removed') {
       const had = epochOwner.get(node.addr);
-      if (!had || (node.status === 'ready' && had.status !== 'ready')) {
+      if (!had || node.lastSeen > had.lastSeen) {
         epochs[node.addr] = node.espEpoch;
         epochOwner.set(node.addr, node);
       }

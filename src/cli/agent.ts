@@ -11,7 +11,7 @@ import { ESP_PORT, OVERLAY_MTU, VXLAN_PORT } from '../overlay/constants.js';
 const KEY_ROTATION = '12h';
 /** Test-only: the first ESP sequence number of outbound SAs (to cross 2^32 in a test), decimal or 0x hex. */
 const ESP_SEQ_START_ENV = 'SWARMNET_TEST_ESP_SEQ_START';
-const U64_MAX = (1n << 64n) - 1n;
+const U32_MAX = (1n << 32n) - 1n;
 
 /** `--key-rotation`: a duration above zero (12h, 30m, 90s, 500ms). */
 export function parseKeyRotation(text: string): number {
@@ -27,13 +27,17 @@ export function parsePort(text: string, flag: string): number {
   return port;
 }
 
-/** SWARMNET_TEST_ESP_SEQ_START (test-only): a 64-bit sequence number, decimal or 0x hex; undefined when unset. */
+/**
+ * SWARMNET_TEST_ESP_SEQ_START (test-only): the first outbound sequence number, decimal or
+ * 0x hex, below 2^32 (a receiver places its first packet in the first 2^32 numbers, RFC 4303
+ * appendix A2.2; tests start just below the wrap); undefined when unset.
+ */
 export function parseEspSeqStart(text: string | undefined): bigint | undefined {
   if (text === undefined || text === '') return undefined;
   const t = text.trim();
   if (!/^(?:\d+|0[xX][0-9a-fA-F]+)$/.test(t)) throw new UsageError(`${ESP_SEQ_START_ENV}: '${text}' is not a decimal or 0x hex number`);
   const n = BigInt(t);
-  if (n < 1n || n > U64_MAX) throw new UsageError(`${ESP_SEQ_START_ENV}: '${text}' is not from 1 to 2^64-1`);
+  if (n < 1n || n > U32_MAX) throw new UsageError(`${ESP_SEQ_START_ENV}: '${text}' is not from 1 to 2^32-1`);
   return n;
 }
 

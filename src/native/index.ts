@@ -26,7 +26,7 @@ export interface Addon {
   vxlanStats(): number[];
   /** ESP security associations (native/src/esp.h): dir 0 in, 1 out. */
   espSaSet(dir: number, spi: number, vni: number, peer: string, key: Buffer, salt: Buffer, seq: bigint): number;
-  espSaDel(dir: number, spi: number): number;
+  espSaDel(dir: number, spi: number, peer: string): number;
   espSaList(): Array<[dir: number, spi: number, vni: number, peer: string, seq: bigint]>;
 }
 

@@ -25,8 +25,8 @@ export class NativeEngine implements FrameEngine {
     check(this.addon.espSaSet(DIR[sa.dir], sa.spi, sa.vni, sa.peer, sa.key, sa.salt, sa.seq ?? 0n), `install ${sa.dir}bound SA`);
   }
 
-  saDel(dir: SaDirection, spi: number): void {
-    check(this.addon.espSaDel(DIR[dir], spi), `remove ${dir}bound SA`);
+  saDel(dir: SaDirection, spi: number, peer: string): void {
+    check(this.addon.espSaDel(DIR[dir], spi, peer), `remove ${dir}bound SA`);
   }
 
   saList(): SaState[] {

@@ -92,6 +92,12 @@ export class Overlay {
   #scanned = false;
   /** Installed SAs: `in:<vni>:<peer>:<gen>` / `out:<vni>:<peer>`. */
   readonly #sas = new Map<string, SaRecord>();
+  /**
+   * Sequence numbers of SAs taken out of the engine, by `dir/spi/peer`: one installed again
+   * in this engine's life (its network or peer gone for a pass, then back) resumes where it
+   * stopped, so a nonce is never used twice with its key and the replay window is not reset.
+   */
+  readonly #retired = new Map<string, bigint>();
   /** network id -> the newest key generation whose inbound SAs are all installed. */
   #installed: Record<string, number> = {};
   readonly counters = { arpReplies: 0, arpUnanswered: 0, unknownUnicast: 0 };
@@ -152,6 +158,9 @@ export class Overlay {
       this.#networks.clear();
       this.#engine?.close();
       this.#engine = undefined;
+      // A new engine comes with a new epoch: new SAs, fresh counters.
+      this.#sas.clear();
+      this.#retired.clear();
     });
   }
 
@@ -220,11 +229,15 @@ export class Overlay {
 
   async #addNetwork(net: NetworkPlan, engine: FrameEngine): Promise<void> {
     await ensureBridge(net, net.mtu);
+    const encrypted = net.encryption !== undefined;
     try {
-      engine.addTap(net.vni, NAMES.tap(net.vni), net.mtu, net.encryption !== undefined);
+      engine.addTap(net.vni, NAMES.tap(net.vni), net.mtu, encrypted);
     } catch (err) {
-      // A TAP left from an earlier attempt in this process is still ours and attached.
       if ((err as { code?: string }).code !== 'EEXIST') throw err;
+      // A TAP left from an earlier failed attempt in this process, perhaps for another
+      // network on the same VNI: made again, so its encryption and MTU are this network's.
+      engine.delTap(net.vni);
+      engine.addTap(net.vni, NAMES.tap(net.vni), net.mtu, encrypted);
     }
     await attachTap(net.vni, net.mtu);
     await this.o.onNetworkUp?.(net);
@@ -302,11 +315,27 @@ export class Overlay {
       }
       installed[net.id] = Math.max(...enc.keys.map((k) => k.gen));
     }
-    // Receivers first: an inbound SA is in place before any outbound SA of this pass.
-    const order = [...want].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)); // 'in:' < 'out:'
-    for (const [key, { rec, sa }] of order) {
+    const changes = [...want].filter(([key, { rec }]) => {
       const cur = this.#sas.get(key);
-      if (cur && cur.spi === rec.spi && cur.gen === rec.gen) continue;
+      return !cur || cur.spi !== rec.spi || cur.gen !== rec.gen;
+    });
+    const gone = [...this.#sas].filter(([key]) => !want.has(key));
+    if (changes.length === 0 && gone.length === 0) {
+      this.#installed = installed;
+      return;
+    }
+    const seqs = new Map(engine.saList().map((s) => [`${s.dir}/${s.spi}/${s.peer}`, s.seq]));
+    const retire = (r: SaRecord) => {
+      const id = `${r.dir}/${r.spi}/${r.peer}`;
+      const seq = seqs.get(id);
+      if (seq !== undefined) this.#retired.set(id, seq);
+    };
+    // Receivers first: an inbound SA is in place before any outbound SA of this pass.
+    changes.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)); // 'in:' < 'out:'
+    for (const [key, { rec, sa }] of changes) {
+      const cur = this.#sas.get(key);
+      const last = this.#retired.get(`${rec.dir}/${rec.spi}/${rec.peer}`);
+      if (last !== undefined) sa.seq = rec.dir === 'out' ? (last + 1n > (sa.seq ?? 1n) ? last + 1n : sa.seq) : last;
       try {
         engine.saSet(sa); // an outbound SA replaces the one of its (vni, peer) in the engine
         this.#sas.set(key, rec);
@@ -315,10 +344,13 @@ export class Overlay {
         if (rec.dir === 'in') delete installed[rec.network];
         continue;
       }
-      if (cur?.dir === 'in' && cur.spi !== rec.spi) this.#saDel(engine, cur); // a new epoch's SA took its place
+      if (cur && cur.spi !== rec.spi) {
+        retire(cur);
+        if (cur.dir === 'in') this.#saDel(engine, cur); // a new epoch's SA took its place
+      }
     }
-    for (const [key, rec] of this.#sas) {
-      if (want.has(key)) continue;
+    for (const [key, rec] of gone) {
+      retire(rec);
       this.#saDel(engine, rec);
       this.#sas.delete(key);
     }
@@ -327,7 +359,7 @@ export class Overlay {
 
   #saDel(engine: FrameEngine, rec: SaRecord): void {
     try {
-      engine.saDel(rec.dir, rec.spi);
+      engine.saDel(rec.dir, rec.spi, rec.peer);
     } catch {
       // already gone
     }

@@ -20,7 +20,8 @@ export interface FrameEngine {
   setPeers(ips: string[]): void;
   /** Installs (or replaces) a security association; see SecurityAssociation. */
   saSet(sa: SecurityAssociation): void;
-  saDel(dir: SaDirection, spi: number): void;
+  /** An inbound SA is named by its SPI and sender, an outbound one by its SPI and receiver. */
+  saDel(dir: SaDirection, spi: number, peer: string): void;
   /** Installed SAs with their sequence numbers (no key material). */
   saList(): SaState[];
   /** Writes a frame into the TAP of `vni`, towards the local bridge. */
@@ -47,7 +48,11 @@ export interface SecurityAssociation {
   key: Buffer;
   /** The 4-byte salt of the GCM nonce (RFC 4106 section 4). */
   salt: Buffer;
-  /** Outbound: the first sequence number to use (default 1); test-only wrap tests start near 2^32. */
+  /**
+   * Outbound: the first sequence number to use (default 1; test-only wrap tests start near
+   * 2^32). Inbound: the highest number already accepted, when the same SA is installed
+   * again in one engine's life; everything up to it then counts as received.
+   */
   seq?: bigint;
 }
 

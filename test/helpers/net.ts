@@ -1,6 +1,6 @@
 /** Real clients for integration tests. */
 import { connect, type Socket } from 'node:net';
-import { createSocket } from 'node:dgram';
+import DgramAsPromised, { TimeoutError } from 'dgram-as-promised';
 
 export interface ReqOpts {
   localAddress?: string;
@@ -69,20 +69,20 @@ export async function openConn(host: string, port: number): Promise<{ sock: Sock
 }
 
 /** Sends one datagram from a fresh socket, resolves with the reply. */
-export function udpRequest(host: string, port: number, payload: string, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    const timer = setTimeout(() => {
-      s.close();
-      reject(new Error('udp timeout'));
-    }, timeoutMs);
-    s.on('message', (m) => {
-      clearTimeout(timer);
-      s.close();
-      resolve(m.toString());
+export async function udpRequest(host: string, port: number, payload: string, timeoutMs = 3000): Promise<string> {
+  const s = DgramAsPromised.createSocket('udp4').setTimeout(timeoutMs);
+  try {
+    // Listening before sending: a reply on loopback can come back before send() resolves.
+    const pending = s.recv();
+    await s.send(payload, port, host);
+    const reply = await pending.catch((err: Error) => {
+      throw err instanceof TimeoutError ? new Error('udp timeout') : err;
     });
-    s.send(payload, port, host);
-  });
+    if (!reply) throw new Error('udp socket closed before a reply');
+    return reply.msg.toString();
+  } finally {
+    await s.close();
+  }
 }
 
 export function countBy<T>(items: T[]): Map<T, number> {

@@ -29,8 +29,9 @@ function view() {
       ['peer', node('peer', '192.0.2.2', { espEpoch: 'aaaaaaaaaaaaaaaa', addresses: [{ network: 'sec', ip: '10.0.2.3' }] })],
       ['old', node('old', '192.0.2.3', { addresses: [{ network: 'sec', ip: '10.0.2.4' }] })], // no overlay running (no epoch)
       ['gone', node('gone', '192.0.2.4', { status: 'removed', espEpoch: 'bbbbbbbbbbbbbbbb' })],
-      ['rejoined-old', node('rejoined-old', '192.0.2.5', { status: 'down', espEpoch: 'cccccccccccccccc' })],
-      ['rejoined-new', node('rejoined-new', '192.0.2.5', { espEpoch: 'dddddddddddddddd' })],
+      // A dead node's record stays `ready` in the store: the one heard from last wins.
+      ['rejoined-old', node('rejoined-old', '192.0.2.5', { lastSeen: 1000, espEpoch: 'cccccccccccccccc' })],
+      ['rejoined-new', node('rejoined-new', '192.0.2.5', { lastSeen: 2000, espEpoch: 'dddddddddddddddd' })],
     ]),
     networks: new Map([
       ['clr', network('clr', 4096, '10.0.1.0/24')],
@@ -68,7 +69,7 @@ t.test('an encrypted network with its ring: lower MTU, keys decoded; a clear one
 t.test('epochs: ours, and the other nodes\' by underlay address', async (t) => {
   const { plan } = overlayPlan(view(), { self: 'me', epoch: EPOCH, mtu: 1450 });
   t.equal(plan.epoch, EPOCH);
-  t.same(plan.epochs, { '192.0.2.2': 'aaaaaaaaaaaaaaaa', '192.0.2.5': 'dddddddddddddddd' }, 'not ours, none for a node without overlay or a removed one; a ready record wins an address');
+  t.same(plan.epochs, { '192.0.2.2': 'aaaaaaaaaaaaaaaa', '192.0.2.5': 'dddddddddddddddd' }, 'not ours, none for a node without overlay or a removed one; the record heard from last wins an address');
   t.same(
     plan.remotes.filter((r) => r.vni === 4097).map((r) => `${r.ip} ${r.nodeAddr}`).sort(),
     ['10.0.2.3 192.0.2.2', '10.0.2.4 192.0.2.3'],
