@@ -124,12 +124,15 @@ export async function sendIpv4(packets: Buffer | Buffer[]): Promise<void> {
   let sock = openRaw();
   try {
     for (const p of list) {
+      // raw-socket closes a socket whose poll reports an error (an ICMP error queued on
+      // it, say) and drops its queued sends without calling back: such a socket, or a send
+      // that never completes, gets a new socket and the packet is sent again, once.
+      if (sock.dead) sock = openRaw();
       try {
         await sendOne(sock, p);
       } catch (err) {
-        // raw-socket closes a socket whose poll reports an error (an ICMP error queued
-        // on it, say) and drops what it had queued: start a new one and send again.
-        if (!(err as { sockClosed?: boolean }).sockClosed) throw err;
+        if (!(err as { retry?: boolean }).retry) throw err;
+        sock.close();
         sock = openRaw();
         await sendOne(sock, p);
       }
@@ -139,22 +142,36 @@ export async function sendIpv4(packets: Buffer | Buffer[]): Promise<void> {
   }
 }
 
-function openRaw(): RawSocket & { failed?: (err: Error) => void } {
-  const sock: RawSocket & { failed?: (err: Error) => void } = raw.createSocket({ protocol: IPPROTO_RAW });
+type Raw = RawSocket & { dead: boolean; failed?: (err: Error) => void };
+
+function openRaw(): Raw {
+  const sock = raw.createSocket({ protocol: IPPROTO_RAW }) as Raw;
+  sock.dead = false;
   sock.pauseRecv(); // IPPROTO_RAW receives nothing; do not keep the event loop alive for it
-  sock.on('error', (err) => sock.failed?.(Object.assign(new Error(`raw socket: ${err.message}`, { cause: err }), { sockClosed: true })));
+  sock.on('error', (err) => {
+    sock.dead = true;
+    sock.failed?.(Object.assign(new Error(`raw socket: ${err.message}`, { cause: err }), { retry: true }));
+  });
   sock.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
   return sock;
 }
 
-function sendOne(sock: RawSocket & { failed?: (err: Error) => void }, p: Buffer): Promise<void> {
+/** One send: rejects with `retry` when the socket died under it or the send never completed. */
+function sendOne(sock: Raw, p: Buffer): Promise<void> {
   const dst = dstOf(p);
   return new Promise<void>((resolve, reject) => {
-    sock.failed = reject;
-    sock.send(p, 0, p.length, dst, (err, bytes) => {
-      if (err) reject(new Error(`raw send of ${p.length} bytes to ${dst}: ${err.message}`, { cause: err }));
-      else if (bytes !== p.length) reject(new Error(`raw send to ${dst}: ${bytes} of ${p.length} bytes sent`));
+    const timer = setTimeout(() => reject(Object.assign(new Error(`raw send to ${dst}: no completion`), { retry: true })), 2000);
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      sock.failed = undefined;
+      if (err) reject(err);
       else resolve();
+    };
+    sock.failed = done;
+    sock.send(p, 0, p.length, dst, (err, bytes) => {
+      if (err) done(new Error(`raw send of ${p.length} bytes to ${dst}: ${err.message}`, { cause: err }));
+      else if (bytes !== p.length) done(new Error(`raw send to ${dst}: ${bytes} of ${p.length} bytes sent`));
+      else done();
     });
   });
 }
