@@ -102,6 +102,15 @@ static uint32_t get32(const uint8_t *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* The counter of each way esp_open refuses a packet. */
+static const enum vx_stat esp_drop_stat[] = {
+    [ESP_SHORT] = VX_ESP_RX_SHORT,
+    [ESP_BAD_ICV] = VX_ESP_RX_BAD_ICV,
+    [ESP_REPLAY] = VX_ESP_RX_REPLAY,
+    [ESP_TOO_OLD] = VX_ESP_RX_TOO_OLD,
+    [ESP_BAD_TRAILER] = VX_ESP_RX_BAD_TRAILER,
+};
+
 /* One ESP-in-UDP datagram (RFC 3948): opened in place, its VXLAN datagram delivered. */
 static void rx_esp_packet(struct vx_engine *e, struct gro *g, int *gfd, uint32_t from, uint8_t *p, size_t len, int truncated) {
   if (len == 1 && p[0] == 0xff) {
@@ -127,23 +136,9 @@ static void rx_esp_packet(struct vx_engine *e, struct gro *g, int *gfd, uint32_t
     return;
   }
   size_t plen = 0;
-  switch (esp_open(sa, p, len, &plen)) {
-  case ESP_OK:
-    break;
-  case ESP_SHORT:
-    stat_add(e, VX_ESP_RX_SHORT, 1);
-    return;
-  case ESP_BAD_ICV:
-    stat_add(e, VX_ESP_RX_BAD_ICV, 1);
-    return;
-  case ESP_REPLAY:
-    stat_add(e, VX_ESP_RX_REPLAY, 1);
-    return;
-  case ESP_TOO_OLD:
-    stat_add(e, VX_ESP_RX_TOO_OLD, 1);
-    return;
-  case ESP_BAD_TRAILER:
-    stat_add(e, VX_ESP_RX_BAD_TRAILER, 1);
+  enum esp_open_result r = esp_open(sa, p, len, &plen);
+  if (r != ESP_OK) {
+    stat_add(e, esp_drop_stat[r], 1);
     return;
   }
   if (plen < ESP_INNER_UDP) {

@@ -11,7 +11,8 @@
  */
 import type { KeyRing, Network, Node, Service, Task } from '../control/schema.js';
 import type { View } from '../control/view.js';
-import { encryptedMtu, RING_KEY_BYTES, type ContainerPlan, type NetworkEncryption, type NetworkPlan, type OverlayPlan, type RemoteEndpoint } from '../overlay/index.js';
+import { RING_KEY_BYTES } from '../control/constants.js';
+import { encryptedMtu, type ContainerPlan, type NetworkEncryption, type NetworkPlan, type OverlayPlan, type RemoteEndpoint } from '../overlay/index.js';
 
 export interface PlanResult {
   plan: OverlayPlan;

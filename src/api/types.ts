@@ -4,6 +4,7 @@
  * the agent adds (observed state, cluster membership) is declared here.
  */
 import type { Network, Node, Service, Task } from '../control/schema.js';
+import type { CipherName } from '../control/constants.js';
 
 export type { Network, Node, Service, Task };
 
@@ -36,7 +37,7 @@ export type TaskView = Task & { observed: { state: string; active: number } };
  * security associations of the answering node. Never key material.
  */
 export interface NetworkEncryptionView {
-  cipher: 'aes-128-gcm' | 'aes-256-gcm';
+  cipher: CipherName;
   /** The generation senders use; absent while the network has no ring yet. */
   primary?: number;
   /** Ascending generations; a newest key that is not primary is being installed. */

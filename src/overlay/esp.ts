@@ -23,8 +23,6 @@ import type { Cipher, SaDirection, SecurityAssociation } from './types.js';
 
 const INFO_LABEL = Buffer.from('swarmnet esp v1', 'ascii');
 export const KEY_BYTES: Record<Cipher, number> = { 'aes-128-gcm': 16, 'aes-256-gcm': 32 };
-/** Ring keys (input keying material) are 32 random bytes whatever the cipher. */
-export const RING_KEY_BYTES = 32;
 export const EPOCH_PATTERN = /^[0-9a-f]{16}$/;
 const SPI_MIN = 256;
 

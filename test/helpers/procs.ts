@@ -94,6 +94,13 @@ export interface AgentProc {
   stop(): Promise<void>;
 }
 
+/** The value of sample `name{labels}` in Prometheus text (`labels` as written, e.g. `reason="short"`); undefined when absent. */
+export function metricValue(text: string, name: string, labels = ''): number | undefined {
+  const prefix = `${name}${labels ? `{${labels}}` : ''} `;
+  const line = text.split('\n').find((l) => l.startsWith(prefix));
+  return line === undefined ? undefined : Number(line.slice(prefix.length));
+}
+
 export interface CliResult {
   code: number;
   stdout: string;

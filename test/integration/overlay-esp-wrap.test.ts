@@ -9,7 +9,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { createContainer, createTopology } from '../helpers/netns.js';
 import { startNats } from '../helpers/nats.js';
-import { startHostAgent, startBackends, DIST, type AgentProc } from '../helpers/procs.js';
+import { metricValue, startHostAgent, startBackends, DIST, type AgentProc } from '../helpers/procs.js';
 import { until } from '../helpers/net.js';
 
 const START = 2n ** 32n - 300n;
@@ -34,7 +34,7 @@ type Sa = { dir: 'in' | 'out'; peer: string; seq: string };
 const sas = async (a: AgentProc) => (JSON.parse(await a.ok('network', 'inspect', 'wrapnet')) as Array<{ cipher?: string; encryption: { cipher: string; sas: Sa[] } }>)[0]!.encryption;
 const drops = async (a: AgentProc) => {
   const text = await a.metrics();
-  return ['replay', 'too_old', 'bad_icv', 'unknown_spi'].reduce((n, r) => n + Number(new RegExp(`^swarmnet_esp_dropped_total\\{reason="${r}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0), 0);
+  return ['replay', 'too_old', 'bad_icv', 'unknown_spi'].reduce((n, r) => n + (metricValue(text, 'swarmnet_esp_dropped_total', `reason="${r}"`) ?? 0), 0);
 };
 
 t.test('traffic crosses 2^32 sequence numbers both ways (AES-256-GCM)', async (t) => {

@@ -16,7 +16,7 @@ import { sendIpv4 } from '../helpers/rawsend.js';
 import { deriveSaPy, espDecrypt, espEncrypt, scapyMissing, type EspSa } from '../helpers/scapy.js';
 import { createContainer, createTopology, type Container } from '../helpers/netns.js';
 import { startNats } from '../helpers/nats.js';
-import { startHostAgent, startBackends, DIST, type AgentProc } from '../helpers/procs.js';
+import { metricValue, startHostAgent, startBackends, DIST, type AgentProc } from '../helpers/procs.js';
 import { sleep, until } from '../helpers/net.js';
 import { join } from 'node:path';
 
@@ -55,11 +55,7 @@ const names = (out: string) => [...new Set(out.trim().split('\n').map((l) => l.s
 const reach = (c: Container, ip: string) => until(`${c.ns} reaches ${ip}`, async () => (await c.exec('ping', ['-c', '1', '-W', '1', ip])).code === 0, 20000);
 
 /** A counter of an agent's /metrics (0 when absent). */
-async function metric(a: AgentProc, name: string, labels = ''): Promise<number> {
-  const text = await a.metrics();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
-  return line ? Number(line.split(' ')[1]) : 0;
-}
+const metric = async (a: AgentProc, name: string, labels = '') => metricValue(await a.metrics(), name, labels) ?? 0;
 
 const DROP = 'swarmnet_esp_dropped_total';
 const dropped = async (a: AgentProc, reason: string) => metric(a, DROP, `reason="${reason}"`);

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { createContainer, createTopology, type Container } from '../helpers/netns.js';
 import { startNats } from '../helpers/nats.js';
-import { startHostAgent, startBackends, DIST, type AgentProc } from '../helpers/procs.js';
+import { metricValue, startHostAgent, startBackends, DIST, type AgentProc } from '../helpers/procs.js';
 import { tcpRequest, until } from '../helpers/net.js';
 
 const CLIENT = join(DIST, 'test/fixtures/client.js');
@@ -129,10 +129,7 @@ t.test('an agent restart keeps its containers attached and carries on', async (t
 });
 
 t.test('malformed VXLAN packets are counted and dropped', async (t) => {
-  const metric = async (reason: string) => {
-    const text = await a1.metrics();
-    return Number(new RegExp(`^swarmnet_vxlan_dropped_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
-  };
+  const metric = async (reason: string) => metricValue(await a1.metrics(), 'swarmnet_vxlan_dropped_total', `reason="${reason}"`) ?? NaN;
   const before = { short: await metric('short'), flags: await metric('bad_flags'), vni: await metric('unknown_vni'), peer: await metric('unknown_peer') };
   // From host3, a node of the cluster: the header checks apply.
   const script = `
