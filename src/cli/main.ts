@@ -13,6 +13,7 @@ import { connCommands } from './conn.js';
 import { networkCommands } from './network.js';
 import { nodeCommands } from './node.js';
 import { serviceCommands } from './service.js';
+import { stackCommands } from './stack.js';
 import { swarmCommands } from './swarm.js';
 import { taskCommands } from './task.js';
 import { VERSION } from './version.js';
@@ -41,6 +42,7 @@ taskCommands(program, client);
 nodeCommands(program, client);
 networkCommands(program, client);
 connCommands(program, client);
+stackCommands(program, client);
 for (const c of [...program.commands, ...program.commands.flatMap((c) => c.commands)]) c.exitOverride().configureOutput(oneLine);
 
 try {

@@ -1,10 +1,11 @@
 /** `swarmnet service ...` */
 import type { Command } from 'commander';
-import type { ApiClient, Service } from '../api/index.js';
+import type { ApiClient, Service, ServiceSpec } from '../api/index.js';
 import { collect, json, parseDuration, parseIntArg, print, table, UsageError } from './format.js';
 import { parsePublish } from './publish.js';
 
-const ports = (s: Service) => s.ports.map((p) => `*:${p.published}->${p.target}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}`).join(', ');
+/** Published ports as docker prints them: `*:8080->80/tcp`. */
+export const publishedPorts = (s: Service) => s.ports.map((p) => `*:${p.published}->${p.target}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}`).join(', ');
 
 function healthCheck(o: { healthInterval?: string; healthTimeout?: string; healthRetries?: string }) {
   if (!o.healthInterval && !o.healthTimeout && !o.healthRetries) return undefined;
@@ -25,6 +26,33 @@ function labels(list: string[] | undefined): Record<string, string> | undefined 
   );
 }
 
+type Attachment = NonNullable<ServiceSpec['networks']>[number];
+
+/**
+ * `--network` / `--network-add` in docker's two syntaxes: a network name or id, or
+ * `name=NET,alias=A,alias=B,ip=IP` (ip: the service's VIP there). Values are checked by
+ * the agent, so the CLI and the API report the same errors.
+ */
+export function parseNetwork(text: string, flag: string): Attachment {
+  if (!text.includes('=')) return text;
+  let target: string | undefined;
+  const aliases: string[] = [];
+  let ip: string | undefined;
+  for (const part of text.split(',')) {
+    const i = part.indexOf('=');
+    const [k, v] = i < 0 ? [part, undefined] : [part.slice(0, i), part.slice(i + 1)];
+    if (v === undefined || v === '') throw new UsageError(`${flag}: '${part}' in '${text}' is not key=value`);
+    if (k === 'name') target = v;
+    else if (k === 'alias') aliases.push(v);
+    else if (k === 'ip') ip = v;
+    else throw new UsageError(`${flag}: unknown key '${k}' in '${text}' (use name, alias, ip)`);
+  }
+  if (target === undefined) throw new UsageError(`${flag}: '${text}' has no name=NETWORK`);
+  return { target, ...(aliases.length && { aliases }), ...(ip !== undefined && { ipv4Address: ip }) };
+}
+
+const networkList = (list: string[] | undefined, flag: string) => list?.map((n) => parseNetwork(n, flag));
+
 export function serviceCommands(program: Command, client: () => ApiClient): void {
   const svc = program.command('service').description('manage services');
 
@@ -34,7 +62,7 @@ export function serviceCommands(program: Command, client: () => ApiClient): void
     .requiredOption('--name <name>', 'service name')
     .option('-p, --publish <spec>', 'publish a port: [PUBLISHED:]TARGET[/tcp|udp] or published=,target=,protocol=,mode=', collect)
     .option('--endpoint-mode <mode>', 'vip or dnsrr')
-    .option('--network <net>', 'attach to an overlay network', collect)
+    .option('--network <net>', 'attach to an overlay network: NET or name=NET,alias=A,...,ip=VIP', collect)
     .option('--lb <scheduler>', 'rr, wrr, lc, wlc, sh or mh')
     .option('--proxy-protocol <version>', 'send a PROXY protocol header to tasks: v1 or v2')
     .option('--health-interval <duration>', 'active TCP health check interval')
@@ -48,7 +76,7 @@ export function serviceCommands(program: Command, client: () => ApiClient): void
         name: o.name,
         ...(o.publish && { ports: (o.publish as string[]).map(parsePublish) }),
         ...(o.endpointMode && { endpointMode: o.endpointMode }),
-        ...(o.network && { networks: o.network }),
+        ...(o.network && { networks: networkList(o.network, '--network') }),
         ...(o.lb && { lb: o.lb }),
         ...(o.proxyProtocol && { proxyProtocol: o.proxyProtocol }),
         ...(hc && { healthCheck: hc }),
@@ -66,7 +94,7 @@ export function serviceCommands(program: Command, client: () => ApiClient): void
       const list = await client().services.list();
       if (o.format === 'json') return print(json(list));
       const tasks = await client().tasks.list();
-      print(table(['ID', 'NAME', 'MODE', 'LB', 'TASKS', 'PORTS'], list.map((s) => [s.id.slice(0, 12), s.name, s.endpointMode, s.lb, tasks.filter((t) => t.service === s.id).length, ports(s)])));
+      print(table(['ID', 'NAME', 'MODE', 'LB', 'TASKS', 'PORTS'], list.map((s) => [s.id.slice(0, 12), s.name, s.endpointMode, s.lb, tasks.filter((t) => t.service === s.id).length, publishedPorts(s)])));
     });
 
   svc
@@ -86,7 +114,7 @@ export function serviceCommands(program: Command, client: () => ApiClient): void
         `Ports:`,
         ...s.ports.map((p) => ` PublishedPort = ${p.published}\n  Protocol = ${p.protocol}\n  TargetPort = ${p.target}\n  PublishMode = ${p.mode}`),
         `Networks:`,
-        ...s.networks.map((n) => ` ${nets.find((x) => x.id === n.network)?.name ?? n.network}${n.vip ? ` VIP ${n.vip}` : ''}`),
+        ...s.networks.map((n) => ` ${nets.find((x) => x.id === n.network)?.name ?? n.network}${n.vip ? ` VIP ${n.vip}` : ''}${n.aliases ? ` Aliases ${n.aliases.join(', ')}` : ''}`),
         ...(s.healthCheck ? [`Health Check:\tTCP every ${s.healthCheck.interval}ms, timeout ${s.healthCheck.timeout}ms, ${s.healthCheck.retries} retries`] : []),
         ...(Object.keys(s.labels).length ? ['Labels:', ...Object.entries(s.labels).map(([k, v]) => ` ${k}=${v}`)] : []),
       ];
@@ -108,7 +136,7 @@ export function serviceCommands(program: Command, client: () => ApiClient): void
     .description('update a service')
     .option('--publish-add <spec>', 'publish another port', collect)
     .option('--publish-rm <target>', 'unpublish by target port, TARGET[/PROTO]', collect)
-    .option('--network-add <net>', 'attach to a network', collect)
+    .option('--network-add <net>', 'attach to a network (or set its aliases): NET or name=NET,alias=A,...,ip=VIP', collect)
     .option('--network-rm <net>', 'detach from a network', collect)
     .option('--endpoint-mode <mode>', 'vip or dnsrr')
     .option('--lb <scheduler>', 'rr, wrr, lc, wlc, sh or mh')
@@ -130,7 +158,7 @@ export function serviceCommands(program: Command, client: () => ApiClient): void
             return { target: Number(port), ...(protocol && { protocol }) };
           }),
         }),
-        ...(o.networkAdd && { networksAdd: o.networkAdd }),
+        ...(o.networkAdd && { networksAdd: networkList(o.networkAdd, '--network-add') }),
         ...(o.networkRm && { networksRm: o.networkRm }),
         ...(o.endpointMode && { endpointMode: o.endpointMode }),
         ...(o.lb && { lb: o.lb }),

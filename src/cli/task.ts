@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { ApiClient } from '../api/index.js';
-import { json, parseIntArg, print, table } from './format.js';
+import { collect, json, parseIntArg, print, table } from './format.js';
 
 /** `c1` -> /run/netns/c1 (as `ip netns` names them); other paths made absolute. */
 function netnsPath(arg: string): string {
@@ -22,6 +22,7 @@ export function taskCommands(program: Command, client: () => ApiClient): void {
     .option('--node <id>', 'node running the task (default: this agent)')
     .option('--weight <w>', 'scheduler weight (wrr, wlc, sh)')
     .option('--name <name>', 'task name (default: SERVICE.SLOT)')
+    .option('--alias <name>', 'a DNS name of the task on --network (repeatable)', collect)
     .option('--netns <path>', 'attach this network namespace (a container) to --network: a path, or a name under /run/netns')
     .action(async (o) => {
       const spec = {
@@ -33,6 +34,7 @@ export function taskCommands(program: Command, client: () => ApiClient): void {
         ...(o.weight !== undefined && { weight: parseIntArg(o.weight, '--weight') }),
         ...(o.name && { name: o.name }),
         ...(o.netns && { netns: netnsPath(o.netns) }),
+        ...(o.alias && { aliases: o.alias }),
       };
       const t = await client().tasks.add(spec);
       print(`${t.id}\t${t.name}`);

@@ -19,9 +19,19 @@ function literals<const T extends readonly string[]>(values: T): TUnion<TLiteral
   return Type.Union(values.map((v) => Type.Literal(v))) as TUnion<TLiteral<T[number]>[]>;
 }
 
-/** A DNS label (RFC 1123 section 2.1): names become DNS names in the embedded DNS. */
-export const NameSchema = Type.String({ pattern: '^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$' });
+/**
+ * A DNS label: names become DNS names in the embedded DNS. RFC 1123 section 2.1's host
+ * name rules plus '_' inside, because stacks name objects STACK_service as docker does
+ * (a DNS label may hold any octet, RFC 2181 section 11; docker's DNS answers these).
+ */
+export const NameSchema = Type.String({ pattern: '^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$' });
 const Id = Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$' });
+/**
+ * A network alias of a service or task: one DNS label, '_' allowed as Docker allows it.
+ * Stored as given, matched case-insensitively (RFC 4343).
+ */
+export const AliasSchema = Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$', patternHint: "is not a valid alias (one DNS label: letters, digits, '-' and '_', at most 63, starting with a letter or digit)" });
+export const AliasesSchema = Type.Array(AliasSchema, { maxItems: 64 });
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
 const Ip = Type.String({ format: 'ipv4' });
 const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 1024 }));
@@ -111,7 +121,8 @@ export const ServiceSchema = Type.Object({
   name: NameSchema,
   endpointMode: EndpointModeSchema,
   ports: Type.Array(PortConfigSchema, { maxItems: 64 }),
-  networks: Type.Array(Type.Object({ network: Id, vip: Type.Optional(Ip) }), { maxItems: 16 }),
+  /** `aliases`: extra DNS names of the service on that network only; absent when none. */
+  networks: Type.Array(Type.Object({ network: Id, vip: Type.Optional(Ip), aliases: Type.Optional(AliasesSchema) }), { maxItems: 16 }),
   lb: SchedulerSchema,
   proxyProtocol: ProxyProtocolSchema,
   healthCheck: Type.Optional(HealthCheckSchema),
@@ -128,7 +139,8 @@ export const TaskSchema = Type.Object({
   node: Id,
   /** An endpoint outside any overlay: `IP` or `IP:PORT`. PORT serves the service's first port; other ports reach IP:TARGET. */
   addr: Type.Optional(Type.String({ format: 'endpoint' })),
-  addresses: Type.Array(Type.Object({ network: Id, ip: Ip }), { maxItems: 16 }),
+  /** `aliases`: extra DNS names of the task on that network, answering with `ip`; absent when none. */
+  addresses: Type.Array(Type.Object({ network: Id, ip: Ip, aliases: Type.Optional(AliasesSchema) }), { maxItems: 16 }),
   /** A container's network namespace (a path on the task's node), attached to addresses[0]'s network. */
   netns: Type.Optional(NetnsPath),
   weight: Type.Integer({ minimum: 0, maximum: 65535 }),
@@ -185,11 +197,27 @@ export function validator<S extends TSchema>(schema: S): Validator<Static<S>> {
     check: (value): value is Static<S> => compiled.Check(value),
     assert(value, prefix = '') {
       if (compiled.Check(value)) return value;
-      const first = compiled.Errors(value).First();
-      if (!first) throw new ValidationError(prefix, 'invalid');
+      const found = compiled.Errors(value).First();
+      if (!found) throw new ValidationError(prefix, 'invalid');
+      const first = deepest(found);
       throw new ValidationError(joinPath(prefix, first.path), describe(first));
     },
   };
+}
+
+/**
+ * A union's own error says only "Expected union value". When one of its branches got
+ * further into the value (`{target, aliases: ["bad!"]}` against string | object), that
+ * branch's error names the field that is wrong: report it instead.
+ */
+function deepest(e: ValueError): ValueError {
+  let best = e;
+  if (e.type !== ValueErrorType.Union) return best;
+  for (const branch of e.errors) {
+    const f = branch.First();
+    if (f && f.path.length > best.path.length) best = deepest(f);
+  }
+  return best;
 }
 
 /** `/ports/0/published` -> `ports[0].published`. */
@@ -218,7 +246,7 @@ export function refine<T>(v: Validator<T>, rule: (value: T) => [string, string] 
 function describe(e: ValueError): string {
   // Key material never appears in a message (they are logged: `skipping malformed stored object`).
   if ((e.schema as { secret?: boolean }).secret) return 'is malformed (value withheld: key material)';
-  const s = e.schema as { anyOf?: Array<{ const?: unknown }>; minimum?: number; maximum?: number; format?: string; pattern?: string; patternHint?: string };
+  const s = e.schema as { anyOf?: Array<{ const?: unknown }>; minimum?: number; maximum?: number; format?: string; pattern?: string; patternHint?: string; unionHint?: string };
   if (e.type === ValueErrorType.Union && s.anyOf?.every((x) => x.const !== undefined)) {
     return `must be one of ${s.anyOf.map((x) => String(x.const)).join(', ')} (got ${JSON.stringify(e.value)})`;
   }
@@ -227,7 +255,8 @@ function describe(e: ValueError): string {
   }
   if (e.type === ValueErrorType.StringFormat) return `${JSON.stringify(e.value)} is not a valid ${FORMAT_NAMES[s.format ?? ''] ?? s.format}`;
   if (e.type === ValueErrorType.StringPattern && s.patternHint) return `${JSON.stringify(e.value)} ${s.patternHint}`;
-  if (e.type === ValueErrorType.StringPattern) return `${JSON.stringify(e.value)} is not a valid name (letters, digits and '-', at most 63, not starting or ending with '-')`;
+  if (e.type === ValueErrorType.Union && s.unionHint) return s.unionHint;
+  if (e.type === ValueErrorType.StringPattern) return `${JSON.stringify(e.value)} is not a valid name (letters, digits, '-' and '_', at most 63, starting and ending with a letter or digit)`;
   if (e.type === ValueErrorType.ObjectRequiredProperty) return 'is required';
   if (e.type === ValueErrorType.ObjectAdditionalProperties) return 'unknown field';
   return e.message;

@@ -3,7 +3,7 @@
  * Unknown fields are rejected so a typo is an error, not a silently ignored option.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { CipherSchema, EndpointModeSchema, HealthCheckSchema, NameSchema, ProtocolSchema, ProxyProtocolSchema, SchedulerSchema, AvailabilitySchema, NetnsPath, refine, validator } from './schema.js';
+import { AliasesSchema, CipherSchema, EndpointModeSchema, HealthCheckSchema, NameSchema, ProtocolSchema, ProxyProtocolSchema, SchedulerSchema, AvailabilitySchema, NetnsPath, refine, validator } from './schema.js';
 
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
 const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 1024 }));
@@ -21,13 +21,35 @@ export const PortSpecSchema = Type.Object(
 );
 export type PortSpec = Static<typeof PortSpecSchema>;
 
+/**
+ * A service's attachment to a network: its name or id, or docker's long form with the
+ * service's aliases on that network and its VIP there (`ipv4Address`, vip mode only;
+ * allocated when absent).
+ */
+export const NetworkAttachmentSchema = Type.Union(
+  [
+    Type.String({ minLength: 1 }),
+    Type.Object(
+      {
+        target: Type.String({ minLength: 1 }),
+        aliases: Type.Optional(AliasesSchema),
+        ipv4Address: Type.Optional(Type.String({ format: 'ipv4' })),
+      },
+      strict,
+    ),
+  ],
+  { unionHint: 'must be a network name or id, or {target, aliases?, ipv4Address?}' },
+);
+export type NetworkAttachment = Static<typeof NetworkAttachmentSchema>;
+const Attachments = Type.Array(NetworkAttachmentSchema, { maxItems: 16 });
+const Ports = Type.Array(PortSpecSchema, { maxItems: 64 });
+
 export const ServiceSpecSchema = Type.Object(
   {
     name: NameSchema,
     endpointMode: Type.Optional(EndpointModeSchema),
-    ports: Type.Optional(Type.Array(PortSpecSchema, { maxItems: 64 })),
-    /** Network names or ids. */
-    networks: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 16 })),
+    ports: Type.Optional(Ports),
+    networks: Type.Optional(Attachments),
     lb: Type.Optional(SchedulerSchema),
     proxyProtocol: Type.Optional(ProxyProtocolSchema),
     healthCheck: Type.Optional(HealthCheckSchema),
@@ -44,17 +66,42 @@ export const ServiceUpdateSchema = Type.Object(
     proxyProtocol: Type.Optional(ProxyProtocolSchema),
     /** null removes the health check. */
     healthCheck: Type.Optional(Type.Union([HealthCheckSchema, Type.Null()])),
-    portsAdd: Type.Optional(Type.Array(PortSpecSchema, { maxItems: 64 })),
+    /**
+     * The whole list (what stack deploy sends): a port equal to a current one keeps its
+     * claim and listener; one without `published` keeps the auto-assigned port of its
+     * target. Not with portsAdd/portsRm.
+     */
+    ports: Type.Optional(Ports),
+    portsAdd: Type.Optional(Ports),
     /** Removes ports by target port, as `docker service update --publish-rm`. */
     portsRm: Type.Optional(Type.Array(Type.Object({ target: Port, protocol: Type.Optional(ProtocolSchema) }, strict))),
-    networksAdd: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    /** The whole list: a network kept keeps its VIP (unless another ipv4Address is asked); aliases are replaced. Not with networksAdd/networksRm. */
+    networks: Type.Optional(Attachments),
+    /** In the long form, an already attached network gets the aliases (and ipv4Address) given here; a plain name for it changes nothing. */
+    networksAdd: Type.Optional(Attachments),
     networksRm: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    /** The whole set. Not with labelsAdd/labelsRm. */
+    labels: Type.Optional(Labels),
     labelsAdd: Type.Optional(Labels),
     labelsRm: Type.Optional(Type.Array(Type.String())),
   },
   strict,
 );
 export type ServiceUpdate = Static<typeof ServiceUpdateSchema>;
+
+/** A whole list replaces; add/rm edit: both at once would leave the outcome to the order of application. */
+function serviceUpdateRule(u: ServiceUpdate): [string, string] | undefined {
+  const pairs: Array<[keyof ServiceUpdate, keyof ServiceUpdate, keyof ServiceUpdate]> = [
+    ['ports', 'portsAdd', 'portsRm'],
+    ['networks', 'networksAdd', 'networksRm'],
+    ['labels', 'labelsAdd', 'labelsRm'],
+  ];
+  for (const [whole, add, rm] of pairs) {
+    const edit = u[add] !== undefined ? add : u[rm] !== undefined ? rm : undefined;
+    if (u[whole] !== undefined && edit) return [whole, `give ${whole} (the whole list) or ${add}/${rm}, not both (${edit} given too)`];
+  }
+  return undefined;
+}
 
 export const TaskSpecSchema = Type.Object(
   {
@@ -68,6 +115,8 @@ export const TaskSpecSchema = Type.Object(
     weight: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
     /** Attach this network namespace (a container) to `network` on the receiving agent's node. */
     netns: Type.Optional(NetnsPath),
+    /** DNS names of this task on `network` (several tasks may share one: all their IPs answer). */
+    aliases: Type.Optional(AliasesSchema),
   },
   strict,
 );
@@ -103,7 +152,7 @@ export type NodeUpdate = Static<typeof NodeUpdateSchema>;
 
 export const validateSpec = {
   service: validator(ServiceSpecSchema),
-  serviceUpdate: validator(ServiceUpdateSchema),
+  serviceUpdate: refine(validator(ServiceUpdateSchema), serviceUpdateRule),
   task: validator(TaskSpecSchema),
   network: refine(validator(NetworkSpecSchema), networkSpecRule),
   nodeUpdate: validator(NodeUpdateSchema),

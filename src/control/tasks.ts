@@ -5,16 +5,18 @@
  */
 import { existsSync } from 'node:fs';
 import { ConflictError, NotFoundError, ValidationError } from '../util/errors.js';
-import { contains, parseCidr } from './cidr.js';
+import { addressProblem, holderOf } from './addresses.js';
+import { normalizeAliases, taskAliasClash } from './aliases.js';
+import { parseCidr } from './cidr.js';
 import type { Versioned } from './collection.js';
 import { transaction, type Context } from './context.js';
 import { claimKey } from './ipam.js';
 import { newId } from './ids.js';
 import type { NetworkOps } from './networks.js';
 import type { NodeOps } from './nodes.js';
-import type { Task } from './schema.js';
+import type { Network, Service, Task } from './schema.js';
 import type { ServiceOps } from './services.js';
-import { validateSpec } from './spec.js';
+import { validateSpec, type TaskSpec } from './spec.js';
 
 export class TaskOps {
   constructor(
@@ -43,6 +45,7 @@ export class TaskOps {
     const spec = validateSpec.task.assert(input);
     if ((spec.addr === undefined) === (spec.network === undefined)) throw new ValidationError('addr', 'give exactly one of addr (IP:PORT) or network');
     if (spec.ip && !spec.network) throw new ValidationError('ip', 'an ip needs a network');
+    if (spec.aliases && !spec.network) throw new ValidationError('aliases', "aliases are names on the task's network: give network too");
     if (spec.netns !== undefined) {
       if (!spec.network) throw new ValidationError('netns', 'a namespace is attached to a network: give network too');
       if (spec.node !== undefined && spec.node !== this.ctx.localNode) throw new ValidationError('netns', "a namespace is attached by its own node's agent: send task add to that node");
@@ -54,29 +57,26 @@ export class TaskOps {
     const node = await this.nodes.resolve(spec.node ?? this.ctx.localNode).catch((err) => {
       throw err instanceof NotFoundError ? new ValidationError('node', err.message) : err;
     });
+    const attach = spec.network ? await this.#placement(spec, svc.value) : undefined;
+    if (spec.name && (await this.ctx.ipam.owner(claimKey.name('task', spec.name)))) throw new ConflictError(`task ${spec.name} already exists`, 'name');
     const id = newId();
     const { ctx } = this;
     return transaction(async (undo) => {
       const name = await this.#claimName(id, spec.name, svc.value.name, undo);
       const addresses: Task['addresses'] = [];
-      if (spec.network) {
-        const net = (await this.networks.resolve(spec.network).catch((err) => {
-          throw err instanceof NotFoundError ? new ValidationError('network', err.message) : err;
-        })).value;
-        if (!svc.value.networks.some((n) => n.network === net.id)) throw new ValidationError('network', `service ${svc.value.name} is not attached to network ${net.name}`);
-        const subnet = parseCidr(net.subnet)!;
+      if (attach) {
+        const { net, aliases } = attach;
         let ip = spec.ip;
         if (ip) {
-          if (!contains(subnet, ip) || ip === net.gateway) throw new ValidationError('ip', `${ip} is not a usable address of ${net.name} (${net.subnet})`);
           await ctx.ipam.claim(claimKey.ip(net.id, ip), id, 'task').catch((err) => {
             throw err instanceof ConflictError ? new ConflictError(`${ip} is ${err.message}`, 'ip') : err;
           });
         } else {
-          ip = await ctx.ipam.allocIp(net.id, subnet, id, 'task');
+          ip = await ctx.ipam.allocIp(net.id, parseCidr(net.subnet)!, id, 'task');
         }
         const claimed = ip;
         undo(() => ctx.ipam.release(claimKey.ip(net.id, claimed), id));
-        addresses.push({ network: net.id, ip });
+        addresses.push({ network: net.id, ip, ...(aliases && { aliases }) });
       }
       const task: Task = {
         id,
@@ -101,6 +101,28 @@ export class TaskOps {
     for (const a of task.addresses) await this.ctx.ipam.release(claimKey.ip(a.network, a.ip), task.id);
     await this.ctx.ipam.release(claimKey.name('task', task.name), task.id);
     return task;
+  }
+
+  /**
+   * The task's network checked before anything is written: the service is attached to
+   * it, a given ip is usable and free, the aliases clash with no other name there.
+   */
+  async #placement(spec: TaskSpec, svc: Service): Promise<{ net: Network; aliases?: string[] }> {
+    const { ctx } = this;
+    const net = (await this.networks.resolve(spec.network!).catch((err) => {
+      throw err instanceof NotFoundError ? new ValidationError('network', err.message) : err;
+    })).value;
+    if (!svc.networks.some((n) => n.network === net.id)) throw new ValidationError('network', `service ${svc.name} is not attached to network ${net.name}`);
+    if (spec.ip) {
+      const problem = addressProblem(net, spec.ip);
+      if (problem) throw new ValidationError('ip', `${spec.ip} is not a usable address of ${net.name} (${net.subnet}): ${problem}`);
+      const holder = await holderOf(ctx, claimKey.ip(net.id, spec.ip));
+      if (holder) throw new ConflictError(`${spec.ip} is already in use by ${holder}`, 'ip');
+    }
+    const aliases = normalizeAliases(spec.aliases, spec.name ?? '');
+    const clash = aliases && taskAliasClash(await ctx.services.list(), await ctx.tasks.list(), { service: svc.id, network: net.id, networkName: net.name, aliases });
+    if (clash) throw new ConflictError(clash.message, clash.field);
+    return { net, ...(aliases && { aliases }) };
   }
 
   /** A given name must be free; otherwise `<service>.<slot>` with the lowest free slot, as Swarm names tasks. */

@@ -4,10 +4,9 @@
  * after changes, and robustness against malformed packets.
  */
 import t from 'tap';
-import { execFile, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { fileURLToPath } from 'node:url';
-import { killOnTeardown, loopbackNet, startAgent } from '../helpers/procs.js';
+import { digAt, startUpstreamDns } from '../helpers/dns.js';
+import { loopbackNet, startAgent } from '../helpers/procs.js';
 
 const ip = loopbackNet();
 const dnsAt = ip(1);
@@ -17,21 +16,10 @@ const a = Math.floor(Math.random() * 200) + 20;
 const netA = `127.93.${a}.0/24`;
 const netB = `127.94.${a}.0/24`;
 
-const up = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/upstream-dns.js', import.meta.url)), upstream, '53'], { stdio: ['ignore', 'pipe', 'pipe'] });
-killOnTeardown(t, up);
-await new Promise<void>((resolve, reject) => {
-  up.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
-  up.once('exit', (c) => reject(new Error(`upstream exited ${c}`)));
-});
+await startUpstreamDns(t, upstream);
 const agent = await startAgent(t, { ip: ip(1), args: ['--dns', `${dnsAt}:53`, '--dns-upstream', `${upstream}:53`, '--dns-ttl', '5'] });
 
-function dig(...args: string[]): Promise<string> {
-  return new Promise((resolve) => {
-    execFile('dig', [`@${dnsAt}`, '+time=4', '+tries=1', ...args], { timeout: 15000 }, (_err, stdout) => resolve(stdout));
-  });
-}
-const short = async (...args: string[]) => (await dig('+short', ...args)).trim().split('\n').filter(Boolean);
-const status = async (...args: string[]) => /status: (\w+)/.exec(await dig(...args))?.[1];
+const { dig, short, status } = digAt(dnsAt);
 
 /** Setup steps run before any subtest, so they throw rather than assert. */
 const ok = (...args: string[]) => agent.ok(...args);

@@ -1,27 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ControlPlane, EmbeddedStore, KINDS } from '../../src/control/index.js';
-
-async function plane(t: { teardown(f: () => unknown): void }) {
-  const d = mkdtempSync(join(tmpdir(), 'swarmnet-plane-'));
-  const store = EmbeddedStore.open(d);
-  t.teardown(async () => {
-    await store.close();
-    rmSync(d, { recursive: true, force: true });
-  });
-  const invalid: string[] = [];
-  const p = new ControlPlane(store, 'node1', (k, key) => invalid.push(`${k}/${key}`));
-  await p.nodes.heartbeat({ id: 'node1', addr: '127.0.0.1', hostname: 'h' });
-  return { p, store, invalid };
-}
-
-async function dump(p: ControlPlane) {
-  const out: Record<string, unknown> = {};
-  for (const k of KINDS) out[k] = (await p.ctx.store.list(k)).filter((e) => k !== 'nodes').map((e) => [e.key, e.value]);
-  return out;
-}
+import { dump, plane } from '../helpers/plane.js';
 
 t.test('service create: defaults, auto-assigned ports, VIPs', async (t) => {
   const { p } = await plane(t);

@@ -242,12 +242,13 @@ export class ClusterMode {
     // A demoted node's nats-server is down before the answer, so that the manager can
     // take its peer out of the JetStream meta group right after.
     if (role === 'worker') await this.#natsd?.stop();
+    const started = Date.now();
     setImmediate(() => {
       void this.d.exclusive(async () => {
         await this.#teardown();
         if (role === 'worker') rmSync(join(this.d.dataDir, 'nats'), { recursive: true, force: true });
         await this.#start(next);
-        this.d.log.info({ role }, 'role changed');
+        this.d.log.info({ role, ms: Date.now() - started }, 'role changed');
       }).catch((err: Error) => this.d.log.error({ err: err.message }, 'could not change role'));
     });
     return { node: this.d.nodeId };

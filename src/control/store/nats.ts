@@ -121,7 +121,15 @@ export class NatsStore implements Store {
     const kvm = new Kvm(nc);
     const buckets = new Map<Kind, KV>();
     try {
-      for (const kind of KINDS) buckets.set(kind, o.bindOnly ? await bindOrAdd(kvm, kind, buckets) : await kvm.create(`swarmnet-${kind}`, { history: 1, replicas: o.replicas ?? 1 }));
+      // In parallel (later kinds after the others: they take the replicas of `nodes`):
+      // each bind is JetStream API round trips, and while JetStream elects leaders
+      // (a manager just demoted or lost) each can wait out its timeout: one after
+      // another, seven of them can keep a demoted manager out of its worker role for
+      // half a minute (the suspected cause of swarm.test's occasional demote timeouts).
+      for (const group of [KINDS.filter((k) => !LATER_KINDS.has(k)), KINDS.filter((k) => LATER_KINDS.has(k))]) {
+        const bound = await Promise.all(group.map(async (kind) => [kind, o.bindOnly ? await bindOrAdd(kvm, kind, buckets) : await kvm.create(`swarmnet-${kind}`, { history: 1, replicas: o.replicas ?? 1 })] as const));
+        for (const [kind, kv] of bound) buckets.set(kind, kv);
+      }
     } catch (err) {
       await nc.close().catch(() => undefined);
       throw new StoreError(`NATS at ${o.servers.join(',')}: buckets not available: ${(err as Error).message}`, { cause: err });

@@ -1,0 +1,68 @@
+/**
+ * A re-deploy is an update: the ServiceUpdate that turns a running service into what the
+ * file says, naming only what changed (whole-list replacement of ports, networks and
+ * labels, which the agent applies keeping unchanged ports' listeners and VIPs), or
+ * undefined when the service is already what the file says: it is then not written at
+ * all, and its connections cannot notice a deploy.
+ */
+import type { Service, ServiceSpec, ServiceUpdate } from '../api/index.js';
+
+type NetItem = NonNullable<ServiceSpec['networks']>[number];
+
+export function serviceDiff(cur: Service, spec: ServiceSpec, netId: (ref: string) => string | undefined): ServiceUpdate | undefined {
+  const up: ServiceUpdate = {};
+  const endpointMode = spec.endpointMode ?? 'vip';
+  if (endpointMode !== cur.endpointMode) up.endpointMode = endpointMode;
+  const lb = spec.lb ?? 'rr';
+  if (lb !== cur.lb) up.lb = lb;
+  const proxyProtocol = spec.proxyProtocol ?? 'none';
+  if (proxyProtocol !== cur.proxyProtocol) up.proxyProtocol = proxyProtocol;
+  if (!same(spec.healthCheck, cur.healthCheck)) up.healthCheck = spec.healthCheck ?? null;
+  if (!samePorts(spec.ports ?? [], cur.ports)) up.ports = spec.ports ?? [];
+  if (!sameNetworks(spec.networks ?? [], cur, netId)) up.networks = spec.networks ?? [];
+  if (!same(spec.labels ?? {}, cur.labels)) up.labels = spec.labels ?? {};
+  return Object.keys(up).length ? up : undefined;
+}
+
+/** Ports as multisets; a port the file leaves to auto-assignment matches the one assigned before. */
+function samePorts(want: NonNullable<ServiceSpec['ports']>, have: Service['ports']): boolean {
+  if (want.length !== have.length) return false;
+  const left = [...have];
+  for (const w of want) {
+    const i = left.findIndex((h) => h.target === w.target && h.protocol === (w.protocol ?? 'tcp') && h.mode === (w.mode ?? 'ingress') && (w.published === undefined || w.published === h.published));
+    if (i < 0) return false;
+    left.splice(i, 1);
+  }
+  return true;
+}
+
+function sameNetworks(want: NetItem[], cur: Service, netId: (ref: string) => string | undefined): boolean {
+  if (want.length !== cur.networks.length) return false;
+  return want.every((item) => {
+    const n = typeof item === 'string' ? { target: item } : item;
+    const have = cur.networks.find((x) => x.network === netId(n.target));
+    if (!have) return false;
+    if (n.ipv4Address !== undefined && n.ipv4Address !== have.vip) return false;
+    return same(aliasSet(n.aliases, cur.name), aliasSet(have.aliases, cur.name));
+  });
+}
+
+/** Aliases as the agent keeps them: deduplicated, case-insensitive, the service's own name dropped. */
+function aliasSet(aliases: string[] | undefined, name: string): string[] {
+  return [...new Set((aliases ?? []).map((a) => a.toLowerCase()).filter((a) => a !== name.toLowerCase()))].sort();
+}
+
+/** Structural equality of plain JSON values with object keys in any order. */
+function same(a: unknown, b: unknown): boolean {
+  return canonical(a) === canonical(b);
+}
+
+function canonical(v: unknown): string {
+  if (v === undefined) return 'undefined';
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  return `{${Object.keys(v)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+    .join(',')}}`;
+}
