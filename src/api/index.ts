@@ -4,3 +4,4 @@ export * from './schemas.js';
 export * from './defaults.js';
 export { ApiClient } from './client.js';
 export { parseEndpoint, formatEndpoint, loadClientTls, transport, type ClientTls, type Endpoint, type Transport, type Reply } from './transport.js';
+export * from './checks.js';

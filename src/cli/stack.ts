@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { ApiClient, Service } from '../api/index.js';
 import { deployStack, listStacks, loadStack, PlanError, removeStack, sourceOf, stackObjects } from '../stack/index.js';
+import { NotFoundError } from '../util/errors.js';
 import { collect, json, print, table, UsageError } from './format.js';
 import { publishedPorts } from './service.js';
 
@@ -16,7 +17,7 @@ const warn = (line: string) => process.stderr.write(`${line}\n`);
 /** A stack is its services here: none means no such stack (as docker says). */
 async function servicesOf(api: ApiClient, name: string): Promise<Service[]> {
   const { services } = await stackObjects(api, name);
-  if (!services.length) throw new Error(`nothing found in stack: ${name}`);
+  if (!services.length) throw new NotFoundError(`nothing found in stack: ${name}`);
   return services;
 }
 
@@ -32,11 +33,11 @@ export function stackCommands(program: Command, client: () => ApiClient): void {
       const { spec, warnings } = loadStack(o.composeFile, stackName(name), { env: process.env });
       for (const w of warnings) warn(`warning: ${w}`);
       try {
-        const plan = await deployStack(client(), spec, { prune: o.prune === true, log: print });
+        const plan = await deployStack(client(), spec, { prune: o.prune === true, log: print, warn });
         if (plan.unchanged.length) print(`Unchanged: ${plan.unchanged.join(', ')}`);
       } catch (err) {
         // A plan error names a StackSpec field: say where it is in the files.
-        if (err instanceof PlanError) throw new Error(`${sourceOf(spec, err.field) ?? err.field}: ${err.problem}`);
+        if (err instanceof PlanError) throw new Error(`${sourceOf(spec, err.field) ?? err.field}: ${err.problem}`, { cause: err });
         throw err;
       }
     });
@@ -78,9 +79,16 @@ export function stackCommands(program: Command, client: () => ApiClient): void {
     .command('rm <name...>')
     .description('remove stacks: services first, then networks')
     .action(async (names: string[]) => {
+      // As docker: every stack named is removed even when one fails; the command fails at the end.
+      const failed: string[] = [];
       for (const name of names) {
-        const { left } = await removeStack(client(), name, print);
-        if (left.length) throw new Error(`stack ${name}: networks still in use: ${left.join(', ')}`);
+        try {
+          const { left } = await removeStack(client(), name, { log: print, warn });
+          if (left.length) failed.push(`stack ${name}: networks still in use: ${left.join(', ')}`);
+        } catch (err) {
+          failed.push((err as Error).message);
+        }
       }
+      if (failed.length) throw new Error(failed.join('; '));
     });
 }

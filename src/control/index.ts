@@ -9,4 +9,5 @@ export { View } from './view.js';
 export { Liveness, type LivenessOptions } from './liveness.js';
 export { KeyOps, newest, waitingFor, type PromoteOptions, type PromoteResult, type RotateOptions, type RotateResult } from './keys.js';
 export { contains, formatCidr, intToIp, ipToInt, overlaps, parseCidr, type Cidr } from './cidr.js';
+export { matchPorts, normalizePorts, type WantedPort } from './ports.js';
 export { aliasClash, taskAliasClash, normalizeAliases, type AliasCandidate, type TaskAliasCandidate, type Clash } from './aliases.js';

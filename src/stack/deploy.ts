@@ -4,14 +4,16 @@
  * before networks (a network in use cannot go), as `docker stack rm` does.
  */
 import type { ApiClient, Network, Service } from '../api/index.js';
+import { NotFoundError } from '../util/errors.js';
 import { STACK_LABEL } from './labels.js';
 import { planStack, PlanError, type Plan } from './plan.js';
 import type { StackSpec } from './types.js';
 
-export async function deployStack(api: ApiClient, stack: StackSpec, o: { prune: boolean; log: (line: string) => void }): Promise<Plan> {
+/** `log`: progress lines (stdout in the CLI); `warn`: warnings (stderr, as the loader's). */
+export async function deployStack(api: ApiClient, stack: StackSpec, o: { prune: boolean; log: (line: string) => void; warn: (line: string) => void }): Promise<Plan> {
   const [networks, services, tasks] = await Promise.all([api.networks.list(), api.services.list(), api.tasks.list()]);
   const plan = planStack(stack, { networks, services, tasks }, o);
-  for (const w of plan.warnings) o.log(`warning: ${w}`);
+  for (const w of plan.warnings) o.warn(`warning: ${w}`);
   // Past the plan, a write fails only when the state changed under us (another client):
   // the error names the object being written.
   const step = async (field: string, what: string, write: () => Promise<unknown>) => {
@@ -19,7 +21,7 @@ export async function deployStack(api: ApiClient, stack: StackSpec, o: { prune: 
     try {
       await write();
     } catch (err) {
-      throw new PlanError(field, (err as Error).message);
+      throw new PlanError(field, (err as Error).message, { cause: err });
     }
   };
   for (const { index, spec } of plan.createNetworks) await step(`networks[${index}]`, `Creating network ${spec.name}`, () => api.networks.create(spec));
@@ -53,19 +55,19 @@ export async function listStacks(api: ApiClient): Promise<Array<{ name: string; 
  * Services first (with their tasks), then networks. A network another stack's or a
  * lone service still uses is left, and said; the rest of the stack goes anyway.
  */
-export async function removeStack(api: ApiClient, name: string, log: (line: string) => void): Promise<{ left: string[] }> {
+export async function removeStack(api: ApiClient, name: string, o: { log: (line: string) => void; warn: (line: string) => void }): Promise<{ left: string[] }> {
   const { services, networks } = await stackObjects(api, name);
-  if (!services.length && !networks.length) throw new Error(`nothing found in stack: ${name}`);
+  if (!services.length && !networks.length) throw new NotFoundError(`nothing found in stack: ${name}`);
   for (const s of services) {
-    log(`Removing service ${s.name}`);
+    o.log(`Removing service ${s.name}`);
     await api.services.rm(s.id);
   }
   const left: string[] = [];
   for (const n of networks) {
-    log(`Removing network ${n.name}`);
+    o.log(`Removing network ${n.name}`);
     await api.networks.rm(n.id).catch((err: Error) => {
       left.push(n.name);
-      log(`warning: network ${n.name} not removed: ${err.message}`);
+      o.warn(`warning: network ${n.name} not removed: ${err.message}`);
     });
   }
   return { left };

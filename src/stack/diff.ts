@@ -6,6 +6,7 @@
  * all, and its connections cannot notice a deploy.
  */
 import type { Service, ServiceSpec, ServiceUpdate } from '../api/index.js';
+import { matchPorts, normalizePorts } from '../api/index.js';
 
 type NetItem = NonNullable<ServiceSpec['networks']>[number];
 
@@ -24,16 +25,14 @@ export function serviceDiff(cur: Service, spec: ServiceSpec, netId: (ref: string
   return Object.keys(up).length ? up : undefined;
 }
 
-/** Ports as multisets; a port the file leaves to auto-assignment matches the one assigned before. */
+/**
+ * Ports as multisets, matched as the agent matches a whole-list update (control's
+ * matchPorts): a port the file leaves to auto-assignment matches one assigned before (in
+ * the auto range), not one published explicitly before (8080:80 -> 80 gets a fresh port).
+ * The planner has refused a published port given twice (normalizePorts) before this.
+ */
 function samePorts(want: NonNullable<ServiceSpec['ports']>, have: Service['ports']): boolean {
-  if (want.length !== have.length) return false;
-  const left = [...have];
-  for (const w of want) {
-    const i = left.findIndex((h) => h.target === w.target && h.protocol === (w.protocol ?? 'tcp') && h.mode === (w.mode ?? 'ingress') && (w.published === undefined || w.published === h.published));
-    if (i < 0) return false;
-    left.splice(i, 1);
-  }
-  return true;
+  return want.length === have.length && matchPorts(have, normalizePorts(want, 'ports')).every((kept) => kept !== undefined);
 }
 
 function sameNetworks(want: NetItem[], cur: Service, netId: (ref: string) => string | undefined): boolean {

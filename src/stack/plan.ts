@@ -9,8 +9,8 @@
  * `networks[0].subnet`); the CLI maps them back to the compose file and its path.
  */
 import { validateSpec, type Network, type NetworkSpec, type Service, type ServiceSpec, type ServiceUpdate, type Task } from '../api/index.js';
-import { aliasClash, contains, formatCidr, intToIp, ipToInt, overlaps, parseCidr, type Cidr } from '../control/index.js';
-import { ValidationError } from '../util/errors.js';
+import { aliasClash, contains, formatCidr, intToIp, ipToInt, normalizePorts, overlaps, parseCidr, type Cidr } from '../api/index.js';
+import { SwarmnetError, ValidationError } from '../util/errors.js';
 import { serviceDiff } from './diff.js';
 import { STACK_LABEL } from './labels.js';
 import type { StackSpec } from './types.js';
@@ -22,7 +22,10 @@ export interface Current {
 }
 
 export interface Plan {
-  /** Networks to create, in file order. */
+  /**
+   * Networks to create: those with a subnet first (an allocated subnet could take the
+   * range a later one names), each group in file order.
+   */
   createNetworks: Array<{ index: number; spec: NetworkSpec }>;
   createServices: Array<{ index: number; spec: ServiceSpec }>;
   /** In an order where a published port moving between two services is freed before it is claimed. */
@@ -34,12 +37,14 @@ export interface Plan {
 }
 
 /** Why the stack cannot deploy; `field` is a StackSpec path. */
-export class PlanError extends Error {
+export class PlanError extends SwarmnetError {
+  override readonly code = 'EPLAN';
   constructor(
     readonly field: string,
     readonly problem: string,
+    options?: { cause?: unknown },
   ) {
-    super(`${field}: ${problem}`);
+    super(`${field}: ${problem}`, options);
   }
 }
 
@@ -61,6 +66,8 @@ export function planStack(stack: StackSpec, cur: Current, o: { prune: boolean })
   stack.services.forEach((ss, i) => {
     const at = `services[${i}]`;
     const spec = check(() => validateSpec.service.assert(ss.spec), at);
+    // The agent refuses a published port given twice in one service (serviceDiff relies on it too).
+    check(() => normalizePorts(spec.ports ?? [], 'ports'), at);
     const existing = cur.services.find((s) => s.name === spec.name);
     const owner = existing && ns(existing.labels);
     if (existing && owner !== undefined && owner !== stack.name) throw new PlanError(`${at}.name`, `service ${spec.name} belongs to stack ${owner}`);
@@ -75,7 +82,7 @@ export function planStack(stack: StackSpec, cur: Current, o: { prune: boolean })
       const net = nets.get(n.target);
       if (!net) throw new PlanError(`${at}.networks[${j}]`, `network ${n.target} not found`);
       if (n.ipv4Address !== undefined && spec.endpointMode === 'dnsrr') throw new PlanError(`${at}.networks[${j}].ipv4Address`, 'a dnsrr service has no virtual IP to fix (endpoint_mode vip)');
-      if (n.ipv4Address !== undefined) checkAddress(n.ipv4Address, net, existing, cur, `${at}.networks[${j}].ipv4Address`);
+      if (n.ipv4Address !== undefined) checkAddress(n.ipv4Address, net, { self: existing?.id ?? `new:${spec.name}`, services: [...cur.services, ...planned], tasks: cur.tasks }, `${at}.networks[${j}].ipv4Address`);
       return { network: net.id, networkName: n.target, ...(n.aliases && { aliases: n.aliases }), ...(n.ipv4Address && { vip: n.ipv4Address }) };
     });
     const candidate = { ...(existing && { id: existing.id }), name: spec.name, networks: attached };
@@ -109,6 +116,9 @@ function planNetworks(stack: StackSpec, cur: Current, plan: Plan): Map<string, N
   const taken: Array<{ name: string; cidr: Cidr }> = cur.networks.map((n) => ({ name: n.name, cidr: parseCidr(n.subnet)! }));
   stack.networks.forEach((sn, i) => {
     const at = `networks[${i}]`;
+    // Two keys naming one network (`name:`) would create it twice: the second write fails.
+    const first = stack.networks.findIndex((o) => o.name === sn.name && !o.external);
+    if (!sn.external && first < i) throw new PlanError(`${at}.name`, `network ${sn.name} is also the name of networks.${stack.networks[first]!.key}: give each network its own name`);
     const existing = cur.networks.find((n) => n.name === sn.name);
     if (sn.external) {
       if (!existing) throw new PlanError(at, `external network ${sn.name} not found: create it first (swarmnet network create ${sn.name})`);
@@ -131,17 +141,24 @@ function planNetworks(stack: StackSpec, cur: Current, plan: Plan): Map<string, N
     byName.set(sn.name, { id: `new:${sn.name}`, ...(cidr && { subnet: cidr, gateway: intToIp(cidr.base + 1) }) });
     plan.createNetworks.push({ index: i, spec });
   });
+  // Array.prototype.sort is stable: file order within each group.
+  plan.createNetworks.sort((a, b) => Number(a.spec.subnet === undefined) - Number(b.spec.subnet === undefined));
   return byName;
 }
 
-/** A fixed service address must be a free host address of the network's subnet. */
-function checkAddress(ip: string, net: NetRef, self: Service | undefined, cur: Current, field: string): void {
-  if (!net.subnet) return; // a new network with an allocated subnet: the agent checks it when it is written
+/**
+ * A fixed service address must be a free host address of the network's subnet: not a
+ * VIP of another service (already there, or planned earlier in this stack: `services`
+ * holds both; `self` is the candidate's id), nor a task's address.
+ */
+function checkAddress(ip: string, net: NetRef, o: { self: string; services: Service[]; tasks: Task[] }, field: string): void {
+  // As docker: a fixed address needs a subnet the file names; one the agent allocates is not known before it is written.
+  if (!net.subnet) throw new PlanError(field, `${ip}: a fixed address needs the network's subnet given (ipam.config[].subnet)`);
   const n = ipToInt(ip);
   if (!contains(net.subnet, ip)) throw new PlanError(field, `${ip} is not in the network's subnet ${formatCidr(net.subnet)}`);
   if (n === net.subnet.base || n === net.subnet.base + net.subnet.size - 1 || ip === net.gateway) throw new PlanError(field, `${ip} is the network, broadcast or gateway address of ${formatCidr(net.subnet)}`);
-  const vipOwner = cur.services.find((s) => s !== self && s.networks.some((x) => x.network === net.id && x.vip === ip));
-  const taskOwner = cur.tasks.find((t) => t.addresses.some((a) => a.network === net.id && a.ip === ip));
+  const vipOwner = o.services.find((s) => s.id !== o.self && s.networks.some((x) => x.network === net.id && x.vip === ip));
+  const taskOwner = o.tasks.find((t) => t.addresses.some((a) => a.network === net.id && a.ip === ip));
   const owner = vipOwner?.name ?? taskOwner?.name;
   if (owner) throw new PlanError(field, `${ip} is already used by ${owner}`);
 }

@@ -44,7 +44,8 @@ export function loadStack(files: string[], stackName: string, o: LoadOptions): {
   const notes = new Notes();
   const unset: Variables['unset'] = (name, at) => notes.unsetVariable(name, at);
   const fromEnv = (name: string) => o.env[name];
-  const dotenv = readDotenv(join(dirname(files[0]!), '.env'), { lookup: fromEnv, unset });
+  // `-c -` reads standard input (as docker); its .env is the working directory's.
+  const dotenv = readDotenv(join(files[0] === '-' ? '.' : dirname(files[0]!), '.env'), { lookup: fromEnv, unset });
   const vars: Variables = { lookup: (name) => fromEnv(name) ?? dotenv[name], unset };
   let merged: MapNode | undefined;
   for (const file of files) merged = mergeFiles(merged, loadFile(file, vars, notes));
@@ -69,7 +70,7 @@ function readDotenv(file: string, vars: Variables): Record<string, string> {
 
 function read(file: string, o: { optional?: boolean } = {}): string | undefined {
   try {
-    return readFileSync(file, 'utf8');
+    return readFileSync(file === '-' ? 0 : file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (o.optional && code === 'ENOENT') return undefined;

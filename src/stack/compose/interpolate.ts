@@ -45,7 +45,8 @@ export function interpolate(text: string, vars: Variables, at: Source): string {
       i = dollar + 2;
     } else if (next === '{') {
       const end = closingBrace(text, dollar + 2);
-      if (end < 0) throw failAt(at, `invalid interpolation format in ${JSON.stringify(text)}: "\${" without its "}"`);
+      // The value itself is not quoted: it may be a secret (an .env line, an environment: entry); the path says where it is.
+      if (end < 0) throw failAt(at, `invalid interpolation format: "\${" without its "}"`);
       out += braced(text.slice(dollar + 2, end), vars, at);
       i = end + 1;
     } else {
