@@ -4,7 +4,7 @@
  * control plane (validated, claimed, stored); on a single node the reply waits for
  * the local reconciler so that when `service create` returns, its ports listen.
  */
-import type { Info, JoinResult, JoinToken, KeyRotation, NetworkView, NodeView, AdmitResult } from '../api/index.js';
+import type { AttachedTask, Info, JoinResult, JoinToken, KeyRotation, NetworkView, NodeView, AdmitResult } from '../api/index.js';
 import { DEFAULT_CIPHER } from '../control/constants.js';
 import type { KeyRing, Network, Node, Task } from '../control/schema.js';
 import { dispatch, route, type Caller, type Route } from './http.js';
@@ -82,6 +82,22 @@ export function createApi(d: ApiDeps): ApiHandler {
     return { ...n, status: lv.status(n), ...(ago !== undefined && { heardMsAgo: Math.round(ago) }) };
   };
 
+  /** A task of a namespace on this node with its interface as the namespace has it now. */
+  const attached = async (t: Task): Promise<AttachedTask> => {
+    const a = t.addresses[0];
+    const overlay = d.rt().overlay;
+    if (!t.netns || !a || t.node !== d.rt().nodeId || !overlay) return t;
+    const i = await overlay.inspect({ taskId: t.id, netns: t.netns, network: a.network, ip: a.ip }).catch(() => undefined);
+    if (!i) return t;
+    return { ...t, attachment: { netns: t.netns, ifName: i.name, mac: i.mac, mtu: i.mtu, address: i.address, gateway: i.gateway, defaultRoute: i.defaultRoute } };
+  };
+  /** Removes a task; one of a namespace here is detached before the reply (the runtime may reuse the interface name at once). */
+  const removeTask = async (ref: string): Promise<Task> => {
+    const t = await plane().tasks.remove(ref);
+    if (t.netns && t.node === d.rt().nodeId) await d.rt().overlay?.detach(t.id, t.netns);
+    return t;
+  };
+
   /** A network as inspect shows it: for an encrypted one, its ring's generations and this node's SAs (never a key). */
   const networkView = async (net: Network): Promise<NetworkView> => {
     if (!net.encrypted) return net;
@@ -107,10 +123,34 @@ export function createApi(d: ApiDeps): ApiHandler {
       if (r.body && typeof r.body === 'object' && 'netns' in r.body && !attach) throw new ValidationError('netns', 'the overlay is off on this node (agent --no-overlay)');
       const task = await plane().tasks.add(r.body);
       if (task.netns) await attach!(task);
-      return settle(task);
+      return settle(await attached(task));
     }),
     route('GET', '/v1/tasks/:ref', async (r) => observed((await plane().tasks.resolve(r.params[0]!)).value)),
-    route('DELETE', '/v1/tasks/:ref', async (r) => settle(await plane().tasks.remove(r.params[0]!))),
+    route('DELETE', '/v1/tasks/:ref', async (r) => settle(await removeTask(r.params[0]!))),
+
+    // CNI attachments of this node, by the runtime's container id and interface name (src/cni).
+    route('GET', '/v1/containers', async (r) => {
+      const net = r.query.get('network');
+      const id = net ? (await plane().networks.resolve(net)).value.id : undefined;
+      return (await plane().tasks.list()).filter((t) => t.container && t.node === d.rt().nodeId && (!id || t.addresses[0]?.network === id));
+    }),
+    route('GET', '/v1/containers/:id/:ifname', async (r) => {
+      const [t] = await plane().tasks.byContainer(r.params[0]!, r.params[1]!);
+      if (!t) throw new NotFoundError(`no task of container ${r.params[0]} interface ${r.params[1]} on this node`);
+      return attached(t);
+    }),
+    // Idempotent (CNI DEL): nothing there is success, an empty list.
+    route('DELETE', '/v1/containers/:id/:ifname', async (r) => {
+      const removed: Task[] = [];
+      for (const t of await plane().tasks.byContainer(r.params[0]!, r.params[1]!)) {
+        try {
+          removed.push(await removeTask(t.id));
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err; // removed meanwhile (the dead-container sweep)
+        }
+      }
+      return settle(removed);
+    }),
 
     route('GET', '/v1/nodes', async () => (await orView(() => plane().nodes.list(), () => [...d.rt().view.nodes.values()])).filter((n) => n.status !== 'removed').map(live)),
     route('GET', '/v1/nodes/:ref', async (r) => {

@@ -6,8 +6,16 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Mesh } from '../mesh/index.js';
 import type { Overlay } from '../overlay/index.js';
 import type { KeyRotator } from './key-rotator.js';
+import type { ContainerReaper } from './reaper.js';
 
-export function createMetrics(mesh: Mesh, overlay?: Overlay, keyRotator?: KeyRotator): Registry {
+/** What runs on this node besides the mesh (absent: off here). */
+export interface MetricSources {
+  overlay?: Overlay;
+  keyRotator?: KeyRotator;
+  reaper?: ContainerReaper;
+}
+
+export function createMetrics(mesh: Mesh, { overlay, keyRotator, reaper }: MetricSources = {}): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'swarmnet_' });
 
@@ -86,21 +94,32 @@ export function createMetrics(mesh: Mesh, overlay?: Overlay, keyRotator?: KeyRot
   });
   if (overlay) overlayMetrics(registry, overlay);
   if (keyRotator) keyMetrics(registry, keyRotator);
+  if (reaper) reaperMetrics(registry, reaper);
   return registry;
+}
+
+/** Tasks of containers that died without a CNI DEL, removed by this node. */
+function reaperMetrics(registry: Registry, r: ContainerReaper): void {
+  readCounter(registry, 'swarmnet_container_tasks_reaped_total', 'Tasks removed because their container namespace was gone (died without a CNI DEL)', () => r.counters.reaped);
+  readCounter(registry, 'swarmnet_container_reap_errors_total', 'Failed removals or detaches of dead containers (retried on the next sweep)', () => r.counters.failures);
+}
+
+/** A counter without labels whose value is read at scrape time. */
+function readCounter(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
 }
 
 /** The key rotator of encrypted networks (single node, managers): what it did here, and how often it failed. */
 function keyMetrics(registry: Registry, r: KeyRotator): void {
-  const counter = (name: string, help: string, read: () => number) =>
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
+  const counter = (name: string, help: string, read: () => number) => readCounter(registry, name, help, read);
   counter('swarmnet_esp_key_rotations_total', 'Keys of encrypted networks added by this node', () => r.rotations);
   counter('swarmnet_esp_key_promotions_total', 'Keys of encrypted networks made primary by this node', () => r.promotions);
   counter('swarmnet_esp_key_check_errors_total', 'Key rotation checks that failed (retried on the next check)', () => r.failures);

@@ -100,7 +100,7 @@ export function overlayPlan(view: ViewLike, o: PlanOptions): PlanResult {
   for (const t of view.tasks.values()) {
     if (t.node === self) {
       const a = t.addresses[0];
-      if (t.netns && a && vnis.has(a.network)) containers.push({ taskId: t.id, netns: t.netns, network: a.network, ip: a.ip });
+      if (t.netns && a && vnis.has(a.network)) containers.push({ taskId: t.id, netns: t.netns, network: a.network, ip: a.ip, ...(t.container && { ifName: t.container.ifName }) });
       continue;
     }
     const node = view.nodes.get(t.node);

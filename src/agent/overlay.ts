@@ -124,7 +124,7 @@ export async function attachTask(task: Task, d: { overlay: Overlay; reconciler: 
       void reconciler.kick();
       await reconciler.nextPass(250);
     }
-    await overlay.attach({ taskId: task.id, netns: task.netns!, network: a.network, ip: a.ip });
+    await overlay.attach({ taskId: task.id, netns: task.netns!, network: a.network, ip: a.ip, ...(task.container && { ifName: task.container.ifName }) });
   } catch (err) {
     await plane.tasks.remove(task.id).catch(() => undefined);
     throw new ValidationError('netns', `cannot attach ${task.netns}: ${(err as Error).message}`);

@@ -22,6 +22,7 @@ import { createMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
 import { attachTask, startOverlay, type OverlaySettings } from './overlay.js';
 import { KeyRotator } from './key-rotator.js';
+import { ContainerReaper } from './reaper.js';
 
 /** An ESP epoch: 8 random bytes in hex (overlay/esp.ts EPOCH_PATTERN), new for every run of the overlay. */
 const EPOCH_BYTES = 8;
@@ -74,6 +75,8 @@ export class Runtime {
     readonly attach: ((task: Task) => Promise<void>) | undefined,
     /** Absent where this node does not rotate keys (cluster workers). */
     readonly keyRotator: KeyRotator | undefined,
+    /** Removes tasks of containers that died without a CNI DEL; absent with the overlay off. */
+    readonly reaper: ContainerReaper | undefined,
     private readonly log: Logger,
   ) {}
 
@@ -120,7 +123,10 @@ export class Runtime {
     const attach = overlay && ((task: Task) => attachTask(task, { overlay: overlay.overlay, reconciler, plane, view }));
     const keyRotator = o.rotateKeys === false ? undefined : new KeyRotator({ plane, view, log, rotationMs: o.keyRotationMs });
     keyRotator?.start();
-    const rt = new Runtime(nodeId, store, plane, view, mesh, reconciler, createMetrics(mesh, overlay?.overlay, keyRotator), dns, overlay?.overlay, attach, keyRotator, log);
+    const reaper = overlay && new ContainerReaper({ view, plane, overlay: overlay.overlay, nodeId, log });
+    reaper?.start();
+    const metrics = createMetrics(mesh, { ...(overlay && { overlay: overlay.overlay }), ...(keyRotator && { keyRotator }), ...(reaper && { reaper }) });
+    const rt = new Runtime(nodeId, store, plane, view, mesh, reconciler, metrics, dns, overlay?.overlay, attach, keyRotator, reaper, log);
     // If the managers' servers drop it first, NATS closes its connection with an
     // authorization violation (its certificate still verifies: only its user is gone).
     if (o.onRemoved && store instanceof NatsStore) {
@@ -161,6 +167,7 @@ export class Runtime {
   async #stop(): Promise<void> {
     clearInterval(this.#heartbeat);
     await this.keyRotator?.stop();
+    await this.reaper?.stop();
     this.reconciler.stop();
     this.view.stop();
     this.mesh.close();

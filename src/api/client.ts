@@ -5,7 +5,7 @@
 import { ApiError } from '../util/errors.js';
 import type { InitRequest, JoinRequest, LeaveRequest, NetworkSpec, NodeUpdate, ServiceSpec, ServiceUpdate, TaskSpec } from './schemas.js';
 import type { Transport } from './transport.js';
-import type { Conn, Info, JoinResult, JoinToken, KeyRotation, Network, NetworkView, NodeView, Service, TaskView } from './types.js';
+import type { AttachedTask, Conn, Info, JoinResult, JoinToken, KeyRotation, Network, NetworkView, NodeView, Service, Task, TaskView } from './types.js';
 
 const q = (name: string, value: string | undefined) => (value === undefined ? '' : `?${name}=${encodeURIComponent(value)}`);
 const ref = (r: string) => encodeURIComponent(r);
@@ -17,13 +17,13 @@ export class ApiClient {
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.transport.send(method, path, body);
     if (res.status < 200 || res.status >= 300) {
-      let e: { code?: string; message?: string } = {};
+      let e: { code?: string; message?: string; field?: string } = {};
       try {
         e = (JSON.parse(res.body) as { error?: typeof e }).error ?? {};
       } catch {
         // not JSON: fall back to the status
       }
-      throw new ApiError(e.message ?? `HTTP ${res.status}`, e.code ?? 'EHTTP', res.status);
+      throw new ApiError(e.message ?? `HTTP ${res.status}`, e.code ?? 'EHTTP', res.status, e.field);
     }
     return (res.type.includes('json') ? JSON.parse(res.body) : res.body) as T;
   }
@@ -45,9 +45,23 @@ export class ApiClient {
 
   readonly tasks = {
     list: (service?: string) => this.call<TaskView[]>('GET', `/v1/tasks${q('service', service)}`),
-    add: (spec: TaskSpec) => this.call<TaskView>('POST', '/v1/tasks', spec),
+    /** With `netns`: attached on the answering node before the reply, which carries the interface. */
+    add: (spec: TaskSpec) => this.call<AttachedTask>('POST', '/v1/tasks', spec),
     inspect: (r: string) => this.call<TaskView>('GET', `/v1/tasks/${ref(r)}`),
     rm: (r: string) => this.call<TaskView>('DELETE', `/v1/tasks/${ref(r)}`),
+  };
+
+  /**
+   * CNI attachments (tasks with `container`) of the answering node, by the runtime's
+   * container id and interface name.
+   */
+  readonly containers = {
+    /** This node's attachments, on one network when given. */
+    list: (network?: string) => this.call<Task[]>('GET', `/v1/containers${q('network', network)}`),
+    /** The attachment's task with its interface read from the namespace now; ENOTFOUND when there is none. */
+    inspect: (id: string, ifName: string) => this.call<AttachedTask>('GET', `/v1/containers/${ref(id)}/${ref(ifName)}`),
+    /** Removes the attachment's task and detaches it; none there is no error (the tasks removed, maybe none). */
+    rm: (id: string, ifName: string) => this.call<Task[]>('DELETE', `/v1/containers/${ref(id)}/${ref(ifName)}`),
   };
 
   readonly nodes = {

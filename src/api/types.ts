@@ -33,6 +33,32 @@ export interface ClusterInfo {
 export type TaskView = Task & { observed: { state: string; active: number } };
 
 /**
+ * A container's overlay interface as the agent read it back from the namespace after
+ * attaching: what a CNI result reports (the MAC and prefix are the interface's own).
+ */
+export interface Attachment {
+  /** The namespace (the task's `netns`). */
+  netns: string;
+  /** Interface name in the namespace. */
+  ifName: string;
+  mac: string;
+  mtu: number;
+  /** `IP/prefix`. */
+  address: string;
+  /** The network's gateway, also the containers' DNS server. */
+  gateway: string;
+  /** The attach installed the default route via the gateway (the namespace had none). */
+  defaultRoute: boolean;
+}
+
+/**
+ * A task attached to a namespace on the answering node, with its interface as it is now
+ * (`POST /v1/tasks` with netns, `GET /v1/containers/{id}/{ifName}`). `attachment` is
+ * absent when the interface is not there (the namespace gone, the link deleted).
+ */
+export type AttachedTask = Task & { attachment?: Attachment };
+
+/**
  * `GET /v1/networks/{ref}` of an encrypted network: its key ring's state and the ESP
  * security associations of the answering node. Never key material.
  */

@@ -39,6 +39,21 @@ const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.S
 export const NetnsPath = Type.String({ pattern: '^/[^\\0]*$', maxLength: 4096, patternHint: 'is not an absolute path' });
 const Millis = Type.Integer({ minimum: 1, maximum: 86_400_000 });
 
+/**
+ * The container runtime's names of a CNI attachment (CNI spec, section 2 "Parameters"):
+ * CNI_CONTAINERID (alphanumeric first, then alphanumerics, '_', '.', '-') and CNI_IFNAME
+ * (a Linux interface name: 1-15 bytes, not '.' or '..', no '/', ':' or whitespace).
+ * An attachment is identified by the pair, on its node.
+ */
+export const ContainerRefSchema = Type.Object(
+  {
+    id: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,255}$', patternHint: 'is not a container id (CNI_CONTAINERID: a letter or digit, then letters, digits, _ . -)' }),
+    ifName: Type.String({ pattern: '^(?!\\.\\.?$)[^/:\\s]{1,15}$', patternHint: 'is not an interface name (1-15 characters, not . or .., no / : or whitespace)' }),
+  },
+  { additionalProperties: false },
+);
+export type ContainerRef = Static<typeof ContainerRefSchema>;
+
 export const ProtocolSchema = literals(PROTOCOLS);
 export const SchedulerSchema = literals(SCHEDULERS);
 export const EndpointModeSchema = literals(['vip', 'dnsrr'] as const);
@@ -143,6 +158,8 @@ export const TaskSchema = Type.Object({
   addresses: Type.Array(Type.Object({ network: Id, ip: Ip, aliases: Type.Optional(AliasesSchema) }), { maxItems: 16 }),
   /** A container's network namespace (a path on the task's node), attached to addresses[0]'s network. */
   netns: Type.Optional(NetnsPath),
+  /** Set by the CNI plugin: the runtime's container id and the interface name in `netns`. */
+  container: Type.Optional(ContainerRefSchema),
   weight: Type.Integer({ minimum: 0, maximum: 65535 }),
   state: literals(['running', 'shutdown'] as const),
   createdAt: Type.Integer({ minimum: 0 }),

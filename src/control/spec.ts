@@ -3,7 +3,7 @@
  * Unknown fields are rejected so a typo is an error, not a silently ignored option.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { AliasesSchema, CipherSchema, EndpointModeSchema, HealthCheckSchema, NameSchema, ProtocolSchema, ProxyProtocolSchema, SchedulerSchema, AvailabilitySchema, NetnsPath, refine, validator } from './schema.js';
+import { AliasesSchema, CipherSchema, EndpointModeSchema, HealthCheckSchema, NameSchema, ProtocolSchema, ProxyProtocolSchema, SchedulerSchema, AvailabilitySchema, ContainerRefSchema, NetnsPath, refine, validator } from './schema.js';
 
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
 const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 1024 }));
@@ -117,6 +117,12 @@ export const TaskSpecSchema = Type.Object(
     netns: Type.Optional(NetnsPath),
     /** DNS names of this task on `network` (several tasks may share one: all their IPs answer). */
     aliases: Type.Optional(AliasesSchema),
+    /**
+     * With `netns`: the CNI attachment (container id, interface name in the namespace) this
+     * task is. The interface gets that name; one task per pair on a node (adding it again
+     * returns the task already there).
+     */
+    container: Type.Optional(ContainerRefSchema),
   },
   strict,
 );

@@ -41,11 +41,22 @@ export class TaskOps {
     return all.filter((t) => !svc || t.service === svc).sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
   }
 
+  /** This node's tasks of a CNI attachment: container `id`, and interface `ifName` when given. */
+  async byContainer(id: string, ifName?: string): Promise<Task[]> {
+    const mine = (t: Task) => t.node === this.ctx.localNode && t.container?.id === id && (ifName === undefined || t.container.ifName === ifName);
+    return (await this.ctx.tasks.list()).filter(mine);
+  }
+
+  /**
+   * Adds a task. A CNI attachment (`container`) that already has a task on this node gets
+   * that task back (the plugin's ADD repeated), when it names the same service and network.
+   */
   async add(input: unknown): Promise<Task> {
     const spec = validateSpec.task.assert(input);
     if ((spec.addr === undefined) === (spec.network === undefined)) throw new ValidationError('addr', 'give exactly one of addr (IP:PORT) or network');
     if (spec.ip && !spec.network) throw new ValidationError('ip', 'an ip needs a network');
     if (spec.aliases && !spec.network) throw new ValidationError('aliases', "aliases are names on the task's network: give network too");
+    if (spec.container && spec.netns === undefined) throw new ValidationError('container', 'a container attachment needs its namespace: give netns too');
     if (spec.netns !== undefined) {
       if (!spec.network) throw new ValidationError('netns', 'a namespace is attached to a network: give network too');
       if (spec.node !== undefined && spec.node !== this.ctx.localNode) throw new ValidationError('netns', "a namespace is attached by its own node's agent: send task add to that node");
@@ -54,6 +65,10 @@ export class TaskOps {
     const svc = await this.services.resolve(spec.service).catch((err) => {
       throw err instanceof NotFoundError ? new ValidationError('service', err.message) : err;
     });
+    if (spec.container) {
+      const [have] = await this.byContainer(spec.container.id, spec.container.ifName);
+      if (have) return this.#sameAttachment(have, svc.value, spec);
+    }
     const node = await this.nodes.resolve(spec.node ?? this.ctx.localNode).catch((err) => {
       throw err instanceof NotFoundError ? new ValidationError('node', err.message) : err;
     });
@@ -86,6 +101,7 @@ export class TaskOps {
         ...(spec.addr && { addr: spec.addr }),
         addresses,
         ...(spec.netns !== undefined && { netns: spec.netns }),
+        ...(spec.container && { container: spec.container }),
         weight: spec.weight ?? 1,
         state: 'running',
         createdAt: ctx.now(),
@@ -101,6 +117,15 @@ export class TaskOps {
     for (const a of task.addresses) await this.ctx.ipam.release(claimKey.ip(a.network, a.ip), task.id);
     await this.ctx.ipam.release(claimKey.name('task', task.name), task.id);
     return task;
+  }
+
+  /** The task already made for a container's interface, if the repeated add asks for the same. */
+  async #sameAttachment(have: Task, svc: Service, spec: TaskSpec): Promise<Task> {
+    const net = (await this.networks.resolve(spec.network!).catch(() => undefined))?.value;
+    if (have.service !== svc.id || have.addresses[0]?.network !== net?.id) {
+      throw new ConflictError(`container ${spec.container!.id} interface ${spec.container!.ifName} is already task ${have.name}, of another service or network`, 'container');
+    }
+    return have;
   }
 
   /**

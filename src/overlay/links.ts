@@ -61,6 +61,17 @@ export async function addressesOf(dev: string): Promise<string[]> {
   return out.flatMap((l) => (l.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
 }
 
+/** Whether this namespace has a link of that name. */
+export async function linkExists(name: string): Promise<boolean> {
+  try {
+    await ip('link', 'show', 'dev', name);
+    return true;
+  } catch (err) {
+    if (/Cannot find device|does not exist/.test((err as Error).message)) return false;
+    throw err;
+  }
+}
+
 export async function deleteLink(name: string): Promise<void> {
   try {
     await ip('link', 'del', name);

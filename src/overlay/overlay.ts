@@ -17,11 +17,11 @@ import type { Logger } from 'pino';
 import { arpReply, parseArpRequest } from './arp.js';
 import { attachTap, ensureBridge, syncAddresses } from './bridge.js';
 import { NAMES } from './constants.js';
-import { attachContainer, detachContainer, isContainerVeth } from './containers.js';
-import { deleteLink, listLinks } from './links.js';
+import { attachContainer, detachContainer, isContainerVeth, readInterface } from './containers.js';
+import { deleteLink, linkExists, listLinks } from './links.js';
 import { macForIp } from './mac.js';
 import { deriveSa } from './esp.js';
-import type { ContainerPlan, FrameEngine, NetworkPlan, OverlayPlan, SaDirection, SecurityAssociation } from './types.js';
+import type { ContainerInterface, ContainerPlan, FrameEngine, NetworkPlan, OverlayPlan, SaDirection, SecurityAssociation } from './types.js';
 
 export interface OverlayOptions {
   /** This node's underlay address (the engine's, and an end of every SA). */
@@ -86,6 +86,11 @@ export class Overlay {
   readonly #containers = new Map<string, Attached>();
   /** Tasks whose attach failed, so a broken namespace is logged once, not every pass. */
   readonly #failed = new Set<string>();
+  /**
+   * Tasks detached by `detach()` (their task removed through the API) while a plan may
+   * still list them: never attached again; forgotten once plans no longer list them.
+   */
+  readonly #detached = new Set<string>();
   #chain: Promise<unknown> = Promise.resolve();
   #peers = '';
   /** Links were listed once (stale veths of an earlier run removed). */
@@ -109,15 +114,38 @@ export class Overlay {
     return this.#serial(() => this.#apply(plan));
   }
 
-  /** Attaches one container now (the API's `task add --netns`), once its network is up here. */
+  /**
+   * Attaches one container now (the API's `task add --netns`), once its network is up here.
+   * A task attached before (its veth there: a CNI ADD repeated after an agent restart, before
+   * a pass adopted it) is adopted, not attached twice.
+   */
   attach(c: ContainerPlan): Promise<void> {
     return this.#serial(async () => {
       if (this.#containers.has(c.taskId)) return; // a reconciler pass got there first
       const net = this.#networks.get(c.network);
       if (!net) throw Object.assign(new Error(`network ${c.network} is not set up on this node yet`), { code: 'ENOTREADY' });
-      await attachContainer(c, net, net.mtu);
+      if (!(await linkExists(NAMES.vethHost(c.taskId)))) await attachContainer(c, net, net.mtu);
       this.#containers.set(c.taskId, { plan: c, seen: false, attachedAt: Date.now() });
     });
+  }
+
+  /**
+   * Detaches a container now, its task just removed (CNI DEL, `task rm`, a dead
+   * container): a pass would too, once the view has caught up.
+   */
+  detach(taskId: string, netns: string | undefined): Promise<void> {
+    return this.#serial(async () => {
+      this.#detached.add(taskId);
+      this.#containers.delete(taskId);
+      this.#failed.delete(taskId);
+      await detachContainer(taskId, netns);
+    });
+  }
+
+  /** A container's interface as its namespace has it; undefined when not there or its network is not served here. */
+  async inspect(c: ContainerPlan): Promise<ContainerInterface | undefined> {
+    const net = this.#networks.get(c.network);
+    return net && readInterface(c.netns, c.ip, net.gateway);
   }
 
   hasNetwork(id: string): boolean {
@@ -367,10 +395,11 @@ export class Overlay {
 
   async #syncContainers(plan: OverlayPlan, errors: OverlayError[]): Promise<void> {
     const wanted = new Map(plan.containers.map((c) => [c.taskId, c]));
+    for (const id of this.#detached) if (!wanted.has(id)) this.#detached.delete(id);
     // Passes come with every heartbeat: list links only when something may change
     // (and once at start, to clean up after an earlier run).
     const gone = (id: string, a: Attached) => !wanted.has(id) && (a.seen || Date.now() - a.attachedAt > UNSEEN_GRACE_MS);
-    const changes = plan.containers.some((c) => !this.#containers.has(c.taskId) && this.#networks.has(c.network)) || [...this.#containers].some(([id, a]) => gone(id, a));
+    const changes = plan.containers.some((c) => !this.#containers.has(c.taskId) && !this.#detached.has(c.taskId) && this.#networks.has(c.network)) || [...this.#containers].some(([id, a]) => gone(id, a));
     for (const c of plan.containers) {
       const have = this.#containers.get(c.taskId);
       if (have) have.seen = true;
@@ -379,7 +408,7 @@ export class Overlay {
     this.#scanned = true;
     const veths = new Set((await listLinks().catch(() => [])).map((l) => l.ifname).filter(isContainerVeth));
     for (const c of plan.containers) {
-      if (this.#containers.has(c.taskId)) continue; // marked seen above
+      if (this.#containers.has(c.taskId) || this.#detached.has(c.taskId)) continue; // marked seen above, or just detached
       const net = this.#networks.get(c.network);
       if (!net) continue;
       if (veths.has(NAMES.vethHost(c.taskId))) {

@@ -107,6 +107,22 @@ export interface ContainerPlan {
   netns: string;
   network: string;
   ip: string;
+  /** The interface's name in the namespace (a CNI attachment's CNI_IFNAME); default the first free eth<N>. */
+  ifName?: string;
+}
+
+/** A container's overlay interface as its namespace has it (read back, not assumed). */
+export interface ContainerInterface {
+  /** Its name in the namespace. */
+  name: string;
+  mac: string;
+  mtu: number;
+  /** `IP/prefix`. */
+  address: string;
+  /** The network's gateway (and the containers' DNS server). */
+  gateway: string;
+  /** The namespace's default route goes via the network's gateway on this interface (the attach installed it). */
+  defaultRoute: boolean;
 }
 
 export interface OverlayPlan {

@@ -56,9 +56,9 @@ export class AuthError extends SwarmnetError {
   override readonly code = 'EAUTH';
 }
 
-/** Talking to the agent API failed (CLI side). */
+/** Talking to the agent API failed (client side). `field`: the request field the agent refused, when it said. */
 export class ApiError extends SwarmnetError {
-  constructor(message: string, override readonly code: string, readonly status: number) {
+  constructor(message: string, override readonly code: string, readonly status: number, readonly field?: string) {
     super(message);
   }
 }
