@@ -8,7 +8,7 @@ import type { AttachedTask, Info, JoinResult, JoinToken, KeyRotation, NetworkVie
 import { DEFAULT_CIPHER } from '../control/constants.js';
 import type { KeyRing, Network, Node, Task } from '../control/schema.js';
 import { dispatch, route, type Caller, type Route } from './http.js';
-import { AuthError, NotFoundError, ValidationError } from '../util/errors.js';
+import { AuthError, NotFoundError, RevisionMismatchError, ValidationError } from '../util/errors.js';
 import type { Runtime } from './runtime.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -139,14 +139,20 @@ export function createApi(d: ApiDeps): ApiHandler {
       if (!t) throw new NotFoundError(`no task of container ${r.params[0]} interface ${r.params[1]} on this node`);
       return attached(t);
     }),
-    // Idempotent (CNI DEL): nothing there is success, an empty list.
+    // Idempotent (CNI DEL): nothing there is success, an empty list. A removal racing another
+    // (the dead-container sweep, a GC) loses with NotFound, or on NATS with EREVISION (the
+    // entry's last revision is the other's delete): tried once more then, which finds it gone.
     route('DELETE', '/v1/containers/:id/:ifname', async (r) => {
       const removed: Task[] = [];
       for (const t of await plane().tasks.byContainer(r.params[0]!, r.params[1]!)) {
-        try {
-          removed.push(await removeTask(t.id));
-        } catch (err) {
-          if (!(err instanceof NotFoundError)) throw err; // removed meanwhile (the dead-container sweep)
+        for (let attempt = 0; ; attempt++) {
+          try {
+            removed.push(await removeTask(t.id));
+            break;
+          } catch (err) {
+            if (err instanceof NotFoundError) break; // removed meanwhile
+            if (!(err instanceof RevisionMismatchError) || attempt > 0) throw err;
+          }
         }
       }
       return settle(removed);

@@ -57,7 +57,7 @@ async function add({ env, conf, api, warn }: Invocation): Promise<CniResult> {
     service,
     network: net.id,
     netns: env.netns,
-    container: { id: env.containerId, ifName: env.ifName },
+    container: { id: env.containerId, ifName: env.ifName, config: conf.name },
     ...(aliases.length > 0 && { aliases }),
   };
   let task: AttachedTask;
@@ -127,7 +127,8 @@ async function gc({ conf, api, warn }: Invocation): Promise<undefined> {
   const failed: string[] = [];
   for (const t of mine) {
     const c = t.container!;
-    if (valid.has(`${c.id}/${c.ifName}`)) continue;
+    // Another configuration's attachments are not in this list: they are not this GC's to judge.
+    if (c.config !== conf.name || valid.has(`${c.id}/${c.ifName}`)) continue;
     try {
       await api.containers.rm(c.id, c.ifName);
       warn(`GC: removed task ${t.name} (container ${c.id} interface ${c.ifName})`);
@@ -154,6 +155,7 @@ export function fromApi(err: ApiError, command: CniCommand): CniError {
       return e(ERR.ACCESS, "no permission on the swarmnet agent's socket");
     case 'ESTORE':
     case 'EMODE':
+    case 'EREVISION': // the task changed under a concurrent write: the same call may succeed now
       return e(ERR.TRY_AGAIN, 'the swarmnet agent cannot serve this now');
     case 'EINVALID':
       // The namespace could not be attached (or the overlay is off on the node): not the configuration's fault.

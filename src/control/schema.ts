@@ -49,6 +49,11 @@ export const ContainerRefSchema = Type.Object(
   {
     id: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,255}$', patternHint: 'is not a container id (CNI_CONTAINERID: a letter or digit, then letters, digits, _ . -)' }),
     ifName: Type.String({ pattern: '^(?!\\.\\.?$)[^/:\\s]{1,15}$', patternHint: 'is not an interface name (1-15 characters, not . or .., no / : or whitespace)' }),
+    /**
+     * The runtime's network configuration (the CNI config's `name`) that made it: GC's
+     * valid-attachments cover one configuration, so GC leaves other configurations' alone.
+     */
+    config: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$', patternHint: 'is not a CNI network name (letters, digits, _ . -)' })),
   },
   { additionalProperties: false },
 );

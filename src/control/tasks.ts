@@ -119,11 +119,18 @@ export class TaskOps {
     return task;
   }
 
-  /** The task already made for a container's interface, if the repeated add asks for the same. */
+  /**
+   * The task already made for a container's interface, if the repeated add asks for the same.
+   * Another namespace is refused too: that task's attachment (and the result built from it)
+   * is not in the namespace asked for.
+   */
   async #sameAttachment(have: Task, svc: Service, spec: TaskSpec): Promise<Task> {
     const net = (await this.networks.resolve(spec.network!).catch(() => undefined))?.value;
     if (have.service !== svc.id || have.addresses[0]?.network !== net?.id) {
       throw new ConflictError(`container ${spec.container!.id} interface ${spec.container!.ifName} is already task ${have.name}, of another service or network`, 'container');
+    }
+    if (have.netns !== spec.netns) {
+      throw new ConflictError(`container ${spec.container!.id} interface ${spec.container!.ifName} is already task ${have.name}, in namespace ${have.netns ?? '(none)'}`, 'container');
     }
     return have;
   }

@@ -96,7 +96,7 @@ t.test('ADD attaches the namespace and prints the spec result, field by field', 
   t.equal(task.name, 'pod-one', 'task name: K8S_POD_NAME');
   t.equal(task.service, await serviceId('web'), 'service: the first alias naming a service');
   t.same(task.addresses[0]!.aliases, ['www'], "aliases: the container's, less the service's own name");
-  t.same(task.container, { id: 'ctr-one', ifName: 'net0' }, 'the CNI attachment recorded');
+  t.same(task.container, { id: 'ctr-one', ifName: 'net0', config: 'appnet' }, 'the CNI attachment recorded, with the configuration that made it');
   t.equal(task.netns, c1.path);
   t.same(await dig(c1, 'www'), [ip], 'the alias resolves to the task on the network');
   t.same(await dig(c1, 'tasks.web'), [ip], 'tasks.web too');
@@ -207,6 +207,9 @@ t.test('GC removes the attachments of this network not in the valid list', async
   const other = await cni({ command: 'GC', config: config({ cniVersion: '1.1.0', name: 'othernet', 'cni.dev/valid-attachments': [] }) });
   t.equal(other.code, 0, "another network's GC");
   t.equal((await tasks()).length, before, "leaves this network's attachments");
+  const sibling = await cni({ command: 'GC', config: config({ cniVersion: '1.1.0', name: 'appnet-web', network: 'appnet', 'cni.dev/valid-attachments': [] }) });
+  t.equal(sibling.code, 0, 'the GC of another configuration on the same swarmnet network');
+  t.equal((await tasks()).length, before, 'leaves the attachments this configuration made (its list cannot name them)');
   const gc = await cni({ command: 'GC', config: config({ cniVersion: '1.1.0', 'cni.dev/valid-attachments': valid }) });
   t.equal(gc.code, 0, gc.stdout + gc.stderr);
   t.equal(gc.stdout, '', 'GC prints nothing on success');

@@ -111,7 +111,7 @@ t.test('podman run registers the task: the service by alias, the container name,
   const svc = JSON.parse(await a1.ok('service', 'ls', '--format', 'json')) as Array<{ id: string; name: string }>;
   const nameOf = (id?: string) => svc.find((s) => s.id === id || s.name === id)?.name;
   t.same([nameOf(a!.service), nameOf(b!.service), nameOf(c!.service)], ['web', 'web', 'probe'], 'the --network-alias that is a service names it');
-  t.same(a!.container, { id: webA, ifName: 'eth0' }, 'the attachment is the container id and CNI_IFNAME');
+  t.same(a!.container, { id: webA, ifName: 'eth0', config: 'appnet' }, 'the attachment is the container id, CNI_IFNAME and the configuration');
   t.ok(a!.addresses[0]!.aliases?.includes('www'), 'the other --network-alias is a task alias');
   t.notOk(a!.addresses[0]!.aliases?.includes('web'), "the service's own name is not repeated as an alias");
 });
@@ -221,7 +221,7 @@ t.test('a list that names the service in its configuration', async (t) => {
   const task = (await taskNamed('fixed'))!;
   const svc = (JSON.parse(await a1.ok('service', 'inspect', 'probe')) as Array<{ id: string }>)[0]!;
   t.ok(task.service === svc.id || task.service === 'probe', 'a task of probe, without an alias');
-  t.same(task.container, { id, ifName: 'eth0' });
+  t.same(task.container, { id, ifName: 'eth0', config: 'probenet' });
   t.same(await digIn(client, 'fixed'), [task.addresses[0]!.ip], 'on the swarmnet network appnet: the client resolves it');
   await pm1.rmf('fixed');
   t.equal(await taskNamed('fixed'), undefined, 'rm -f removes it');

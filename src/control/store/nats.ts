@@ -171,7 +171,7 @@ export class NatsStore implements Store {
 
   async create(kind: Kind, key: string, value: unknown): Promise<number> {
     try {
-      return await this.#kv(kind).create(key, encoder.encode(JSON.stringify(value)));
+      return await whileNoLeader(() => this.#kv(kind).create(key, encoder.encode(JSON.stringify(value))));
     } catch (err) {
       if (isWrongSeq(err)) throw new ConflictError(`${kind}/${key} exists`);
       throw wrap(err);
@@ -180,7 +180,7 @@ export class NatsStore implements Store {
 
   async update(kind: Kind, key: string, value: unknown, revision: number): Promise<number> {
     try {
-      return await this.#kv(kind).update(key, encoder.encode(JSON.stringify(value)), revision);
+      return await whileNoLeader(() => this.#kv(kind).update(key, encoder.encode(JSON.stringify(value)), revision));
     } catch (err) {
       if (isWrongSeq(err)) throw new RevisionMismatchError(`${kind}/${key} changed (expected revision ${revision})`);
       throw wrap(err);
@@ -193,7 +193,7 @@ export class NatsStore implements Store {
 
   async delete(kind: Kind, key: string, revision?: number): Promise<void> {
     try {
-      await this.#kv(kind).delete(key, revision === undefined ? undefined : { previousSeq: revision });
+      await whileNoLeader(() => this.#kv(kind).delete(key, revision === undefined ? undefined : { previousSeq: revision }));
     } catch (err) {
       if (isWrongSeq(err)) throw new RevisionMismatchError(`${kind}/${key} changed (expected revision ${revision})`);
       throw wrap(err);
@@ -265,9 +265,31 @@ export class NatsStore implements Store {
 
   async #call<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      return await fn();
+      return await whileNoLeader(fn);
     } catch (err) {
       throw wrap(err);
+    }
+  }
+}
+
+/** How long a request waits for a stream to have a leader again (elections take a few seconds). */
+const NO_LEADER_MS = 8000;
+
+/**
+ * Runs `fn` again while JetStream has no responder for it: a stream between leaders (a
+ * manager joined, left or was demoted, and the streams scale or re-elect) answers
+ * nobody, which nats.js reports as "jetstream is not enabled". Nobody received the
+ * request, so nothing was written and sending it again is safe, compare-and-set too.
+ */
+async function whileNoLeader<T>(fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + NO_LEADER_MS;
+  for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      // By name: @nats-io/jetstream does not export the class.
+      if ((err as Error | undefined)?.name !== 'JetStreamNotEnabled' || Date.now() + wait > deadline) throw err;
+      await new Promise((r) => setTimeout(r, wait));
     }
   }
 }
