@@ -5,8 +5,9 @@
  * undefined when the service is already what the file says: it is then not written at
  * all, and its connections cannot notice a deploy.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { Service, ServiceSpec, ServiceUpdate } from '../api/index.js';
-import { matchPorts, normalizePorts } from '../api/index.js';
+import { matchPorts, normalizeAliases, normalizePorts } from '../api/index.js';
 
 type NetItem = NonNullable<ServiceSpec['networks']>[number];
 
@@ -18,10 +19,10 @@ export function serviceDiff(cur: Service, spec: ServiceSpec, netId: (ref: string
   if (lb !== cur.lb) up.lb = lb;
   const proxyProtocol = spec.proxyProtocol ?? 'none';
   if (proxyProtocol !== cur.proxyProtocol) up.proxyProtocol = proxyProtocol;
-  if (!same(spec.healthCheck, cur.healthCheck)) up.healthCheck = spec.healthCheck ?? null;
+  if (!isDeepStrictEqual(spec.healthCheck, cur.healthCheck)) up.healthCheck = spec.healthCheck ?? null;
   if (!samePorts(spec.ports ?? [], cur.ports)) up.ports = spec.ports ?? [];
   if (!sameNetworks(spec.networks ?? [], cur, netId)) up.networks = spec.networks ?? [];
-  if (!same(spec.labels ?? {}, cur.labels)) up.labels = spec.labels ?? {};
+  if (!isDeepStrictEqual(spec.labels ?? {}, cur.labels)) up.labels = spec.labels ?? {};
   return Object.keys(up).length ? up : undefined;
 }
 
@@ -42,26 +43,14 @@ function sameNetworks(want: NetItem[], cur: Service, netId: (ref: string) => str
     const have = cur.networks.find((x) => x.network === netId(n.target));
     if (!have) return false;
     if (n.ipv4Address !== undefined && n.ipv4Address !== have.vip) return false;
-    return same(aliasSet(n.aliases, cur.name), aliasSet(have.aliases, cur.name));
+    return isDeepStrictEqual(aliasSet(n.aliases, cur.name), aliasSet(have.aliases, cur.name));
   });
 }
 
-/** Aliases as the agent keeps them: deduplicated, case-insensitive, the service's own name dropped. */
+/**
+ * Aliases as the agent keeps them (its normalizeAliases: deduplicated case-insensitively,
+ * the service's own name dropped), compared as a set in any case (DNS matches them so).
+ */
 function aliasSet(aliases: string[] | undefined, name: string): string[] {
-  return [...new Set((aliases ?? []).map((a) => a.toLowerCase()).filter((a) => a !== name.toLowerCase()))].sort();
-}
-
-/** Structural equality of plain JSON values with object keys in any order. */
-function same(a: unknown, b: unknown): boolean {
-  return canonical(a) === canonical(b);
-}
-
-function canonical(v: unknown): string {
-  if (v === undefined) return 'undefined';
-  if (v === null || typeof v !== 'object') return JSON.stringify(v);
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  return `{${Object.keys(v)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
-    .join(',')}}`;
+  return (normalizeAliases(aliases, name) ?? []).map((a) => a.toLowerCase()).sort();
 }
