@@ -29,31 +29,47 @@ function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: 'pipe' });
 }
 
+/** `ip ...` for what may not be there: a leftover to remove, or one already gone. */
+function ipQuiet(...args: string[]): void {
+  try {
+    ip(...args);
+  } catch {
+    // nothing to remove
+  }
+}
+
+/**
+ * Deletes a namespace and whatever still runs in it. `ip netns del` only unmounts the
+ * name: a process left inside keeps the namespace, and with it the peer of the host's
+ * veth, alive, and the next test of this slot could not create that veth again.
+ */
+function deleteNetns(ns: string): void {
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', ns], { stdio: 'pipe', encoding: 'utf8' });
+    for (const pid of pids.split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    // no such namespace
+  }
+  ipQuiet('netns', 'del', ns);
+}
+
 export function createTopology(t: Teardown, count: number): Topology {
   const id = testSlot();
   const bridge = `snb${id}`;
   const prefix = `10.213.${id}`;
   const made: string[] = [];
   const remove = () => {
-    for (const ns of made.splice(0)) {
-      try {
-        ip('netns', 'del', ns);
-      } catch {
-        // already gone
-      }
-    }
-    try {
-      ip('link', 'del', bridge);
-    } catch {
-      // already gone
-    }
+    for (const ns of made.splice(0)) deleteNetns(ns);
+    ipQuiet('link', 'del', bridge);
   };
   onCleanup(t, remove);
-  try {
-    ip('link', 'del', bridge);
-  } catch {
-    // left over from an earlier run of this pid slot: none
-  }
+  ipQuiet('link', 'del', bridge); // left over from an earlier holder of this slot
   ip('link', 'add', bridge, 'type', 'bridge');
   ip('addr', 'add', `${prefix}.254/24`, 'dev', bridge);
   ip('link', 'set', bridge, 'up');
@@ -61,11 +77,8 @@ export function createTopology(t: Teardown, count: number): Topology {
   for (let i = 1; i <= count; i++) {
     const ns = `sn${id}h${i}`;
     const veth = `snv${id}h${i}`;
-    try {
-      ip('netns', 'del', ns);
-    } catch {
-      // none left over
-    }
+    deleteNetns(ns);
+    ipQuiet('link', 'del', veth);
     ip('netns', 'add', ns);
     made.push(ns);
     ip('link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
@@ -94,20 +107,9 @@ export interface Container {
 /** An empty network namespace standing in for a container; deleted in teardown. */
 export function createContainer(t: Teardown, name: string): Container {
   const ns = `sn${testSlot()}${name}`;
-  try {
-    ip('netns', 'del', ns);
-  } catch {
-    // none left over
-  }
+  deleteNetns(ns);
   ip('netns', 'add', ns);
-  const remove = () => {
-    try {
-      ip('netns', 'del', ns);
-    } catch {
-      // already gone
-    }
-  };
-  onCleanup(t, remove);
+  onCleanup(t, () => deleteNetns(ns));
   return {
     ns,
     path: `/run/netns/${ns}`,

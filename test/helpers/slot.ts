@@ -7,8 +7,9 @@
  * A slot is a directory made with mkdir (atomic) holding the owner's pid; a slot whose
  * owner is dead is taken over.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterCleanups } from './cleanup.js';
 
 const DIR = '/tmp/swarmnet-test-slots';
 let mine: number | undefined;
@@ -34,7 +35,16 @@ function tryTake(dir: string): boolean {
       return false; // being created right now
     }
     if (!Number.isInteger(owner) || alive(owner)) return false;
-    rmSync(dir, { recursive: true, force: true });
+    // Take the dead owner's directory away by renaming it: of two processes doing this
+    // at once only one rename succeeds. Removing it instead could remove the directory
+    // the other had just made, and both would hold the slot.
+    const grave = `${dir}.dead.${process.pid}`;
+    try {
+      renameSync(dir, grave);
+    } catch {
+      return false;
+    }
+    rmSync(grave, { recursive: true, force: true });
     try {
       mkdirSync(dir);
       return true;
@@ -52,7 +62,7 @@ export function testSlot(): number {
     const dir = join(DIR, String(slot));
     if (!tryTake(dir)) continue;
     writeFileSync(join(dir, 'pid'), String(process.pid));
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    afterCleanups(() => rmSync(dir, { recursive: true, force: true }));
     mine = slot;
     return slot;
   }

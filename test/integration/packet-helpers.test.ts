@@ -51,7 +51,12 @@ s.bind(${port}, () => console.log('ready'));`;
   return got;
 }
 
-const inbox = await receiver(h2, PORT);
+// In a hook rather than a top-level await: a failure here is then a failed test with
+// its message in the TAP output, not a file that ends with 'no tests found'.
+let inbox: Received[] = [];
+t.before(async () => {
+  inbox = await receiver(h2, PORT);
+});
 
 t.test('capture on the bridge sees ping between the hosts, both ways', async (t) => {
   const cap = startCapture(t, { iface: topologyBridge(), filter: 'icmp' });
