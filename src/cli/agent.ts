@@ -83,11 +83,13 @@ export function agentCommand(program: Command): void {
     .option('--overlay-mtu <bytes>', 'MTU of overlay interfaces', String(OVERLAY_MTU))
     .option('--no-native-relay', 'relay TCP in JavaScript even when the native splice relay is built (env SWARMNET_NATIVE_RELAY=0)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .option('--log-format <format>', 'text or json (default: text when stderr is a terminal, else json)')
     .action(async (o) => {
       // Loaded here, not at the top: every other command is a client of the API and
       // starts faster without the agent's planes, PKI and NATS client.
-      const [{ pino }, { Agent }] = await Promise.all([import('pino'), import('../agent/index.js')]);
-      const logger = pino({ level: o.logLevel, base: { pid: process.pid } });
+      const [{ createLogger, parseLogFormat, parseLogLevel }, { Agent }] = await Promise.all([import('./log.js'), import('../agent/index.js')]);
+      const tty = process.stderr.isTTY === true;
+      const logger = createLogger({ level: parseLogLevel(o.logLevel), format: parseLogFormat(o.logFormat, tty), colorize: tty });
       const nats = o.nats
         ? {
             servers: (o.nats as string).split(',').map((s) => s.trim()).filter(Boolean),
