@@ -24,6 +24,7 @@ import { ClusterMode, type ClusterModeDeps } from './cluster/mode.js';
 import { listenSocket, listenMetrics, closeServer } from './listen.js';
 import { SwarmnetError } from '../util/errors.js';
 import { NatsStore } from '../control/store/nats.js';
+import { EventBus } from './events/bus.js';
 
 export interface AgentOptions extends Omit<RuntimeOptions, 'nodeId' | 'self' | 'onRemoved'> {
   nodeId?: string;
@@ -50,6 +51,8 @@ export class Agent {
   #metrics: HttpServer | undefined;
   /** Mode changes run one at a time. */
   #changing: Promise<unknown> = Promise.resolve();
+  /** The event log outlives runtimes: a `swarmnet events` stream goes on across init, join and leave. */
+  readonly events = new EventBus();
 
   private constructor(
     readonly nodeId: string,
@@ -85,6 +88,7 @@ export class Agent {
         roleChanged: (c, b) => agent.#exclusive(() => agent.#mode().roleChanged(c, b)),
       },
       version: o.version,
+      events: agent.events,
       applyBeforeReply: () => !agent.#cluster?.active && !o.nats,
     });
     agent.#cluster = new ClusterMode(agent.#clusterDeps(handler));
@@ -114,7 +118,7 @@ export class Agent {
 
   #runtimeOptions(extra: Partial<Pick<RuntimeOptions, 'self' | 'onRemoved' | 'advertiseAddr' | 'rotateKeys'>> = {}): RuntimeOptions {
     const { dataDir: _d, socket: _s, socketGroup: _g, metricsAddr: _m, version: _v, nats: _n, ...base } = this.o;
-    return { ...base, nodeId: this.nodeId, logger: this.log, ...extra };
+    return { ...base, nodeId: this.nodeId, logger: this.log, events: this.events, ...extra };
   }
 
   #clusterDeps(handler: ApiHandler): ClusterModeDeps {
@@ -122,6 +126,7 @@ export class Agent {
       nodeId: this.nodeId,
       dataDir: this.o.dataDir,
       log: this.log,
+      events: this.events,
       advertiseAddr: this.o.advertiseAddr,
       nodeTimeoutMs: this.o.nodeTimeoutMs,
       handler,

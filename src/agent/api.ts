@@ -11,6 +11,9 @@ import { dispatch, route, type Caller, type Route } from './http.js';
 import { AuthError, NotFoundError, RevisionMismatchError, ValidationError } from '../util/errors.js';
 import type { Runtime } from './runtime.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EventBus } from './events/bus.js';
+import { eventStream, parseEventQuery } from './events/stream.js';
+import { observedState } from './observed.js';
 
 /** Cluster calls, served by the agent itself (they change its mode or need the CA key). */
 export interface SwarmCalls {
@@ -40,6 +43,8 @@ export interface ApiDeps {
    * asynchronous anyway (see /v1/wait), and replies wait for the store only.
    */
   applyBeforeReply(): boolean;
+  /** The agent's event log, for `GET /v1/events`. */
+  events: EventBus;
 }
 
 /** Serves `routes` to one request from `caller`. */
@@ -58,7 +63,7 @@ export function createApi(d: ApiDeps): ApiHandler {
   };
   const observed = (t: Task) => {
     const s = mesh().backendStats().filter((b) => b.name === t.name);
-    const state = s.length === 0 ? 'no-port' : s.some((b) => b.draining) ? 'draining' : !s.every((b) => b.healthy) ? 'unhealthy' : s.some((b) => b.backoff) ? 'backoff' : 'up';
+    const state = observedState(s);
     return { ...t, observed: { state, active: s.reduce((n, b) => n + b.active, 0) } };
   };
 
@@ -199,6 +204,7 @@ export function createApi(d: ApiDeps): ApiHandler {
       }
       return { service: name, node: d.rt().nodeId };
     }),
+    route('GET', '/v1/events', async (r) => eventStream(d.events, parseEventQuery(r.query))),
     route('GET', '/v1/conns', async (r) => mesh().conns(r.query.get('service') ?? undefined)),
 
     route('DELETE', '/v1/nodes/:ref', async (r) => d.swarm.removeNode(r.params[0]!, r.query.get('force') === '1'), 'manager'),

@@ -24,6 +24,11 @@ export interface Request {
 
 export type Handler = (req: Request) => Promise<unknown>;
 
+/** A handler's result that writes its own response: a long-lived stream (`GET /v1/events`). */
+export class Streamed {
+  constructor(readonly start: (res: ServerResponse, req: IncomingMessage) => void) {}
+}
+
 export interface Route {
   method: string;
   pattern: RegExp;
@@ -62,6 +67,7 @@ export async function dispatch(routes: Route[], req: IncomingMessage, res: Serve
       }
       const body = req.method === 'POST' || req.method === 'PATCH' ? await readJson(req) : undefined;
       const result = await r.handler({ caller, params: m.slice(1).map(decodeURIComponent), query: url.searchParams, body });
+      if (result instanceof Streamed) return result.start(res, req);
       if (typeof result === 'string') return send(res, 200, result, 'text/plain; version=0.0.4; charset=utf-8');
       return send(res, req.method === 'POST' ? 201 : 200, JSON.stringify(result ?? {}), 'application/json');
     }

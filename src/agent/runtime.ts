@@ -23,6 +23,8 @@ import { Reconciler } from './reconciler.js';
 import { attachTask, startOverlay, type OverlaySettings } from './overlay.js';
 import { KeyRotator } from './key-rotator.js';
 import { ContainerReaper } from './reaper.js';
+import type { EventBus } from './events/bus.js';
+import { EventWatcher } from './events/watch.js';
 
 /** An ESP epoch: 8 random bytes in hex (overlay/esp.ts EPOCH_PATTERN), new for every run of the overlay. */
 const EPOCH_BYTES = 8;
@@ -54,12 +56,15 @@ export interface RuntimeOptions {
   self?: Partial<Pick<Node, 'api' | 'nats'>>;
   /** Called once when a heartbeat finds this node removed from the cluster by a manager. */
   onRemoved?: () => void;
+  /** The agent's event log (`swarmnet events`); this runtime reports what it sees to it. */
+  events?: EventBus;
 }
 
 export class Runtime {
   #heartbeat: NodeJS.Timeout | undefined;
   #removed = false;
   #stopped: Promise<void> | undefined;
+  #events: EventWatcher | undefined;
 
   private constructor(
     readonly nodeId: string,
@@ -127,6 +132,10 @@ export class Runtime {
     reaper?.start();
     const metrics = createMetrics(mesh, { ...(overlay && { overlay: overlay.overlay }), ...(keyRotator && { keyRotator }), ...(reaper && { reaper }) });
     const rt = new Runtime(nodeId, store, plane, view, mesh, reconciler, metrics, dns, overlay?.overlay, attach, keyRotator, reaper, log);
+    if (o.events) {
+      rt.#events = new EventWatcher({ view, mesh, bus: o.events });
+      rt.#events.start();
+    }
     // If the managers' servers drop it first, NATS closes its connection with an
     // authorization violation (its certificate still verifies: only its user is gone).
     if (o.onRemoved && store instanceof NatsStore) {
@@ -166,6 +175,7 @@ export class Runtime {
 
   async #stop(): Promise<void> {
     clearInterval(this.#heartbeat);
+    this.#events?.stop();
     await this.keyRotator?.stop();
     await this.reaper?.stop();
     this.reconciler.stop();

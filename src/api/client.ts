@@ -4,8 +4,8 @@
  */
 import { ApiError } from '../util/errors.js';
 import type { InitRequest, JoinRequest, LeaveRequest, NetworkSpec, NodeUpdate, ServiceSpec, ServiceUpdate, TaskSpec } from './schemas.js';
-import type { Transport } from './transport.js';
-import type { AttachedTask, Conn, Info, JoinResult, JoinToken, KeyRotation, Network, NetworkView, NodeView, Service, Task, TaskView } from './types.js';
+import type { Reply, Transport } from './transport.js';
+import type { AgentEvent, AttachedTask, Conn, Info, JoinResult, JoinToken, KeyRotation, Network, NetworkView, NodeView, Service, Task, TaskView } from './types.js';
 
 const q = (name: string, value: string | undefined) => (value === undefined ? '' : `?${name}=${encodeURIComponent(value)}`);
 const ref = (r: string) => encodeURIComponent(r);
@@ -16,19 +16,40 @@ export class ApiClient {
   /** One request; a non-2xx reply becomes an ApiError with the agent's code and message. */
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.transport.send(method, path, body);
-    if (res.status < 200 || res.status >= 300) {
-      let e: { code?: string; message?: string; field?: string } = {};
-      try {
-        e = (JSON.parse(res.body) as { error?: typeof e }).error ?? {};
-      } catch {
-        // not JSON: fall back to the status
-      }
-      throw new ApiError(e.message ?? `HTTP ${res.status}`, e.code ?? 'EHTTP', res.status, e.field);
-    }
+    if (res.status < 200 || res.status >= 300) this.#fail(res);
     return (res.type.includes('json') ? JSON.parse(res.body) : res.body) as T;
   }
 
+  /** A non-2xx reply as an ApiError with the agent's code and message. */
+  #fail(res: Reply): never {
+    let e: { code?: string; message?: string; field?: string } = {};
+    try {
+      e = (JSON.parse(res.body) as { error?: typeof e }).error ?? {};
+    } catch {
+      // not JSON: fall back to the status
+    }
+    throw new ApiError(e.message ?? `HTTP ${res.status}`, e.code ?? 'EHTTP', res.status, e.field);
+  }
+
   info = () => this.call<Info>('GET', '/v1/info');
+
+  /**
+   * The answering agent's events (`GET /v1/events`), each handed to `onEvent`: the kept ones
+   * from `since` (epoch ms) on, then live ones until `until` or `close()`. Filters: per key
+   * any of its values, every key must match.
+   */
+  events(o: { since?: number; until?: number; filter?: Partial<Record<'type' | 'action' | 'name' | 'id' | 'service', string[]>> }, onEvent: (e: AgentEvent) => void): { done: Promise<void>; close(): void } {
+    const q = new URLSearchParams();
+    if (o.since !== undefined) q.set('since', String(Math.max(0, Math.floor(o.since))));
+    if (o.until !== undefined) q.set('until', String(Math.max(0, Math.floor(o.until))));
+    for (const [k, values] of Object.entries(o.filter ?? {})) for (const v of values) q.append(k, v);
+    const s = this.transport.stream(`/v1/events${q.size ? `?${q}` : ''}`, (line) => onEvent(JSON.parse(line) as AgentEvent));
+    const done = s.done.catch((err: Error & { reply?: { status: number; type: string; body: string } }) => {
+      if (!err.reply) throw err;
+      return this.#fail(err.reply);
+    });
+    return { done, close: s.close };
+  }
   metrics = () => this.call<string>('GET', '/metrics');
   conns = (service?: string) => this.call<Conn[]>('GET', `/v1/conns${q('service', service)}`);
   /** Long-polls until this agent applied the service (its first published port listens). */

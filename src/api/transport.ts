@@ -51,10 +51,19 @@ export interface Reply {
   body: string;
 }
 
+/** A long-lived GET whose reply is read line by line (NDJSON). */
+export interface LineStream {
+  /** Settles when the agent ends the reply (resolves) or the connection fails (rejects). */
+  done: Promise<void>;
+  close(): void;
+}
+
 /** What a client sends over; one call per request. */
 export interface Transport {
   readonly target: string;
   send(method: string, path: string, body?: unknown): Promise<Reply>;
+  /** GET `path` and hand every line of a 2xx reply to `onLine`; a non-2xx reply rejects `done` with its body as a Reply. */
+  stream(path: string, onLine: (line: string) => void): LineStream;
 }
 
 const TIMEOUT_MS = 120_000;
@@ -81,6 +90,38 @@ export function transport(endpoint: Endpoint, tls?: ClientTls): Transport {
         req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(target, err)));
         req.end(payload);
       }),
+    stream: (path, onLine) => {
+      let req: ReturnType<typeof request> | undefined;
+      let closed = false;
+      const done = new Promise<void>((resolve, reject) => {
+        req = request({ ...base, method: 'GET', path }, (res: IncomingMessage) => {
+          const ok = (res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300;
+          let buf = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            buf += c;
+            if (!ok) return;
+            let nl: number;
+            while ((nl = buf.indexOf('\n')) >= 0) {
+              const line = buf.slice(0, nl);
+              buf = buf.slice(nl + 1);
+              if (line) onLine(line);
+            }
+          });
+          res.on('end', () => (ok ? resolve() : reject(Object.assign(new Error('stream refused'), { reply: { status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), body: buf } }))));
+          res.on('error', (err) => (closed ? resolve() : reject(err)));
+        });
+        req.on('error', (err: NodeJS.ErrnoException) => (closed ? resolve() : reject(unreachable(target, err))));
+        req.end();
+      });
+      return {
+        done,
+        close: () => {
+          closed = true;
+          req?.destroy();
+        },
+      };
+    },
   };
 }
 

@@ -126,3 +126,32 @@ export interface JoinToken {
   /** Managers' cluster API addresses a new node may join through. */
   managers: string[];
 }
+
+/** What an event is about (`swarmnet events --filter type=...`). */
+export const EVENT_TYPES = ['service', 'task', 'network', 'node', 'key', 'cert'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/**
+ * `GET /v1/events`: one change seen by the answering agent, as `docker events` prints
+ * them. Actions by type:
+ *   service, network   create | update | remove
+ *   task               create | update | remove (the stored task), and what this node's
+ *                      routing mesh observes of it: up | down (health check failing) |
+ *                      backoff (connections failing) | drain
+ *   node               join | ready | down | leave
+ *   key                rotate (a new key being installed) | promote (senders switched to it)
+ *   cert               renew (this node's certificate)
+ */
+export interface AgentEvent {
+  /** Position in the agent's event log; ascending, never reused within one agent run. */
+  seq: number;
+  /** When, as an ISO 8601 time with milliseconds. */
+  time: string;
+  type: EventType;
+  action: string;
+  /** The object's id (the node's id for cert) and name. */
+  id: string;
+  name: string;
+  /** Details: service of a task, its address, the network of a key and its generation... */
+  attributes: Record<string, string>;
+}

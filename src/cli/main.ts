@@ -10,6 +10,7 @@ import { Command, CommanderError } from 'commander';
 import { ApiClient, defaultDataDir, defaultSocket, loadClientTls, parseEndpoint, transport } from '../api/index.js';
 import { agentCommand } from './agent.js';
 import { connCommands } from './conn.js';
+import { eventsCommand } from './events.js';
 import { networkCommands } from './network.js';
 import { nodeCommands } from './node.js';
 import { serviceCommands } from './service.js';
@@ -42,6 +43,7 @@ taskCommands(program, client);
 nodeCommands(program, client);
 networkCommands(program, client);
 connCommands(program, client);
+eventsCommand(program, client);
 stackCommands(program, client);
 for (const c of [...program.commands, ...program.commands.flatMap((c) => c.commands)]) c.exitOverride().configureOutput(oneLine);
 

@@ -31,11 +31,14 @@ import { peerNode, createClusterServer, type TlsMaterial } from './server.js';
 import { readClusterState, removeClusterState, writeClusterState, type ClusterState } from './state.js';
 import { callNode, splitHostPort as hostPort } from './peer.js';
 import { replicasFor, scaleReplicas } from './replicas.js';
+import type { EventBus } from '../events/bus.js';
 
 export interface ClusterModeDeps {
   nodeId: string;
   dataDir: string;
   log: Logger;
+  /** The agent's event log: certificate renewals are reported there. */
+  events?: EventBus;
   /** The agent's --advertise-addr: the default of init's and join's. */
   advertiseAddr: string;
   nodeTimeoutMs: number;
@@ -501,7 +504,9 @@ export class ClusterMode {
       }
       this.#server?.setSecureContext(this.#managerTls ?? this.#tls());
       await this.#natsd?.reload();
-      this.d.log.info({ expires: certInfo(cert).notAfter.toISOString() }, 'node certificate renewed');
+      const expires = certInfo(cert).notAfter.toISOString();
+      this.d.log.info({ expires }, 'node certificate renewed');
+      this.d.events?.emit({ type: 'cert', action: 'renew', id: this.d.nodeId, name: this.d.nodeId, attributes: { expires } });
     } catch (err) {
       this.d.log.warn({ err: (err as Error).message }, 'certificate renewal failed; will retry');
     } finally {
