@@ -118,7 +118,11 @@ export class Agent {
 
   #runtimeOptions(extra: Partial<Pick<RuntimeOptions, 'self' | 'onRemoved' | 'advertiseAddr' | 'rotateKeys'>> = {}): RuntimeOptions {
     const { dataDir: _d, socket: _s, socketGroup: _g, metricsAddr: _m, version: _v, nats: _n, ...base } = this.o;
-    return { ...base, nodeId: this.nodeId, logger: this.log, events: this.events, ...extra };
+    const certNotAfter = () => {
+      const expires = this.#cluster?.info()?.certExpires;
+      return expires ? new Date(expires) : undefined;
+    };
+    return { ...base, nodeId: this.nodeId, logger: this.log, events: this.events, certNotAfter, ...extra };
   }
 
   #clusterDeps(handler: ApiHandler): ClusterModeDeps {

@@ -19,6 +19,9 @@ import { Mesh, type MeshSettings } from '../mesh/index.js';
 import { DnsServer, clusterHandler, forwardHandler, DNS_DEFAULTS, type Upstream } from '../dns/index.js';
 import type { Overlay } from '../overlay/index.js';
 import { createMetrics } from './metrics.js';
+import { ControlMetrics } from '../control/metrics.js';
+import { registerTrustMetrics } from '../trust/metrics.js';
+import { registerKeyMetrics } from '../overlay/key-metrics.js';
 import { Reconciler } from './reconciler.js';
 import { attachTask, startOverlay, type OverlaySettings } from './overlay.js';
 import { KeyRotator } from './key-rotator.js';
@@ -58,6 +61,8 @@ export interface RuntimeOptions {
   onRemoved?: () => void;
   /** The agent's event log (`swarmnet events`); this runtime reports what it sees to it. */
   events?: EventBus;
+  /** Expiry of this node's cluster certificate, for metrics (undefined outside a cluster). */
+  certNotAfter?: () => Date | undefined;
 }
 
 export class Runtime {
@@ -99,7 +104,8 @@ export class Runtime {
     await plane.nodes.heartbeat(self, { fresh: true });
     // Nodes are judged on this process's monotonic clock from when their beats arrive; the
     // clock holds two beats after our own last one came back (see control/liveness.ts).
-    const view = new View(store, onInvalid, new Liveness({ self: nodeId, timeoutMs: o.nodeTimeoutMs, holdMs: 2 * o.heartbeatMs }));
+    const control = new ControlMetrics();
+    const view = new View(store, onInvalid, new Liveness({ self: nodeId, timeoutMs: o.nodeTimeoutMs, holdMs: 2 * o.heartbeatMs, onSelfBeat: (ms) => control.observeSelfBeat(ms) }));
     await view.start();
     const mesh = new Mesh(o.mesh, { nativeRelay: o.nativeRelay });
     const dnsTtl = o.dns?.ttlSeconds ?? DNS_DEFAULTS.ttlSeconds;
@@ -131,6 +137,9 @@ export class Runtime {
     const reaper = overlay && new ContainerReaper({ view, plane, overlay: overlay.overlay, nodeId, log });
     reaper?.start();
     const metrics = createMetrics(mesh, { ...(overlay && { overlay: overlay.overlay }), ...(keyRotator && { keyRotator }), ...(reaper && { reaper }) });
+    control.register(metrics, view);
+    registerKeyMetrics(metrics, view);
+    if (o.certNotAfter) registerTrustMetrics(metrics, o.certNotAfter);
     const rt = new Runtime(nodeId, store, plane, view, mesh, reconciler, metrics, dns, overlay?.overlay, attach, keyRotator, reaper, log);
     if (o.events) {
       rt.#events = new EventWatcher({ view, mesh, bus: o.events });

@@ -30,6 +30,11 @@ export interface LivenessOptions {
   holdMs: number;
   /** Monotonic milliseconds (default `performance.now`); injectable for tests. */
   now?: () => number;
+  /**
+   * Our own beat came back through the watch, `lagMs` after we stamped it: the store's
+   * write-to-watch delay, measured on one clock (ours at both ends). For metrics.
+   */
+  onSelfBeat?: (lagMs: number) => void;
 }
 
 interface Heard {
@@ -67,6 +72,7 @@ export class Liveness {
     if (node.id === this.o.self) {
       this.#base = at;
       this.#selfAt = t;
+      this.o.onSelfBeat?.(Math.max(0, Date.now() - node.lastSeen));
     }
     this.#heard.set(node.id, { lastSeen: node.lastSeen, ready, at, realAt: t });
   }

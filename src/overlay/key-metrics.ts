@@ -1,0 +1,34 @@
+/**
+ * Key ages of encrypted networks, from this node's view of the key rings (never the
+ * keys): the primary's age shows a rotation that stopped (it passes --key-rotation), the
+ * number of generations a ring that is stuck between install and promotion.
+ */
+import { Gauge, type Registry } from 'prom-client';
+import type { View } from '../control/view.js';
+
+export function registerKeyMetrics(registry: Registry, view: View, now: () => number = Date.now): void {
+  new Gauge({
+    name: 'swarmnet_esp_key_age_seconds',
+    help: "Age of each encrypted network's primary key (the one senders use), by its creator's wall clock",
+    labelNames: ['network'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const ring of view.keys.values()) {
+        const primary = ring.keys.find((k) => k.gen === ring.primary);
+        const name = view.networks.get(ring.network)?.name ?? ring.network;
+        if (primary) this.set({ network: name }, Math.max(0, now() - primary.createdAt) / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: 'swarmnet_esp_key_generations',
+    help: 'Keys in the ring of each encrypted network (at most 3: the primary, the one before it, one being installed)',
+    labelNames: ['network'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const ring of view.keys.values()) this.set({ network: view.networks.get(ring.network)?.name ?? ring.network }, ring.keys.length);
+    },
+  });
+}
