@@ -15,6 +15,8 @@ import { TcpListener } from './tcp.js';
 import { NativeTcpListener } from './tcp-native.js';
 import type { BackendSpec } from './types.js';
 import { UdpListener } from './udp.js';
+import { UdpEngine, type UdpStats } from './udp-engine.js';
+import { NativeUdpListener } from './udp-native.js';
 
 export interface ListenerSpec extends ListenerInfo {
   lb: SchedulerName;
@@ -45,7 +47,7 @@ export interface ServiceStats extends ServiceCounters {
 interface Slot {
   spec: ListenerSpec;
   pool: Pool;
-  listener: TcpListener | NativeTcpListener | UdpListener;
+  listener: TcpListener | NativeTcpListener | UdpListener | NativeUdpListener;
   counters: ServiceCounters;
   health: HealthChecker | undefined;
 }
@@ -66,10 +68,13 @@ export class Mesh {
 
   /** The native splice relay for TCP, when built and not disabled. */
   readonly relay: NativeRelay | undefined;
+  /** The native UDP engine: made with the first UDP listener; null when off or not built. */
+  #udp: UdpEngine | null | undefined;
 
   constructor(settings: Partial<MeshSettings> = {}, options: { nativeRelay?: boolean } = {}) {
     this.settings = { ...DEFAULTS, ...settings };
     this.relay = options.nativeRelay === false ? undefined : NativeRelay.shared();
+    if (options.nativeRelay === false) this.#udp = null;
     this.table = new ConnTable(this.settings.sweepIntervalMs);
   }
 
@@ -106,7 +111,9 @@ export class Mesh {
     const counters = this.#countersFor(spec.service);
     const listener =
       spec.protocol === 'udp'
-        ? new UdpListener(spec, pool, this.table, this.settings, counters)
+        ? this.#udpEngine()
+          ? new NativeUdpListener(spec, pool, this.settings, counters, this.#udp!)
+          : new UdpListener(spec, pool, this.table, this.settings, counters)
         : this.relay
           ? new NativeTcpListener(spec, pool, this.table, this.settings, counters, this.relay)
           : new TcpListener(spec, pool, this.table, this.settings, counters);
@@ -138,6 +145,17 @@ export class Mesh {
     this.#slots.delete(key);
   }
 
+  /** The native UDP engine, made on first use; undefined when the addon lacks it (the JS path then). */
+  #udpEngine(): UdpEngine | undefined {
+    if (this.#udp === undefined) this.#udp = UdpEngine.create({ maxFlows: this.settings.udpMaxFlows, sockets: this.settings.udpSockets }) ?? null;
+    return this.#udp ?? undefined;
+  }
+
+  /** The native UDP engine's counters; undefined when UDP runs in JS. */
+  udpStats(): UdpStats | undefined {
+    return this.#udp?.stats();
+  }
+
   #countersFor(service: string): ServiceCounters {
     let c = this.#counters.get(service);
     if (!c) this.#counters.set(service, (c = newCounters()));
@@ -150,7 +168,11 @@ export class Mesh {
   }
 
   conns(service?: string): ConnView[] {
-    return this.table.list(service);
+    const out = this.table.list(service);
+    for (const { listener } of this.#slots.values()) {
+      if (listener instanceof NativeUdpListener && (!service || listener.info.service === service)) out.push(...listener.conns());
+    }
+    return out;
   }
 
   serviceStats(): ServiceStats[] {
@@ -190,6 +212,7 @@ export class Mesh {
   close(): void {
     for (const [key, slot] of this.#slots) this.#remove(key, slot);
     for (const p of this.#draining) for (const b of p.backends.values()) for (const f of [...b.flows]) f.close('shutdown');
+    this.#udp?.destroy();
     this.table.close();
   }
 }
