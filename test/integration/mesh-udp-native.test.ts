@@ -7,7 +7,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import t from 'tap';
-import { loopbackNet, metricValue, startAgent, startBackends, type AgentProc } from '../helpers/procs.js';
+import { loopbackNet, metricValue, runCli, startAgent, startBackends, type AgentProc } from '../helpers/procs.js';
 import { openUdp, sleep, udpRequest, until } from '../helpers/net.js';
 import { sendUdp4, type Udp4 } from '../helpers/rawsend.js';
 
@@ -158,6 +158,14 @@ t.test('odd input never takes the agent down', async (t) => {
   await until('stray datagrams counted', async () => (await metric('swarmnet_udp_datagrams_dropped_total', 'reason="stray"')) > stray, 5000);
   t.equal(await udpRequest(agent.ingress, 6001, 'still'), 'u1 still', 'the agent still answers');
   t.equal(agent.child.exitCode, null, 'the agent is running');
+});
+
+t.test('--max-flows: a bad value is refused, naming the flag', async (t) => {
+  for (const v of ['0', 'lots']) {
+    const r = await runCli(agent.api, ['agent', '--max-flows', v, '--data-dir', agent.dataDir, '--socket', `${agent.dataDir}/other.sock`]);
+    t.not(r.code, 0, `--max-flows ${v}: non-zero exit`);
+    t.match(r.stderr, /^swarmnet: --max-flows: /, 'one line naming the flag');
+  }
 });
 
 /** Local ports of the UDP sockets the agent has bound to any address (the engine's pool). */
