@@ -7,12 +7,15 @@
  *       sender. Prints "ready" once bound; runs until killed.
  *   udpflows flood DST_IP DST_PORT SECONDS START [WINDOW]
  *       sends one 16-byte datagram from each of a run of new source addresses
- *       (127.78.0.0/16 x ports 1024-32767, from number START on), so every datagram
- *       is a new flow, and counts the replies. Needs root: datagrams go out through a
- *       raw socket (IP_HDRINCL, sendmmsg, 64 at a time) and replies are read off a raw
- *       UDP socket with a BPF filter (source DST_IP:DST_PORT), since nothing is bound
- *       to the made-up addresses. At most WINDOW (default 4096) datagrams are
- *       unanswered at once; after 50 ms without a reply the missing ones count as lost.
+ *       (127.78.0.0/16 x 1024 ports from 24000, from number START on), so every
+ *       datagram is a new flow, and counts the replies. Needs root: datagrams go out
+ *       through a raw socket (IP_HDRINCL, sendmmsg, 64 at a time) and replies are
+ *       counted off a raw UDP socket with a BPF filter (source DST_IP:DST_PORT). The
+ *       source ports are bound on every address by sockets that are never read (tiny
+ *       buffers, so the kernel drops there): without them each reply would make the
+ *       kernel send an ICMP port unreachable, work that is the bench's, not the
+ *       mesh's. At most WINDOW (default 4096) datagrams are unanswered at once; after
+ *       50 ms without a reply the missing ones count as lost.
  *       Prints "sent received seconds".
  */
 #define _GNU_SOURCE
@@ -33,8 +36,9 @@
 #define BATCH 64
 #define PAYLOAD 16
 #define SRC_NET 0x7f4e0000u /* 127.78.0.0/16 */
-#define PORT_FIRST 1024
-#define PORTS (32768 - PORT_FIRST) /* below the ephemeral range, so no reply lands on a socket of the mesh's pool */
+/* Below the ephemeral range, so no source port is one of the mesh's pool sockets. */
+#define PORT_FIRST 24000
+#define PORTS_MAX 1024
 #define STALL_NS 50000000LL
 #define DRAIN_NS 200000000LL
 #define MAX_PORTS 256
@@ -117,6 +121,16 @@ static int flood(const char *dst_ip, int dst_port, double seconds, long long sta
   if (attach_filter(rx, ntohl(dst.sin_addr.s_addr), (uint16_t)dst_port) < 0) return die("SO_ATTACH_FILTER");
   int size = 16 << 20;
   setsockopt(rx, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
+  uint16_t ports[PORTS_MAX];
+  int nports = 0;
+  for (int i = 0; i < PORTS_MAX; i++) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0), tiny = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(PORT_FIRST + i))};
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0) ports[nports++] = (uint16_t)(PORT_FIRST + i);
+    else close(fd);
+  }
+  if (!nports) return die("bind any source port");
 
   static struct packet pkt[BATCH];
   static char rbuf[BATCH][64];
@@ -159,9 +173,9 @@ static int flood(const char *dst_ip, int dst_port, double seconds, long long sta
       continue;
     }
     for (int i = 0; i < BATCH; i++, next++) {
-      long long host = next / PORTS % 65534 + 1;
+      long long host = next / nports % 65534 + 1;
       pkt[i].ip.saddr = htonl(SRC_NET | (uint32_t)host);
-      pkt[i].udp.source = htons((uint16_t)(PORT_FIRST + next % PORTS));
+      pkt[i].udp.source = htons(ports[next % nports]);
     }
     int s = sendmmsg(tx, smsg, BATCH, 0);
     if (s > 0) sent += s;

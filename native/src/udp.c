@@ -163,6 +163,7 @@ static void tx_add(struct udp_engine *e, struct udp_tx *tx, int fd, const struct
  * ended); replays go out before the replay buffers are reused. */
 static void run_decisions(struct udp_engine *e) {
   unsigned n = e->ndec, replays = 0;
+  uint32_t hint = UINT32_MAX;
   if (!n) return;
   udp_flush_events(e); /* JS hears of failures (back-off) before it picks */
   e->in_hook++;
@@ -180,7 +181,7 @@ static void run_decisions(struct udp_engine *e) {
       continue;
     }
     f->counted = 1;
-    if (udp_flow_bind(e, f, d->tag, d->ip, htons((uint16_t)d->port)) < 0) {
+    if (udp_flow_bind(e, f, d->tag, d->ip, htons((uint16_t)d->port), &hint) < 0) {
       f->tag = d->tag;
       udp_flow_close(e, f, UDP_R_NO_PORT);
       continue;

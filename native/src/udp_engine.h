@@ -82,11 +82,12 @@ struct udp_dst {
   struct sockaddr_in addr;
   uint32_t nflows;
   uint32_t hw;  /* sockets [0, hw) have been used toward this task */
-  uint32_t cap; /* of by_sock and freeq */
+  uint32_t cap; /* of by_sock and free (a multiple of 64) */
   struct udp_flow **by_sock;
-  uint32_t *freeq; /* FIFO of free indices < hw: the longest-free socket is reused first,
-                      so a late reply of an old flow rarely reaches a new one */
-  uint32_t fq_head, fq_len;
+  /* Free indices < hw, taken next-fit from the cursor: a freed socket is reused only
+   * after the others (a late reply of an old flow rarely reaches a new one). */
+  uint64_t *free;
+  uint32_t cursor;
   struct link unanswered;
   int64_t idle_since; /* when nflows fell to 0, for reclaiming */
 };
@@ -159,8 +160,11 @@ struct udp_listener *udp_listener_find(const struct udp_engine *e, uint32_t lid)
 struct udp_flow *udp_flow_find(struct udp_engine *e, struct udp_listener *l, const struct sockaddr_in *client);
 /* A new unbound flow, evicting an unanswered one if the table is full; NULL: refused. */
 struct udp_flow *udp_flow_new(struct udp_engine *e, struct udp_listener *l, const struct sockaddr_in *client);
-/* Gives an unbound flow a socket toward ip:port; 0 or -errno (the flow stays unbound). */
-int udp_flow_bind(struct udp_engine *e, struct udp_flow *f, uint32_t tag, uint32_t ip, uint16_t port_net);
+/* Gives an unbound flow a socket toward ip:port, socket *hint if it is free toward that
+ * task (new flows of one batch toward different tasks then share a socket: one send
+ * for them all, their replies read together); sets *hint to the socket taken. 0 or
+ * -errno (the flow stays unbound). */
+int udp_flow_bind(struct udp_engine *e, struct udp_flow *f, uint32_t tag, uint32_t ip, uint16_t port_net, uint32_t *hint);
 void udp_flow_unbind(struct udp_engine *e, struct udp_flow *f);
 /* Ends a flow without an event (JS found no task for it, so never counted it). */
 void udp_flow_discard(struct udp_engine *e, struct udp_flow *f);

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE /* recvmmsg, sendmmsg */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -131,35 +132,62 @@ static struct udp_dst *dst_get(struct udp_engine *e, uint32_t ip, uint16_t port_
   return d;
 }
 
-/* Room for index `hw` in by_sock and the free ring (kept in FIFO order). */
+/* Room for index `hw` in by_sock and the free bitmap. */
 static int dst_grow(struct udp_dst *d, uint32_t max) {
-  uint32_t cap = d->cap ? d->cap * 2 : 16;
-  if (cap > max) cap = max;
+  uint32_t cap = d->cap ? d->cap * 2 : 64;
+  if (cap > max) cap = (max + 63) & ~63u;
   struct udp_flow **by = calloc(cap, sizeof *by);
-  uint32_t *fq = malloc(cap * sizeof *fq);
-  if (!by || !fq) {
+  uint64_t *bits = calloc(cap / 64, sizeof *bits);
+  if (!by || !bits) {
     free(by);
-    free(fq);
+    free(bits);
     return -ENOMEM;
   }
-  if (d->cap) memcpy(by, d->by_sock, d->cap * sizeof *by);
-  for (uint32_t i = 0; i < d->fq_len; i++) fq[i] = d->freeq[(d->fq_head + i) % d->cap];
+  if (d->cap) {
+    memcpy(by, d->by_sock, d->cap * sizeof *by);
+    memcpy(bits, d->free, d->cap / 64 * sizeof *bits);
+  }
   free(d->by_sock);
-  free(d->freeq);
+  free(d->free);
   d->by_sock = by;
-  d->freeq = fq;
-  d->fq_head = 0;
+  d->free = bits;
   d->cap = cap;
   return 0;
 }
 
-/* A pool index free toward d: the longest free, else the next never used (opening the
- * pool socket if no task has needed that many yet); -errno when none. */
-static int dst_take(struct udp_engine *e, struct udp_dst *d) {
-  if (d->fq_len) {
-    uint32_t k = d->freeq[d->fq_head];
-    d->fq_head = (d->fq_head + 1) % d->cap;
-    d->fq_len--;
+static int is_free(const struct udp_dst *d, uint32_t k) {
+  return k < d->hw && (d->free[k / 64] >> (k % 64) & 1);
+}
+
+/* The first free index at or after `from` and below `to`; `to` when none. */
+static uint32_t next_free(const struct udp_dst *d, uint32_t from, uint32_t to) {
+  while (from < to) {
+    uint64_t w = d->free[from / 64] >> (from % 64);
+    if (w) {
+      uint32_t k = from + (uint32_t)__builtin_ctzll(w);
+      return k < to ? k : to;
+    }
+    from = (from / 64 + 1) * 64;
+  }
+  return to;
+}
+
+/* A pool index free toward d: the hint, else next-fit from the cursor, else the next
+ * never used (opening the pool socket if no task has needed that many yet); -errno
+ * when none. */
+static int dst_take(struct udp_engine *e, struct udp_dst *d, uint32_t hint) {
+  uint32_t k = hint;
+  if (!is_free(d, k)) {
+    uint32_t c = d->cursor < d->hw ? d->cursor : 0;
+    k = next_free(d, c, d->hw);
+    if (k == d->hw) {
+      k = next_free(d, 0, c);
+      if (k == c) k = UINT32_MAX;
+    }
+    if (k != UINT32_MAX) d->cursor = k + 1;
+  }
+  if (k != UINT32_MAX) {
+    d->free[k / 64] &= ~(1ULL << (k % 64));
     return (int)k;
   }
   if (d->hw >= e->cfg.max_sockets) return -EADDRNOTAVAIL;
@@ -174,10 +202,10 @@ static int dst_take(struct udp_engine *e, struct udp_dst *d) {
   return (int)d->hw++;
 }
 
-int udp_flow_bind(struct udp_engine *e, struct udp_flow *f, uint32_t tag, uint32_t ip, uint16_t port_net) {
+int udp_flow_bind(struct udp_engine *e, struct udp_flow *f, uint32_t tag, uint32_t ip, uint16_t port_net, uint32_t *hint) {
   struct udp_dst *d = dst_get(e, ip, port_net);
   if (!d) return -ENOMEM;
-  int k = dst_take(e, d);
+  int k = dst_take(e, d, *hint);
   if (k == -EADDRNOTAVAIL) {
     /* Every pool socket carries a flow toward this task: the oldest of them that was
      * never answered makes room, as on a full table. */
@@ -185,13 +213,14 @@ int udp_flow_bind(struct udp_engine *e, struct udp_flow *f, uint32_t tag, uint32
     if (v) {
       e->stats[UDP_S_EARLY_DROP]++;
       udp_flow_close(e, container_of(v, struct udp_flow, dun), UDP_R_EARLY_DROP);
-      k = dst_take(e, d);
+      k = dst_take(e, d, *hint);
     }
   }
   if (k < 0) {
     e->stats[UDP_S_NO_PORT]++;
     return k;
   }
+  *hint = (uint32_t)k;
   d->by_sock[k] = f;
   d->nflows++;
   f->dst = d;
@@ -209,8 +238,7 @@ void udp_flow_unbind(struct udp_engine *e, struct udp_flow *f) {
   struct udp_dst *d = f->dst;
   if (!d) return;
   d->by_sock[f->sock] = NULL;
-  d->freeq[(d->fq_head + d->fq_len) % d->cap] = f->sock;
-  d->fq_len++;
+  d->free[f->sock / 64] |= 1ULL << (f->sock % 64);
   if (--d->nflows == 0) d->idle_since = e->now;
   link_del(&f->un);
   link_del(&f->dun);
@@ -279,7 +307,7 @@ static void sweep_dsts(struct udp_engine *e) {
       if (d->nflows == 0 && e->now - d->idle_since >= DST_KEEP_MS) {
         *p = d->next;
         free(d->by_sock);
-        free(d->freeq);
+        free(d->free);
         free(d);
       } else {
         p = &d->next;
@@ -336,7 +364,7 @@ void udp_table_free(struct udp_engine *e) {
       while (d) {
         struct udp_dst *next = d->next;
         free(d->by_sock);
-        free(d->freeq);
+        free(d->free);
         free(d);
         d = next;
       }
