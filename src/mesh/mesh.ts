@@ -14,9 +14,29 @@ import { NativeRelay } from './relay.js';
 import { TcpListener } from './tcp.js';
 import { NativeTcpListener } from './tcp-native.js';
 import type { BackendSpec } from './types.js';
-import { UdpListener } from './udp.js';
+import { UdpFlowBound, UdpListener } from './udp.js';
 import { UdpEngine, type UdpStats } from './udp-engine.js';
 import { NativeUdpListener } from './udp-native.js';
+
+const NO_UDP_STATS: UdpStats = {
+  flows: 0,
+  sockets: 0,
+  flowsTotal: 0,
+  earlyDrop: 0,
+  tableFull: 0,
+  noPort: 0,
+  rxPackets: 0,
+  txPackets: 0,
+  truncated: 0,
+  badSource: 0,
+  stray: 0,
+  icmp: 0,
+  replayed: 0,
+  replayLost: 0,
+  unforwarded: 0,
+  txErrors: 0,
+  socketErrors: 0,
+};
 
 export interface ListenerSpec extends ListenerInfo {
   lb: SchedulerName;
@@ -70,12 +90,15 @@ export class Mesh {
   readonly relay: NativeRelay | undefined;
   /** The native UDP engine: made with the first UDP listener; null when off or not built. */
   #udp: UdpEngine | null | undefined;
+  /** --max-flows for the JS UDP path. */
+  readonly #jsUdpBound: UdpFlowBound;
 
   constructor(settings: Partial<MeshSettings> = {}, options: { nativeRelay?: boolean } = {}) {
     this.settings = { ...DEFAULTS, ...settings };
     this.relay = options.nativeRelay === false ? undefined : NativeRelay.shared();
     if (options.nativeRelay === false) this.#udp = null;
     this.table = new ConnTable(this.settings.sweepIntervalMs);
+    this.#jsUdpBound = new UdpFlowBound(this.settings.udpMaxFlows);
   }
 
   static key(s: { protocol: string; host: string; port: number }): string {
@@ -113,7 +136,7 @@ export class Mesh {
       spec.protocol === 'udp'
         ? this.#udpEngine()
           ? new NativeUdpListener(spec, pool, this.settings, counters, this.#udp!)
-          : new UdpListener(spec, pool, this.table, this.settings, counters)
+          : new UdpListener(spec, pool, this.table, this.settings, counters, this.#jsUdpBound)
         : this.relay
           ? new NativeTcpListener(spec, pool, this.table, this.settings, counters, this.relay)
           : new TcpListener(spec, pool, this.table, this.settings, counters);
@@ -151,9 +174,11 @@ export class Mesh {
     return this.#udp ?? undefined;
   }
 
-  /** The native UDP engine's counters; undefined when UDP runs in JS. */
+  /** The UDP engine's counters; with UDP in JS, its flow bound's (a socket per flow; the rest stay 0). */
   udpStats(): UdpStats | undefined {
-    return this.#udp?.stats();
+    if (this.#udp) return this.#udp.stats();
+    const b = this.#jsUdpBound;
+    return { ...NO_UDP_STATS, flows: b.flows, sockets: b.flows, earlyDrop: b.earlyDrop, tableFull: b.tableFull };
   }
 
   #countersFor(service: string): ServiceCounters {
