@@ -5,9 +5,10 @@ import { microBench } from './micro.js';
 import { controlBench } from './control.js';
 import { dnsBench } from './dns.js';
 import { overlayBench } from './overlay.js';
+import { udpBench } from './udp.js';
 
 const USAGE = `usage: npm run bench -- [options]   (or node dist/bench/run.js [options])
-  --only mesh|micro|control|dns|overlay   one part (default: all)
+  --only mesh|udp|micro|control|dns|overlay   one part (default: all)
   --rounds N          rounds per path (default 3; medians reported)
   --seconds S         seconds per measurement (default 4)
   --haproxy-threads T mesh: HAProxy nbthread (default 1: the mesh is one event loop)
@@ -38,6 +39,7 @@ if (values.help) {
 if (!values.only || values.only === 'mesh') {
   await meshBench({ rounds: Number(values.rounds), seconds: Number(values.seconds), haproxyThreads: Number(values['haproxy-threads']) });
 }
+if (!values.only || values.only === 'udp') await udpBench({ rounds: Number(values.rounds), seconds: Number(values.seconds) });
 if (!values.only || values.only === 'micro') await microBench();
 if (!values.only || values.only === 'dns') {
   await dnsBench({ rounds: Number(values.rounds), seconds: Number(values.seconds), services: 200 });

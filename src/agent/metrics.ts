@@ -92,10 +92,49 @@ export function createMetrics(mesh: Mesh, { overlay, keyRotator, reaper }: Metri
       for (const b of mesh.backendStats()) for (const [kind, n] of Object.entries(b.errors)) this.inc({ ...lbl(b), kind }, n);
     },
   });
+  udpMetrics(registry, mesh);
   if (overlay) overlayMetrics(registry, overlay);
   if (keyRotator) keyMetrics(registry, keyRotator);
   if (reaper) reaperMetrics(registry, reaper);
   return registry;
+}
+
+/** The native UDP engine's counters (read at scrape time); no samples when UDP runs in JS. */
+function udpMetrics(registry: Registry, mesh: Mesh): void {
+  type Stats = NonNullable<ReturnType<Mesh['udpStats']>>;
+  const labelled = (name: string, help: string, labelNames: string[], read: (s: Stats) => Array<[Record<string, string>, number]>, kind: 'counter' | 'gauge' = 'counter') => {
+    const collect = function (this: Counter | Gauge) {
+      this.reset();
+      const s = mesh.udpStats();
+      if (s) for (const [l, n] of read(s)) (this instanceof Counter ? this.inc(l, n) : this.set(l, n));
+    };
+    if (kind === 'counter') new Counter({ name, help, labelNames, registers: [registry], collect });
+    else new Gauge({ name, help, labelNames, registers: [registry], collect });
+  };
+  labelled('swarmnet_udp_flows', 'UDP flows open in the native engine', [], (s) => [[{}, s.flows]], 'gauge');
+  labelled('swarmnet_udp_upstream_sockets', "UDP engine's upstream sockets open (its file descriptors besides listeners)", [], (s) => [[{}, s.sockets]], 'gauge');
+  labelled('swarmnet_udp_flows_dropped_total', 'UDP flows dropped: unanswered and evicted for a new one (early_drop), new ones refused on a table full of answered flows (table_full), no upstream socket free toward the task (no_port)', ['reason'], (s) => [
+    [{ reason: 'early_drop' }, s.earlyDrop],
+    [{ reason: 'table_full' }, s.tableFull],
+    [{ reason: 'no_port' }, s.noPort],
+  ]);
+  labelled('swarmnet_udp_datagrams_total', 'Datagrams through the UDP engine by direction (rx: from clients, tx: to clients)', ['direction'], (s) => [
+    [{ direction: 'rx' }, s.rxPackets],
+    [{ direction: 'tx' }, s.txPackets],
+  ]);
+  labelled('swarmnet_udp_datagrams_dropped_total', 'Datagrams the UDP engine dropped, by reason', ['reason'], (s) => [
+    [{ reason: 'truncated' }, s.truncated],
+    [{ reason: 'bad_source' }, s.badSource],
+    [{ reason: 'stray' }, s.stray],
+    [{ reason: 'unforwarded' }, s.unforwarded],
+    [{ reason: 'send' }, s.txErrors],
+  ]);
+  labelled('swarmnet_udp_icmp_errors_total', 'ICMP errors read from the upstream sockets', [], (s) => [[{}, s.icmp]]);
+  labelled('swarmnet_udp_replays_total', 'Unanswered datagrams of failed-over flows: resent to the next task, or lost (the ICMP quote was not the whole datagram)', ['result'], (s) => [
+    [{ result: 'sent' }, s.replayed],
+    [{ result: 'lost' }, s.replayLost],
+  ]);
+  labelled('swarmnet_udp_socket_errors_total', 'Upstream sockets the UDP engine could not open', [], (s) => [[{}, s.socketErrors]]);
 }
 
 /** Tasks of containers that died without a CNI DEL, removed by this node. */

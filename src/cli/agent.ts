@@ -41,6 +41,19 @@ export function parseEspSeqStart(text: string | undefined): bigint | undefined {
   return n;
 }
 
+/** `--max-flows`, `--udp-sockets`: a whole number from 1 to `max`. */
+export function parseLimit(text: string, flag: string, max: number): number {
+  const n = parseIntArg(text, flag);
+  if (n < 1 || n > max) throw new UsageError(`${flag}: ${n} is not from 1 to ${max}`);
+  return n;
+}
+/** Flow table bound: the default is nf_conntrack_max's usual value; the ceiling keeps the table's memory sane. */
+const MAX_FLOWS_DEFAULT = '262144';
+const MAX_FLOWS_CEILING = 16_777_216;
+/** Upstream sockets of the UDP engine: each is a source port, so fewer than the ports there are. */
+const UDP_SOCKETS_DEFAULT = '4096';
+const UDP_SOCKETS_CEILING = 60_000;
+
 function hostPort(text: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d+)$/.exec(text);
   if (!m || Number(m[2]) > 65535) throw new UsageError(`${flag}: '${text}' is not HOST:PORT`);
@@ -72,6 +85,8 @@ export function agentCommand(program: Command): void {
     .option('--ingress-addr <ip>', 'address the routing mesh listens on', '0.0.0.0')
     .option('--tcp-timeout <duration>', 'idle timeout of TCP flows', '900s')
     .option('--udp-timeout <duration>', 'idle timeout of UDP flows', '300s')
+    .option('--max-flows <n>', 'most UDP flows at once; a full table drops unanswered flows first', MAX_FLOWS_DEFAULT)
+    .option('--udp-sockets <n>', "UDP engine's upstream sockets (its file descriptors; flows toward one task at most this many)", UDP_SOCKETS_DEFAULT)
     .option('--drain-timeout <duration>', "how long a removed task's connections may run", '300s')
     .option('--connect-timeout <duration>', 'connect timeout toward tasks', '3s')
     .option('--heartbeat <duration>', 'node heartbeat interval', '2s')
@@ -81,7 +96,7 @@ export function agentCommand(program: Command): void {
     .option('--esp-port <port>', 'UDP port of ESP for encrypted networks (RFC 3948)', String(ESP_PORT))
     .option('--key-rotation <duration>', 'rotate the key of every encrypted network this often (managers and single nodes)', KEY_ROTATION)
     .option('--overlay-mtu <bytes>', 'MTU of overlay interfaces', String(OVERLAY_MTU))
-    .option('--no-native-relay', 'relay TCP in JavaScript even when the native splice relay is built (env SWARMNET_NATIVE_RELAY=0)')
+    .option('--no-native-relay', 'relay TCP and UDP in JavaScript even when the native engines are built (env SWARMNET_NATIVE_RELAY=0)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
     .option('--log-format <format>', 'text or json (default: text when stderr is a terminal, else json)')
     .action(async (o) => {
@@ -132,6 +147,8 @@ export function agentCommand(program: Command): void {
         mesh: {
           tcpIdleTimeoutMs: parseDuration(o.tcpTimeout, '--tcp-timeout'),
           udpIdleTimeoutMs: parseDuration(o.udpTimeout, '--udp-timeout'),
+          udpMaxFlows: parseLimit(o.maxFlows, '--max-flows', MAX_FLOWS_CEILING),
+          udpSockets: parseLimit(o.udpSockets, '--udp-sockets', UDP_SOCKETS_CEILING),
           drainTimeoutMs: parseDuration(o.drainTimeout, '--drain-timeout'),
           connectTimeoutMs: parseDuration(o.connectTimeout, '--connect-timeout'),
         },

@@ -32,6 +32,10 @@ export const DEFAULTS = {
   sweepIntervalMs: 1_000,
   /** TCP keepalive on both legs, so a dead peer is noticed and middleboxes keep state. */
   keepAliveMs: 60_000,
+  /** Native UDP engine: the most flows (as nf_conntrack_max), and its pool of upstream
+   * sockets (its file descriptors; flows toward one task at most this many). */
+  udpMaxFlows: 262_144,
+  udpSockets: 4_096,
 } as const;
 
 export type MeshSettings = { -readonly [K in keyof typeof DEFAULTS]: number };

@@ -14,7 +14,29 @@ import { NativeRelay } from './relay.js';
 import { TcpListener } from './tcp.js';
 import { NativeTcpListener } from './tcp-native.js';
 import type { BackendSpec } from './types.js';
-import { UdpListener } from './udp.js';
+import { UdpFlowBound, UdpListener } from './udp.js';
+import { UdpEngine, type UdpStats } from './udp-engine.js';
+import { NativeUdpListener } from './udp-native.js';
+
+const NO_UDP_STATS: UdpStats = {
+  flows: 0,
+  sockets: 0,
+  flowsTotal: 0,
+  earlyDrop: 0,
+  tableFull: 0,
+  noPort: 0,
+  rxPackets: 0,
+  txPackets: 0,
+  truncated: 0,
+  badSource: 0,
+  stray: 0,
+  icmp: 0,
+  replayed: 0,
+  replayLost: 0,
+  unforwarded: 0,
+  txErrors: 0,
+  socketErrors: 0,
+};
 
 export interface ListenerSpec extends ListenerInfo {
   lb: SchedulerName;
@@ -45,7 +67,7 @@ export interface ServiceStats extends ServiceCounters {
 interface Slot {
   spec: ListenerSpec;
   pool: Pool;
-  listener: TcpListener | NativeTcpListener | UdpListener;
+  listener: TcpListener | NativeTcpListener | UdpListener | NativeUdpListener;
   counters: ServiceCounters;
   health: HealthChecker | undefined;
 }
@@ -66,11 +88,17 @@ export class Mesh {
 
   /** The native splice relay for TCP, when built and not disabled. */
   readonly relay: NativeRelay | undefined;
+  /** The native UDP engine: made with the first UDP listener; null when off or not built. */
+  #udp: UdpEngine | null | undefined;
+  /** --max-flows for the JS UDP path. */
+  readonly #jsUdpBound: UdpFlowBound;
 
   constructor(settings: Partial<MeshSettings> = {}, options: { nativeRelay?: boolean } = {}) {
     this.settings = { ...DEFAULTS, ...settings };
     this.relay = options.nativeRelay === false ? undefined : NativeRelay.shared();
+    if (options.nativeRelay === false) this.#udp = null;
     this.table = new ConnTable(this.settings.sweepIntervalMs);
+    this.#jsUdpBound = new UdpFlowBound(this.settings.udpMaxFlows);
   }
 
   static key(s: { protocol: string; host: string; port: number }): string {
@@ -106,7 +134,9 @@ export class Mesh {
     const counters = this.#countersFor(spec.service);
     const listener =
       spec.protocol === 'udp'
-        ? new UdpListener(spec, pool, this.table, this.settings, counters)
+        ? this.#udpEngine()
+          ? new NativeUdpListener(spec, pool, this.settings, counters, this.#udp!)
+          : new UdpListener(spec, pool, this.table, this.settings, counters, this.#jsUdpBound)
         : this.relay
           ? new NativeTcpListener(spec, pool, this.table, this.settings, counters, this.relay)
           : new TcpListener(spec, pool, this.table, this.settings, counters);
@@ -138,6 +168,19 @@ export class Mesh {
     this.#slots.delete(key);
   }
 
+  /** The native UDP engine, made on first use; undefined when the addon lacks it (the JS path then). */
+  #udpEngine(): UdpEngine | undefined {
+    if (this.#udp === undefined) this.#udp = UdpEngine.create({ maxFlows: this.settings.udpMaxFlows, sockets: this.settings.udpSockets }) ?? null;
+    return this.#udp ?? undefined;
+  }
+
+  /** The UDP engine's counters; with UDP in JS, its flow bound's (a socket per flow; the rest stay 0). */
+  udpStats(): UdpStats | undefined {
+    if (this.#udp) return this.#udp.stats();
+    const b = this.#jsUdpBound;
+    return { ...NO_UDP_STATS, flows: b.flows, sockets: b.flows, earlyDrop: b.earlyDrop, tableFull: b.tableFull };
+  }
+
   #countersFor(service: string): ServiceCounters {
     let c = this.#counters.get(service);
     if (!c) this.#counters.set(service, (c = newCounters()));
@@ -150,7 +193,11 @@ export class Mesh {
   }
 
   conns(service?: string): ConnView[] {
-    return this.table.list(service);
+    const out = this.table.list(service);
+    for (const { listener } of this.#slots.values()) {
+      if (listener instanceof NativeUdpListener && (!service || listener.info.service === service)) out.push(...listener.conns());
+    }
+    return out;
   }
 
   serviceStats(): ServiceStats[] {
@@ -190,6 +237,7 @@ export class Mesh {
   close(): void {
     for (const [key, slot] of this.#slots) this.#remove(key, slot);
     for (const p of this.#draining) for (const b of p.backends.values()) for (const f of [...b.flows]) f.close('shutdown');
+    this.#udp?.destroy();
     this.table.close();
   }
 }

@@ -10,6 +10,9 @@
  * A connected UDP socket reports ICMP port unreachable as ECONNREFUSED: the task is
  * put in back-off and the flow moves to another task, resending the last datagram
  * if no reply had come yet.
+ *
+ * This is the fallback of the native engine (udp-native.ts); it shares its flow bound
+ * (--max-flows, UdpFlowBound), which here also bounds the sockets.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import type { Backend } from './backend.js';
@@ -17,6 +20,33 @@ import { ConnTable, type ConnEntry, type ConnState } from './conntable.js';
 import type { MeshSettings } from './constants.js';
 import { flowClosed, flowOpened, type ListenerInfo, type ServiceCounters } from './listener.js';
 import type { Pool } from './pool.js';
+
+/**
+ * The flow bound of a mesh's JS UDP listeners (--max-flows), as the native engine's: a
+ * new flow on a full table evicts the oldest unanswered flow, else it is refused.
+ */
+export class UdpFlowBound {
+  flows = 0;
+  /** Flows that never got a reply, oldest first (a Set keeps insertion order). */
+  readonly unanswered = new Set<{ close(reason: string): void }>();
+  earlyDrop = 0;
+  tableFull = 0;
+
+  constructor(readonly max: number) {}
+
+  /** Whether a new flow may open, making room if it can. */
+  admit(): boolean {
+    if (this.flows < this.max) return true;
+    const oldest = this.unanswered.values().next();
+    if (oldest.done) {
+      this.tableFull++;
+      return false;
+    }
+    this.earlyDrop++;
+    oldest.value.close('early drop');
+    return true;
+  }
+}
 
 export class UdpListener {
   readonly #sock: Socket;
@@ -28,6 +58,7 @@ export class UdpListener {
     private readonly table: ConnTable,
     private readonly settings: MeshSettings,
     private readonly counters: ServiceCounters,
+    private readonly bound: UdpFlowBound,
   ) {
     this.#sock = createSocket({ type: 'udp4' });
     this.#sock.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo.address, rinfo.port));
@@ -58,7 +89,8 @@ export class UdpListener {
     const key = `${ip}:${port}`;
     let flow = this.#flows.get(key);
     if (!flow) {
-      flow = new UdpFlow(ip, port, this.#sock, this.info, this.pool, this.table, this.settings, this.counters, () => this.#flows.delete(key));
+      if (!this.bound.admit()) return;
+      flow = new UdpFlow(ip, port, this.#sock, this.info, this.pool, this.table, this.settings, this.counters, this.bound, () => this.#flows.delete(key));
       this.#flows.set(key, flow);
     }
     flow.send(msg);
@@ -97,6 +129,7 @@ class UdpFlow implements ConnEntry {
     private readonly table: ConnTable,
     private readonly settings: MeshSettings,
     private readonly counters: ServiceCounters,
+    private readonly bound: UdpFlowBound,
     private readonly onClose: () => void,
   ) {
     this.client = `${ip}:${port}`;
@@ -105,6 +138,8 @@ class UdpFlow implements ConnEntry {
     this.key = ConnTable.key('udp', ip, port, info.host, info.port);
     this.idleTimeoutMs = settings.udpIdleTimeoutMs;
     this.last = table.clock;
+    bound.flows++;
+    bound.unanswered.add(this);
     flowOpened(table, counters, this);
     this.#open();
   }
@@ -137,6 +172,7 @@ class UdpFlow implements ConnEntry {
     this.#ready = false;
     up.on('message', (reply) => {
       this.#answered = true;
+      this.bound.unanswered.delete(this);
       this.bytesOut += reply.length;
       b.bytesOut += reply.length;
       this.last = this.table.clock;
@@ -188,6 +224,8 @@ class UdpFlow implements ConnEntry {
     if (this.#closed) return;
     this.#closed = true;
     this.state = 'CLOSE';
+    this.bound.flows--;
+    this.bound.unanswered.delete(this);
     this.#closeUp();
     this.#detach?.();
     flowClosed(this.table, this.counters, this, this.bytesIn, this.bytesOut);

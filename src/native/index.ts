@@ -28,7 +28,20 @@ export interface Addon {
   espSaSet(dir: number, spi: number, vni: number, peer: string, key: Buffer, salt: Buffer, seq: bigint): number;
   espSaDel(dir: number, spi: number, peer: string): number;
   espSaList(): Array<[dir: number, spi: number, vni: number, peer: string, seq: bigint]>;
+  /** UDP engine (native/src/addon_udp.c, udp.h); absent from an addon built before it. */
+  udpCreate?(maxFlows: number, maxSockets: number, decisions: Uint32Array, events: Float64Array, onDecide: (n: number) => void, onEvents: (n: number) => void): UdpHandle | number;
+  udpListen(engine: UdpHandle, lid: number, ip: string, port: number, idleMs: number): number;
+  udpUnlisten(engine: UdpHandle, lid: number): number;
+  udpCloseTag(engine: UdpHandle, lid: number, tag: number): number;
+  udpFlows(engine: UdpHandle, lid: number): Float64Array | number;
+  udpStats(engine: UdpHandle): Record<string, number> | number;
+  udpDestroy(engine: UdpHandle): number;
+  /** Record sizes, event types and close reasons, from the C side (the one place they are defined). */
+  udpConst: Record<string, number>;
 }
+
+/** An engine made by udpCreate (a Node-API External). */
+export type UdpHandle = { readonly __udpEngine: unique symbol };
 
 export function loadAddon(): Addon | undefined {
   try {

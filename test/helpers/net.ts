@@ -1,4 +1,5 @@
 /** Real clients for integration tests. */
+import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import DgramAsPromised, { TimeoutError } from 'dgram-as-promised';
 
@@ -83,6 +84,31 @@ export async function udpRequest(host: string, port: number, payload: string, ti
   } finally {
     await s.close();
   }
+}
+
+/** A UDP client socket kept open (one flow through the mesh); `ask` sends and awaits the next datagram back. */
+export async function openUdp(host: string, port: number): Promise<{ port: number; ask(payload: string | Buffer, timeoutMs?: number): Promise<Buffer>; close(): void }> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const waiters: Array<(m: Buffer) => void> = [];
+  s.on('message', (m) => waiters.shift()?.(m));
+  return {
+    port: s.address().port,
+    ask: (payload, timeoutMs = 3000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(got), 1);
+          reject(new Error(`udp: no reply from ${host}:${port} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const got = (m: Buffer) => {
+          clearTimeout(timer);
+          resolve(m);
+        };
+        waiters.push(got);
+        s.send(payload, port, host);
+      }),
+    close: () => s.close(),
+  };
 }
 
 export function countBy<T>(items: T[]): Map<T, number> {

@@ -1,6 +1,6 @@
 /** Command-line parsing of the encryption options: agent flags, the test-only env, `network create --opt`. */
 import t from 'tap';
-import { parseEspSeqStart, parseKeyRotation, parsePort } from '../../src/cli/agent.js';
+import { parseEspSeqStart, parseKeyRotation, parseLimit, parsePort } from '../../src/cli/agent.js';
 import { parseNetworkOpts } from '../../src/cli/network.js';
 import { parseDuration } from '../../src/cli/format.js';
 
@@ -23,6 +23,14 @@ t.test('--esp-port: a UDP port', async (t) => {
   t.equal(parsePort('1', '--esp-port'), 1);
   t.equal(parsePort('65535', '--esp-port'), 65535);
   for (const bad of ['0', '65536', 'x', '-1', '45.5']) t.throws(() => parsePort(bad, '--esp-port'), { code: 'EUSAGE', message: /^--esp-port: / }, bad);
+});
+
+t.test('--max-flows, --udp-sockets: whole numbers within a range, the flag named when refused', async (t) => {
+  t.equal(parseLimit('262144', '--max-flows', 16_777_216), 262_144);
+  t.equal(parseLimit('1', '--max-flows', 16_777_216), 1);
+  t.equal(parseLimit('60000', '--udp-sockets', 60_000), 60_000);
+  for (const bad of ['0', '-1', '16777217', '1.5', 'many', '', '1e6']) t.throws(() => parseLimit(bad, '--max-flows', 16_777_216), { code: 'EUSAGE', message: /^--max-flows: / }, JSON.stringify(bad));
+  t.throws(() => parseLimit('60001', '--udp-sockets', 60_000), { code: 'EUSAGE', message: /^--udp-sockets: 60001 is not from 1 to 60000/ });
 });
 
 t.test('SWARMNET_TEST_ESP_SEQ_START: decimal or 0x hex, below 2^32', async (t) => {

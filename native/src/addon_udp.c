@@ -1,0 +1,356 @@
+/*
+ * Node-API surface of the UDP engine (udp.h). An engine per call of udpCreate, held
+ * by an External; every call returns 0, a count, or -errno.
+ *
+ *   udpCreate(maxFlows, maxSockets, decisions: Uint32Array, events: Float64Array,
+ *             onDecide(n), onEvents(n))         -> engine | -errno
+ *       decisions: UDP_DECIDE_MAX x 8 uint32 (struct udp_decision), events:
+ *       UDP_EVENT_MAX x 8 doubles (struct udp_event); both stay owned by JS and are
+ *       read and written in place. The hooks run synchronously on the JS thread.
+ *   udpListen(engine, lid, ip, port, idleMs)    -> 0 | -errno
+ *   udpUnlisten(engine, lid)                    -> 0 | -errno   (CLOSED events first)
+ *   udpCloseTag(engine, lid, tag)               -> flows closed | -errno
+ *   udpFlows(engine, lid)                       -> Float64Array (UDP_FLOW_FIELDS per flow) | -errno
+ *   udpStats(engine)                            -> { flows, sockets, earlyDrop, ... }
+ *   udpDestroy(engine)                          -> 0 (sockets closed once libuv lets go)
+ *   udpConst                                    -> sizes, event types and close reasons
+ *
+ * The engine's epoll fd is polled on Node's loop (uv_poll), as the TCP relay's is.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addon_udp.h"
+#include "napi_util.h"
+#include "udp.h"
+
+#define CHECK(call)                     \
+  do {                                  \
+    if ((call) != napi_ok) return NULL; \
+  } while (0)
+
+/* Fields per record, as the TypeScript side reads them (src/mesh/udp-engine.ts). */
+#define DECISION_FIELDS 8
+#define EVENT_FIELDS 8
+#define FLOW_FIELDS 7
+/* Idle expiry runs this often. */
+#define TICK_MS 100
+
+struct udp_addon {
+  napi_env env;
+  napi_ref on_decide, on_events, decisions, events;
+  napi_async_context async;
+  uv_poll_t poll;
+  uv_timer_t timer;
+  struct udp_engine *e;
+  int handles; /* libuv handles not yet closed */
+  int destroyed;
+  int held; /* the External still points here: it frees this, not the close callback */
+};
+
+/* A hook into JS. The TypeScript side catches its own errors; one that escapes is
+ * cleared so a bug in a handler cannot stop the data path (decisions left at 0 drop
+ * their flows). */
+static void call_js(struct udp_addon *a, napi_ref ref, unsigned n) {
+  napi_env env = a->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, undef, argv[1];
+  napi_get_reference_value(env, ref, &cb);
+  napi_get_undefined(env, &undef);
+  napi_create_uint32(env, n, &argv[0]);
+  if (napi_call_function(env, undef, cb, 1, argv, NULL) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void hook_decide(void *ctx, unsigned n) {
+  struct udp_addon *a = ctx;
+  call_js(a, a->on_decide, n);
+}
+
+static void hook_events(void *ctx, unsigned n) {
+  struct udp_addon *a = ctx;
+  call_js(a, a->on_events, n);
+}
+
+/* As libuv callbacks run JS: in a callback scope, so promise jobs run when it closes. */
+static void in_callback_scope(struct udp_addon *a, void (*fn)(struct udp_engine *)) {
+  napi_handle_scope hs;
+  napi_callback_scope cs;
+  napi_value resource;
+  if (napi_open_handle_scope(a->env, &hs) != napi_ok) return;
+  napi_create_object(a->env, &resource);
+  if (napi_open_callback_scope(a->env, resource, a->async, &cs) == napi_ok) {
+    fn(a->e);
+    napi_close_callback_scope(a->env, cs);
+  }
+  napi_close_handle_scope(a->env, hs);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  struct udp_addon *a = h->data;
+  if (!a->destroyed) in_callback_scope(a, udp_process);
+}
+
+static void on_timer(uv_timer_t *h) {
+  struct udp_addon *a = h->data;
+  if (!a->destroyed) in_callback_scope(a, udp_tick);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  struct udp_addon *a = h->data;
+  if (--a->handles > 0) return;
+  udp_destroy(a->e);
+  napi_delete_reference(a->env, a->on_decide);
+  napi_delete_reference(a->env, a->on_events);
+  napi_delete_reference(a->env, a->decisions);
+  napi_delete_reference(a->env, a->events);
+  napi_async_destroy(a->env, a->async);
+  a->e = NULL;
+  if (!a->held) free(a);
+}
+
+static void destroy(struct udp_addon *a) {
+  if (a->destroyed) return;
+  a->destroyed = 1;
+  uv_poll_stop(&a->poll);
+  uv_timer_stop(&a->timer);
+  uv_close((uv_handle_t *)&a->poll, on_handle_closed);
+  uv_close((uv_handle_t *)&a->timer, on_handle_closed);
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  struct udp_addon *a = data;
+  a->held = 0;
+  if (a->destroyed && a->handles == 0) free(a);
+  else destroy(a);
+}
+
+/* A typed array of `type` with at least `min` elements; its memory, or NULL. */
+static void *typed(napi_env env, napi_value v, napi_typedarray_type want, size_t min) {
+  bool is = false;
+  napi_typedarray_type type;
+  size_t length, offset;
+  void *data;
+  napi_value ab;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return NULL;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok) return NULL;
+  return type == want && length >= min ? data : NULL;
+}
+
+static struct udp_addon *engine_of(napi_env env, napi_value v) {
+  struct udp_addon *a = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external) return NULL;
+  if (napi_get_value_external(env, v, (void **)&a) != napi_ok || !a || a->destroyed) return NULL;
+  return a;
+}
+
+static napi_value udp_create_js(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6], ext, name;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) return ret_int(env, -EINVAL);
+  uint32_t max_flows, max_sockets;
+  CHECK(napi_get_value_uint32(env, argv[0], &max_flows));
+  CHECK(napi_get_value_uint32(env, argv[1], &max_sockets));
+  struct udp_decision *dec = typed(env, argv[2], napi_uint32_array, (size_t)UDP_DECIDE_MAX * DECISION_FIELDS);
+  struct udp_event *ev = typed(env, argv[3], napi_float64_array, (size_t)UDP_EVENT_MAX * EVENT_FIELDS);
+  if (!dec || !ev) return ret_int(env, -EINVAL);
+  struct udp_addon *a = calloc(1, sizeof *a);
+  if (!a) return ret_int(env, -ENOMEM);
+  a->env = env;
+  struct udp_config cfg = {.max_flows = max_flows, .max_sockets = max_sockets};
+  struct udp_hooks hooks = {.decide = hook_decide, .events = hook_events, .ctx = a, .dec = dec, .ev = ev};
+  int rc = udp_create(&cfg, &hooks, &a->e);
+  if (rc < 0) {
+    free(a);
+    return ret_int(env, rc);
+  }
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  CHECK(napi_create_reference(env, argv[2], 1, &a->decisions));
+  CHECK(napi_create_reference(env, argv[3], 1, &a->events));
+  CHECK(napi_create_reference(env, argv[4], 1, &a->on_decide));
+  CHECK(napi_create_reference(env, argv[5], 1, &a->on_events));
+  CHECK(napi_create_string_utf8(env, "swarmnet-udp", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, NULL, name, &a->async));
+  a->poll.data = a->timer.data = a;
+  rc = uv_poll_init(loop, &a->poll, udp_fd(a->e));
+  if (rc == 0) {
+    a->handles++;
+    rc = uv_timer_init(loop, &a->timer);
+  }
+  if (rc == 0) {
+    a->handles++;
+    rc = uv_poll_start(&a->poll, UV_READABLE, on_poll);
+  }
+  if (rc == 0) rc = uv_timer_start(&a->timer, on_timer, TICK_MS, TICK_MS);
+  if (rc != 0) {
+    if (a->handles) {
+      a->destroyed = 1;
+      uv_close((uv_handle_t *)&a->poll, on_handle_closed);
+      if (a->handles > 1) uv_close((uv_handle_t *)&a->timer, on_handle_closed);
+    } else {
+      udp_destroy(a->e);
+      free(a);
+    }
+    return ret_int(env, rc); /* libuv errors are -errno */
+  }
+  /* The mesh keeps the process alive through its owner; the engine must not. */
+  uv_unref((uv_handle_t *)&a->poll);
+  uv_unref((uv_handle_t *)&a->timer);
+  CHECK(napi_create_external(env, a, finalize, NULL, &ext));
+  a->held = 1;
+  return ext;
+}
+
+static napi_value udp_listen_js(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  uint32_t lid, ip, idle;
+  int32_t port;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct udp_addon *a = argc == 5 ? engine_of(env, argv[0]) : NULL;
+  if (!a) return ret_int(env, -EBADF);
+  CHECK(napi_get_value_uint32(env, argv[1], &lid));
+  if (get_ip(env, argv[2], &ip) < 0) return ret_int(env, -EINVAL);
+  CHECK(napi_get_value_int32(env, argv[3], &port));
+  CHECK(napi_get_value_uint32(env, argv[4], &idle));
+  if (port < 0 || port > 65535) return ret_int(env, -EINVAL);
+  return ret_int(env, udp_listen(a->e, lid, ip, (uint16_t)port, idle));
+}
+
+static napi_value udp_unlisten_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  uint32_t lid;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct udp_addon *a = argc == 2 ? engine_of(env, argv[0]) : NULL;
+  if (!a) return ret_int(env, -EBADF);
+  CHECK(napi_get_value_uint32(env, argv[1], &lid));
+  return ret_int(env, udp_unlisten(a->e, lid));
+}
+
+static napi_value udp_close_tag_js(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  uint32_t lid, tag;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct udp_addon *a = argc == 3 ? engine_of(env, argv[0]) : NULL;
+  if (!a) return ret_int(env, -EBADF);
+  CHECK(napi_get_value_uint32(env, argv[1], &lid));
+  CHECK(napi_get_value_uint32(env, argv[2], &tag));
+  return ret_int(env, udp_close_tag(a->e, lid, tag));
+}
+
+struct flow_fill {
+  double *out;
+  size_t i, cap;
+};
+
+static void count_flow(void *ctx, const struct udp_flow_info *f) {
+  ((struct flow_fill *)ctx)->cap += FLOW_FIELDS;
+}
+
+static void fill_flow(void *ctx, const struct udp_flow_info *f) {
+  struct flow_fill *w = ctx;
+  if (w->i + FLOW_FIELDS > w->cap) return;
+  double *o = w->out + w->i;
+  o[0] = f->client_ip;
+  o[1] = f->client_port;
+  o[2] = f->tag;
+  o[3] = (double)f->idle_ms;
+  o[4] = (double)f->bytes_in;
+  o[5] = (double)f->bytes_out;
+  o[6] = f->answered;
+  w->i += FLOW_FIELDS;
+}
+
+static napi_value udp_flows_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], ab, out;
+  uint32_t lid;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct udp_addon *a = argc == 2 ? engine_of(env, argv[0]) : NULL;
+  if (!a) return ret_int(env, -EBADF);
+  CHECK(napi_get_value_uint32(env, argv[1], &lid));
+  struct flow_fill w = {0};
+  int n = udp_flows(a->e, lid, count_flow, &w);
+  if (n < 0) return ret_int(env, n);
+  void *data;
+  CHECK(napi_create_arraybuffer(env, w.cap * sizeof(double), &data, &ab));
+  w.out = data;
+  udp_flows(a->e, lid, fill_flow, &w);
+  CHECK(napi_create_typedarray(env, napi_float64_array, w.i, ab, 0, &out));
+  return out;
+}
+
+static napi_value udp_stats_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct udp_addon *a = argc == 1 ? engine_of(env, argv[0]) : NULL;
+  if (!a) return ret_int(env, -EBADF);
+  uint64_t s[UDP_S_COUNT];
+  udp_stats(a->e, s);
+  CHECK(napi_create_object(env, &out));
+  for (int i = 0; i < UDP_S_COUNT; i++) {
+    napi_create_double(env, (double)s[i], &v);
+    napi_set_named_property(env, out, udp_stat_names[i], v);
+  }
+  return out;
+}
+
+static napi_value udp_destroy_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct udp_addon *a = argc == 1 ? engine_of(env, argv[0]) : NULL;
+  if (a) destroy(a);
+  return ret_int(env, 0);
+}
+
+static napi_status set_int(napi_env env, napi_value obj, const char *name, int v) {
+  napi_value n;
+  napi_status s = napi_create_int32(env, v, &n);
+  return s == napi_ok ? napi_set_named_property(env, obj, name, n) : s;
+}
+
+/* The one place TypeScript learns the record sizes, event types and reasons from. */
+static napi_status constants(napi_env env, napi_value exports) {
+  napi_value c;
+  napi_status s = napi_create_object(env, &c);
+  static const struct {
+    const char *name;
+    int value;
+  } table[] = {
+      {"decideMax", UDP_DECIDE_MAX}, {"eventMax", UDP_EVENT_MAX},     {"decisionFields", DECISION_FIELDS},
+      {"eventFields", EVENT_FIELDS}, {"flowFields", FLOW_FIELDS},     {"evClosed", UDP_EV_CLOSED},
+      {"evFailed", UDP_EV_FAILED},   {"rIdle", UDP_R_IDLE},           {"rEarlyDrop", UDP_R_EARLY_DROP},
+      {"rNoPort", UDP_R_NO_PORT},    {"rNoBackend", UDP_R_NO_BACKEND}, {"rClosed", UDP_R_CLOSED},
+  };
+  for (size_t i = 0; s == napi_ok && i < sizeof table / sizeof table[0]; i++) s = set_int(env, c, table[i].name, table[i].value);
+  return s == napi_ok ? napi_set_named_property(env, exports, "udpConst", c) : s;
+}
+
+napi_status udp_register(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"udpCreate", NULL, udp_create_js, NULL, NULL, NULL, napi_default, NULL},
+      {"udpListen", NULL, udp_listen_js, NULL, NULL, NULL, napi_default, NULL},
+      {"udpUnlisten", NULL, udp_unlisten_js, NULL, NULL, NULL, napi_default, NULL},
+      {"udpCloseTag", NULL, udp_close_tag_js, NULL, NULL, NULL, napi_default, NULL},
+      {"udpFlows", NULL, udp_flows_js, NULL, NULL, NULL, napi_default, NULL},
+      {"udpStats", NULL, udp_stats_js, NULL, NULL, NULL, napi_default, NULL},
+      {"udpDestroy", NULL, udp_destroy_js, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_status s = napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return s == napi_ok ? constants(env, exports) : s;
+}
