@@ -16,7 +16,7 @@ import { View } from '../control/view.js';
 import { Liveness } from '../control/liveness.js';
 import type { Node, Task } from '../control/schema.js';
 import { Mesh, type MeshSettings } from '../mesh/index.js';
-import { DnsServer, clusterHandler, forwardHandler, DNS_DEFAULTS, type Upstream } from '../dns/index.js';
+import { DnsServer, NodeDns, DNS_DEFAULTS, type Upstream } from '../dns/index.js';
 import type { Overlay } from '../overlay/index.js';
 import { createMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
@@ -98,11 +98,10 @@ export class Runtime {
     await view.start();
     const mesh = new Mesh(o.mesh, { nativeRelay: o.nativeRelay });
     const dnsTtl = o.dns?.ttlSeconds ?? DNS_DEFAULTS.ttlSeconds;
-    // One cluster handler (its index is rebuilt per view change) behind --dns and every
-    // container gateway; only the upstreams differ.
-    const cluster = clusterHandler({ view, ttlSeconds: dnsTtl });
-    const dnsHandlers = (upstreams: Upstream[]) => [cluster, forwardHandler({ upstreams, timeoutMs: DNS_DEFAULTS.upstreamTimeoutMs })];
-    const overlay = epoch === undefined ? undefined : startOverlay({ o, epoch, log, view, plane, nodeId, handlers: dnsHandlers(o.containerDnsUpstreams) });
+    // One cluster index and answer cache (rebuilt per view change) and one set of counters
+    // behind --dns and every container gateway; only the upstreams differ.
+    const nodeDns = new NodeDns({ view, ttlSeconds: dnsTtl });
+    const overlay = epoch === undefined ? undefined : startOverlay({ o, epoch, log, view, plane, nodeId, dns: nodeDns.serverOptions(o.containerDnsUpstreams) });
     const reconciler = new Reconciler({
       view,
       mesh,
@@ -117,7 +116,7 @@ export class Runtime {
     await reconciler.idle();
     let dns: DnsServer | undefined;
     if (o.dns) {
-      dns = new DnsServer({ host: o.dns.host, port: o.dns.port, handlers: dnsHandlers(o.dns.upstreams) });
+      dns = new DnsServer({ host: o.dns.host, port: o.dns.port, ...nodeDns.serverOptions(o.dns.upstreams) });
       await dns.listen();
     }
     const attach = overlay && ((task: Task) => attachTask(task, { overlay: overlay.overlay, reconciler, plane, view }));
@@ -125,7 +124,7 @@ export class Runtime {
     keyRotator?.start();
     const reaper = overlay && new ContainerReaper({ view, plane, overlay: overlay.overlay, nodeId, log });
     reaper?.start();
-    const metrics = createMetrics(mesh, { ...(overlay && { overlay: overlay.overlay }), ...(keyRotator && { keyRotator }), ...(reaper && { reaper }) });
+    const metrics = createMetrics(mesh, { ...(overlay && { overlay: overlay.overlay }), ...(keyRotator && { keyRotator }), ...(reaper && { reaper }), dns: nodeDns.stats });
     const rt = new Runtime(nodeId, store, plane, view, mesh, reconciler, metrics, dns, overlay?.overlay, attach, keyRotator, reaper, log);
     // If the managers' servers drop it first, NATS closes its connection with an
     // authorization violation (its certificate still verifies: only its user is gone).

@@ -5,7 +5,8 @@
  */
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
-import { RCODE, UDP_EDNS_MAX } from './constants.js';
+import { FLAG, RCODE, UDP_EDNS_MAX } from './constants.js';
+import type { DnsStats } from './metrics.js';
 import type { Handler, Reply } from './types.js';
 
 export interface Upstream {
@@ -16,20 +17,28 @@ export interface Upstream {
 export interface ForwardOptions {
   upstreams: Upstream[];
   timeoutMs: number;
+  /** Forwarded queries, failed exchanges and upstream latency are counted here. */
+  stats?: DnsStats;
 }
 
-/** DNS header flag TC (RFC 1035 section 4.1.1). */
-const TC = 0x0200;
+/** An upstream that did not answer in time. */
+class UpstreamTimeout extends Error {
+  readonly code = 'ETIMEDOUT';
+}
 
 export function forwardHandler(o: ForwardOptions): Handler {
   return async (q): Promise<Reply> => {
+    if (o.stats) o.stats.forwarded++;
     for (const up of o.upstreams) {
+      const started = process.hrtime.bigint();
       try {
         let raw = q.transport === 'tcp' ? await overTcp(up, q.raw, o.timeoutMs) : await overUdp(up, q.raw, o.timeoutMs);
-        if (q.transport === 'udp' && raw.length >= 4 && raw.readUInt16BE(2) & TC) raw = await overTcp(up, q.raw, o.timeoutMs);
+        if (q.transport === 'udp' && raw.length >= 4 && raw.readUInt16BE(2) & FLAG.TC) raw = await overTcp(up, q.raw, o.timeoutMs);
+        o.stats?.upstreamSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
         return { raw };
-      } catch {
-        // next upstream
+      } catch (err) {
+        // Counted, then the next upstream.
+        if (o.stats) o.stats.upstreamErrors[err instanceof UpstreamTimeout ? 'timeout' : 'error']++;
       }
     }
     return { rcode: RCODE.SERVFAIL, answers: [], authoritative: false };
@@ -39,7 +48,7 @@ export function forwardHandler(o: ForwardOptions): Handler {
 function overUdp(up: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const s = createSocket('udp4');
-    const timer = setTimeout(() => done(new Error('timeout')), timeoutMs);
+    const timer = setTimeout(() => done(new UpstreamTimeout('timeout')), timeoutMs);
     const done = (err: Error | undefined, msg?: Buffer) => {
       clearTimeout(timer);
       s.close();
@@ -60,7 +69,7 @@ function overTcp(up: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer
   return new Promise((resolve, reject) => {
     const s = connect({ host: up.host, port: up.port });
     let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => s.destroy(new Error('timeout')), timeoutMs);
+    const timer = setTimeout(() => s.destroy(new UpstreamTimeout('timeout')), timeoutMs);
     s.on('connect', () => {
       const len = Buffer.alloc(2);
       len.writeUInt16BE(query.length);
