@@ -6,8 +6,12 @@
  *   AAAA     a service name without AAAA: NODATA (RFC 2308 section 2.2)
  *   tasks.   tasks.<service>
  *   PTR      d.c.b.a.in-addr.arpa of VIPs and task IPs
- *   NXDOMAIN names outside the cluster: both forward to the same upstream (a third
- *            dnsmasq answering NXDOMAIN for everything, without SOA so neither caches it)
+ *   NXDOMAIN names outside the cluster: both forward to the same upstream, a third dnsmasq
+ *            that gives NXDOMAIN with the zone's SOA (TTL and MINIMUM 30 s), so
+ *            both cache the answer for 30 s (RFC 2308 section 5), as against a real resolver
+ *            (the upstream asks it of a fourth dnsmasq, authoritative for `example`)
+ *   uncached names the upstream answers NXDOMAIN without SOA (`--local`): neither may cache
+ *            them (RFC 2308 section 5), every query goes upstream: the forwarding itself
  * dnsmasq gets the same data as a hosts file (`<vip> svcN`, `<task ip> svcN-t tasks.svcN`,
  * which also gives it the PTRs) and the same TTL. Before measuring, one query of each
  * kind is asked of both with dig and the answers compared.
@@ -20,6 +24,7 @@ import { inTempDir, median, run, start, waitTcp, which } from './lib/procs.js';
 const AGENT = '127.0.81.1';
 const DNSMASQ = '127.0.81.2';
 const UPSTREAM = '127.0.81.3';
+const AUTH = '127.0.81.4';
 const PORT = 5353;
 const TTL = 5;
 
@@ -53,8 +58,9 @@ export async function dnsBench(o: DnsBenchOptions): Promise<void> {
       { name: 'tasks.', queries: [] },
       { name: 'PTR', queries: [] },
       { name: 'NXDOMAIN', queries: [] },
+      { name: 'uncached', queries: [] },
     ];
-    const [a, aaaa, tasks, ptr, nx] = kinds.map((k) => k.queries) as [string[], string[], string[], string[], string[]];
+    const [a, aaaa, tasks, ptr, nx, uncached] = kinds.map((k) => k.queries) as [string[], string[], string[], string[], string[], string[]];
     for (let i = 0; i < o.services; i++) {
       const s = await post('/v1/services', { name: `svc${i}`, networks: ['benchnet'] });
       const vip = s.networks![0]!.vip;
@@ -66,6 +72,7 @@ export async function dnsBench(o: DnsBenchOptions): Promise<void> {
       tasks.push(`tasks.svc${i} A`);
       ptr.push(`${reverse(vip)} PTR`, `${reverse(ip)} PTR`);
       nx.push(`nosuch${i}.example A`);
+      uncached.push(`nosuch${i}.nosoa A`);
     }
     // The mix of cluster names: every kind above but NXDOMAIN (forwarded), interleaved.
     const mix = interleave([a, aaaa, tasks, ptr]);
@@ -73,8 +80,11 @@ export async function dnsBench(o: DnsBenchOptions): Promise<void> {
     writeFileSync(join(dir, 'hosts'), hosts.join('\n') + '\n');
     for (const k of kinds) writeFileSync(join(dir, `q-${k.name}`), k.queries.join('\n') + '\n');
     const common = ['--keep-in-foreground', '--no-resolv', '--no-hosts', '--bind-interfaces', `--port=${PORT}`, '--user=root', '--pid-file='];
-    // The upstream: NXDOMAIN for every name (no SOA: RFC 2308 negative caching does not apply).
-    start(dnsmasq, [...common, `--listen-address=${UPSTREAM}`, '--local=/#/']);
+    // The upstream: NXDOMAIN without SOA for every name (not cacheable, RFC 2308 section 5),
+    // but `example`, which it asks of a dnsmasq authoritative for it: NXDOMAIN with an SOA
+    // (cacheable for 30 s). Auth mode needs --bind-dynamic and answers only its zone.
+    start(dnsmasq, [...common, `--listen-address=${UPSTREAM}`, '--local=/#/', `--server=/example/${AUTH}#${PORT}`]);
+    start(dnsmasq, [...common.filter((a) => a !== '--bind-interfaces'), '--bind-dynamic', `--listen-address=${AUTH}`, `--auth-server=ns.example,${AUTH}`, `--auth-zone=example,${AUTH}/32`, '--auth-soa=1,hostmaster.example,1200,120,604800,30', '--auth-ttl=30']);
     start(dnsmasq, [...common, `--addn-hosts=${join(dir, 'hosts')}`, `--local-ttl=${TTL}`, `--server=${UPSTREAM}#${PORT}`, `--listen-address=${DNSMASQ}`, '--cache-size=10000']);
     await waitTcp(DNSMASQ, PORT);
     await waitTcp(UPSTREAM, PORT);

@@ -34,6 +34,8 @@ export interface RuntimeOptions {
   mesh: Partial<MeshSettings>;
   /** Use the native splice relay for TCP when it is built. */
   nativeRelay: boolean;
+  /** Serve DNS over UDP from the native fast path when it is built (default yes). */
+  nativeDns?: boolean;
   heartbeatMs: number;
   nodeTimeoutMs: number;
   logger: Logger;
@@ -100,7 +102,7 @@ export class Runtime {
     const dnsTtl = o.dns?.ttlSeconds ?? DNS_DEFAULTS.ttlSeconds;
     // One cluster index and answer cache (rebuilt per view change) and one set of counters
     // behind --dns and every container gateway; only the upstreams differ.
-    const nodeDns = new NodeDns({ view, ttlSeconds: dnsTtl });
+    const nodeDns = new NodeDns({ view, ttlSeconds: dnsTtl, native: o.nativeDns !== false });
     const overlay = epoch === undefined ? undefined : startOverlay({ o, epoch, log, view, plane, nodeId, dns: nodeDns.serverOptions(o.containerDnsUpstreams) });
     const reconciler = new Reconciler({
       view,

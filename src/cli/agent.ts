@@ -82,6 +82,7 @@ export function agentCommand(program: Command): void {
     .option('--key-rotation <duration>', 'rotate the key of every encrypted network this often (managers and single nodes)', KEY_ROTATION)
     .option('--overlay-mtu <bytes>', 'MTU of overlay interfaces', String(OVERLAY_MTU))
     .option('--no-native-relay', 'relay TCP in JavaScript even when the native splice relay is built (env SWARMNET_NATIVE_RELAY=0)')
+    .option('--no-native-dns', 'serve DNS over UDP in JavaScript even when the native fast path is built (env SWARMNET_NATIVE_DNS=0)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
     .action(async (o) => {
       // Loaded here, not at the top: every other command is a client of the API and
@@ -134,6 +135,7 @@ export function agentCommand(program: Command): void {
           connectTimeoutMs: parseDuration(o.connectTimeout, '--connect-timeout'),
         },
         nativeRelay: o.nativeRelay !== false && process.env.SWARMNET_NATIVE_RELAY !== '0',
+        nativeDns: o.nativeDns !== false && process.env.SWARMNET_NATIVE_DNS !== '0',
         heartbeatMs: parseDuration(o.heartbeat, '--heartbeat'),
         nodeTimeoutMs: parseDuration(o.nodeTimeout, '--node-timeout'),
         keyRotationMs,

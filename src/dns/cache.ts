@@ -33,6 +33,12 @@ export interface AnswerCacheOptions {
 export interface AnswerSource {
   /** Undefined: not a cluster name (ask the handler chain). */
   answer(client: string, qtype: number, name: string): ReadyRecords | undefined;
+  /** The networks the client may see, as a key ('' for the node): what its answers depend on. */
+  scopeKey(client: string): string;
+  /** Every rotation of the entry `answer` served for this query, the next to serve first (to copy it elsewhere: the native table). */
+  rotations(client: string, qtype: number, name: string): readonly ReadyRecords[] | undefined;
+  /** `fn` runs whenever the answers are dropped (the view changed); returns the unsubscribe. */
+  onClear(fn: () => void): () => void;
 }
 
 interface Entry {
@@ -45,6 +51,22 @@ export class AnswerCache implements AnswerSource {
 
   constructor(private readonly o: AnswerCacheOptions) {
     o.view.onChange(() => this.#entries.clear());
+  }
+
+  scopeKey(client: string): string {
+    return this.o.records.scopeKey(client);
+  }
+
+  rotations(client: string, qtype: number, name: string): readonly ReadyRecords[] | undefined {
+    const e = this.#entries.get(`${this.o.records.scopeKey(client)}|${qtype}|${name}`);
+    if (!e) return undefined;
+    // In serving order from the next one: a copy that takes over continues the rotation.
+    const at = e.next % e.rotations.length;
+    return at === 0 ? e.rotations : [...e.rotations.slice(at), ...e.rotations.slice(0, at)];
+  }
+
+  onClear(fn: () => void): () => void {
+    return this.o.view.onChange(fn);
   }
 
   answer(client: string, qtype: number, name: string): ReadyRecords | undefined {

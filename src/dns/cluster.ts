@@ -102,6 +102,11 @@ export class ClusterRecords {
     return this.#idx().scopeKeys.get(client) ?? '';
   }
 
+  /** Every task IP with its scope key (clients not in it are the node: ''). */
+  scopeKeys(): ReadonlyMap<string, string> {
+    return this.#idx().scopeKeys;
+  }
+
   /** Undefined: not a cluster name (the next handler decides). */
   resolve(q: Pick<Query, 'name' | 'type' | 'client'>): ClusterReply | undefined {
     const { o } = this;

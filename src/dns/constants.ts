@@ -16,6 +16,10 @@ export const DEFAULTS = {
   upstreamTimeoutMs: 2000,
   /** Ready answers kept (per scope, type and name) before the cache starts over; a view change empties it. */
   answerCacheEntries: 65536,
+  /** Upstream answers kept (forward-cache.ts); the oldest goes first when full. */
+  forwardCacheEntries: 16384,
+  /** Cap on how long an upstream answer is kept, whatever its TTL (RFC 2308 section 5 suggests 1-3 hours for negative ones). */
+  forwardMaxTtlSeconds: 3600,
 } as const;
 
 /** Header flags, RFC 1035 section 4.1.1 (AD and CD: RFC 4035 section 3.2). */

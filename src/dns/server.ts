@@ -8,6 +8,11 @@
  *      -> one question -> handler chain (cluster -> forward) -> encode (+ OPT)
  *   -> UDP: over 512 bytes (or the client's EDNS size) -> truncated reply with TC set
  *
+ * With the addon (native.ts) the UDP socket is C's: it answers what its table holds (the
+ * same records, copied there from here) and hands the rest to this class (onMiss). Upstream
+ * answers are kept in a forward cache (forward-cache.ts, RFC 2308 for negative ones) and
+ * served by both paths until their TTL runs out.
+ *
  * EDNS (RFC 6891): a reply to a query with an OPT carries ours (version 0, our payload
  * size, DO echoed); a query of a version above 0 gets BADVERS (section 6.1.3); a query
  * without an OPT gets a reply without one. Every reply and every drop is counted in
@@ -17,10 +22,12 @@ import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import * as packet from 'dns-packet';
 import type { AnswerSource } from './cache.js';
-import { EDNS, FLAG, HEADER_BYTES, MAX_NAME_BYTES, QTYPE, RCODE, UDP_EDNS_MAX, UDP_PLAIN_MAX } from './constants.js';
+import { DEFAULTS, EDNS, FLAG, HEADER_BYTES, MAX_NAME_BYTES, QTYPE, RCODE, UDP_EDNS_MAX, UDP_PLAIN_MAX } from './constants.js';
+import { ForwardCache, variantOf } from './forward-cache.js';
 import { DnsStats } from './metrics.js';
+import type { NativeDns, NativeUdp } from './native.js';
 import type { Handler, Query, Reply } from './types.js';
-import { appendOpt, OPT_BYTES, readQuery, writeReply, type Edns, type WireQuery } from './wire.js';
+import { appendOpt, OPT_BYTES, readQuery, writeReply, type Edns, type ReadyRecords, type WireQuery } from './wire.js';
 
 export interface DnsServerOptions {
   host: string;
@@ -30,6 +37,8 @@ export interface DnsServerOptions {
   answers?: AnswerSource;
   /** Counters shared by the node's DNS servers (a set of its own when absent). */
   stats?: DnsStats;
+  /** The C fast path; without it UDP is served by a `dgram` socket. */
+  native?: NativeDns;
 }
 
 type Transport = 'udp' | 'tcp';
@@ -40,47 +49,66 @@ const NO_RECORDS = Buffer.alloc(0);
 const RCODE_MASK = 0xf;
 
 export class DnsServer {
-  readonly #udp: Socket;
+  #udp: Socket | undefined;
+  #native: NativeUdp | undefined;
   readonly #tcp: Server;
+  readonly #forwarded = new ForwardCache({ maxEntries: DEFAULTS.forwardCacheEntries, maxTtlSeconds: DEFAULTS.forwardMaxTtlSeconds });
   readonly stats: DnsStats;
+  readonly #unsubscribe: (() => void) | undefined;
   /** The fast path lowers a name here (one per server: the loop runs one query at a time). */
   readonly #scratch = Buffer.allocUnsafe(MAX_NAME_BYTES + 1);
 
   constructor(private readonly o: DnsServerOptions) {
     this.stats = o.stats ?? new DnsStats();
-    // The client's address is always an IP: no resolver round (dgram's default defers every send a tick).
-    this.#udp = createSocket({ type: 'udp4', lookup: (host, _opts, cb) => cb(null, host, 4) });
-    this.#udp.on('message', (msg, rinfo) => {
-      const fast = this.#fast(msg, rinfo.address, 'udp');
-      if (fast) {
-        this.#udp.send(fast, rinfo.port, rinfo.address);
-        return;
-      }
-      void this.#answer(msg, rinfo.address, 'udp').then((out) => {
-        if (out) this.#udp.send(out, rinfo.port, rinfo.address);
-      });
-    });
-    // Without a callback, a failed send is reported here (dgram's contract): a reply lost.
-    this.#udp.on('error', () => this.stats.dropped.send++);
+    this.#unsubscribe = o.answers?.onClear(() => this.#forwarded.clear());
     this.#tcp = createServer((s) => this.#serveTcp(s));
   }
 
   async listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.#udp.once('error', reject);
-      this.#udp.bind(this.o.port, this.o.host, () => {
-        this.#udp.off('error', reject);
-        resolve();
+    if (this.o.native) {
+      this.#native = this.o.native.open(this.o.host, this.o.port, (msg, ip, port) => this.#onDatagram(msg, ip, (out) => this.#native?.send(out, ip, port)));
+    } else {
+      const udp = this.#dgram();
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind(this.o.port, this.o.host, () => {
+          udp.off('error', reject);
+          resolve();
+        });
       });
-    });
+    }
     await new Promise<void>((resolve, reject) => {
       this.#tcp.once('error', reject);
       this.#tcp.listen(this.o.port, this.o.host, () => resolve());
     });
   }
 
+  /** The JavaScript UDP socket (no addon). */
+  #dgram(): Socket {
+    // The client's address is always an IP: no resolver round (dgram's default defers every send a tick).
+    const udp = (this.#udp = createSocket({ type: 'udp4', lookup: (host, _opts, cb) => cb(null, host, 4) }));
+    udp.on('message', (msg, rinfo) => this.#onDatagram(msg, rinfo.address, (out) => udp.send(out, rinfo.port, rinfo.address)));
+    // Without a callback, a failed send is reported here (dgram's contract): a reply lost.
+    udp.on('error', () => this.stats.dropped.send++);
+    return udp;
+  }
+
+  #onDatagram(msg: Buffer, client: string, send: (out: Buffer) => void): void {
+    const fast = this.#fast(msg, client, 'udp');
+    if (fast) {
+      send(fast);
+      return;
+    }
+    void this.#answer(msg, client, 'udp').then((out) => {
+      if (out) send(out);
+    });
+  }
+
   close(): void {
-    this.#udp.close();
+    this.#udp?.close();
+    this.#native?.close();
+    this.#native = undefined;
+    this.#unsubscribe?.();
     this.#tcp.close();
   }
 
@@ -113,12 +141,37 @@ export class DnsServer {
     const q = readQuery(msg, this.#scratch);
     if (!q) return undefined;
     if (q.edns && q.edns.version > EDNS.version) return this.#badvers(msg, q, transport);
-    const rec = this.o.answers?.answer(client, q.qtype, q.name);
-    if (!rec) return undefined;
+    const answers = this.o.answers;
+    const rec = answers?.answer(client, q.qtype, q.name);
+    if (rec) {
+      const rotations = this.#native && answers!.rotations(client, q.qtype, q.name);
+      if (rotations) this.o.native!.putCluster(answers!.scopeKey(client), q.qtype, q.name, rotations);
+      return this.#reply(msg, q, rec, transport);
+    }
+    const scope = answers?.scopeKey(client) ?? '';
+    const cached = this.#forwarded.get(scope, q);
+    if (!cached) return undefined;
+    this.stats.forwardCache.hits++;
+    if (this.#native) this.o.native!.putForward(this.#native.id, scope, q.qtype, variantOf(q), q.name, cached);
+    return this.#reply(msg, q, cached.records, transport);
+  }
+
+  #reply(msg: Buffer, q: WireQuery, rec: ReadyRecords, transport: Transport): Buffer {
     const out = writeReply(msg, q, rec, { max: transport === 'udp' ? udpMax(q.edns) : undefined });
     if (out.length < q.questionEnd + rec.bytes.length) this.stats.truncated++;
     this.stats.reply(q.qtype, rec.flags & RCODE_MASK);
     return out;
+  }
+
+  /** Keeps an upstream's answer to a plain query for the fast paths (both: JS and C). */
+  #remember(msg: Buffer, client: string, raw: Buffer): void {
+    const q = readQuery(msg, this.#scratch);
+    if (!q) return;
+    const scope = this.o.answers?.scopeKey(client) ?? '';
+    const kept = this.#forwarded.store(scope, msg, q, raw);
+    if (!kept) return;
+    this.stats.forwardCache.stores++;
+    if (this.#native) this.o.native!.putForward(this.#native.id, scope, q.qtype, variantOf(q), q.name, kept);
   }
 
   /** RFC 6891 section 6.1.3: a version we do not speak gets BADVERS and our version, nothing else. */
@@ -159,6 +212,7 @@ export class DnsServer {
     }
     // An upstream's reply is passed on as it came (its own OPT, or none if it has no EDNS).
     if (reply && 'raw' in reply) {
+      this.#remember(msg, q.client, reply.raw);
       const out = this.#fit(reply.raw, transport, udpMax(edns));
       this.stats.reply(qtype, out.length >= 4 ? out[3]! & RCODE_MASK : RCODE.SERVFAIL);
       return out;

@@ -42,6 +42,9 @@ export interface ReadyRecords {
   /** AA and the rcode, ORed into the reply's flags. */
   flags: number;
   count: number;
+  /** Authority and additional records after the answers (cached upstream answers); 0 when absent. */
+  authority?: number;
+  additional?: number;
   bytes: Buffer;
 }
 
@@ -119,19 +122,21 @@ export function writeReply(msg: Buffer, q: WireQuery, rec: ReadyRecords, o: Writ
   const opt = q.edns ? OPT_BYTES : 0;
   let body = rec.bytes.length;
   let count = rec.count;
+  let authority = rec.authority ?? 0;
+  let additional = rec.additional ?? 0;
   let flags = FLAG.QR | FLAG.RA | (q.flags & (FLAG.RD | FLAG_CD)) | rec.flags;
   if (o.max !== undefined && q.questionEnd + body + opt > o.max) {
     // RFC 2181 section 9: what does not fit is not sent; TC tells the client to retry over TCP.
     body = 0;
-    count = 0;
+    count = authority = additional = 0;
     flags |= FLAG.TC;
   }
   const out = Buffer.allocUnsafe(q.questionEnd + body + opt);
   msg.copy(out, 0, 0, q.questionEnd);
   out.writeUInt16BE(flags, 2);
   out.writeUInt16BE(count, 6);
-  out.writeUInt16BE(0, 8);
-  out.writeUInt16BE(opt ? 1 : 0, 10);
+  out.writeUInt16BE(authority, 8);
+  out.writeUInt16BE(additional + (opt ? 1 : 0), 10);
   if (body) rec.bytes.copy(out, q.questionEnd);
   if (q.edns) writeOpt(out, q.questionEnd + body, q.edns.dnssecOk, o.extendedRcode ?? 0);
   return out;
