@@ -38,6 +38,8 @@ export class DnsStats {
   readonly cache = { hits: 0, builds: 0 };
   /** Upstream answers served from the forward cache (RFC 2308 negative ones included), and answers stored. */
   readonly forwardCache = { hits: 0, stores: 0 };
+  /** Replies sent by the native fast path (counted in `replies` too). */
+  nativeReplies = 0;
   /** Counters kept elsewhere (the native path), folded in before a scrape. */
   readonly #sources: Array<(into: DnsStats) => void> = [];
   /** Successful upstream exchanges (the slow path: a round trip dominates an observe). */
@@ -80,6 +82,7 @@ export function registerDnsMetrics(registry: Registry, stats: DnsStats): void {
     { name: 'swarmnet_dns_truncated_total', help: 'UDP replies cut to the question with TC set (the client retries over TCP)', labelNames: [], read: () => one(stats.truncated) },
     { name: 'swarmnet_dns_forwarded_total', help: 'DNS queries for names outside the cluster passed to the upstream resolvers', labelNames: [], read: () => one(stats.forwarded) },
     { name: 'swarmnet_dns_upstream_errors_total', help: 'Failed exchanges with an upstream resolver, by reason (the next upstream is tried)', labelNames: ['reason'], read: () => byKey(stats.upstreamErrors, 'reason') },
+    { name: 'swarmnet_dns_native_replies_total', help: 'DNS replies sent by the native (C) fast path; they are counted in swarmnet_dns_queries_total too', labelNames: [], read: () => one(stats.nativeReplies) },
     { name: 'swarmnet_dns_forward_cache_total', help: 'Upstream answers served from the forward cache (hit, negative ones included: RFC 2308) or stored in it (store)', labelNames: ['result'], read: () => byKey({ hit: stats.forwardCache.hits, store: stats.forwardCache.stores }, 'result') },
     { name: 'swarmnet_dns_answer_cache_total', help: 'Cluster answers served from the ready-answer cache (hit) or built for it (build)', labelNames: ['result'], read: () => byKey({ hit: stats.cache.hits, build: stats.cache.builds }, 'result') },
   ];

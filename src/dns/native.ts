@@ -155,6 +155,9 @@ export class NativeDns {
     into.dropped.short += s[3]!;
     into.dropped.long += s[4]!;
     into.dropped.send += s[5]!;
-    for (let i = 6; i + 2 < s.length; i += 3) into.reply(s[i]!, s[i + 1]!, s[i + 2]!);
+    for (let i = 6; i + 2 < s.length; i += 3) {
+      into.reply(s[i]!, s[i + 1]!, s[i + 2]!);
+      into.nativeReplies += s[i + 2]!;
+    }
   }
 }
