@@ -10,7 +10,8 @@
  *   relayClose(id, graceful)                                        -> 0 | -errno
  *   relayInfo(id)        -> [bytesIn, bytesOut, idleMs, state] | undefined
  *
- * The overlay calls (TAP, VXLAN engine) are in addon_overlay.c, the UDP engine's in addon_udp.c.
+ * The overlay calls (TAP, VXLAN engine) are in addon_overlay.c, the UDP engine's in addon_udp.c,
+ * the DNS fast path's in addon_dns.c.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addon_dns.h"
 #include "addon_overlay.h"
 #include "addon_udp.h"
 #include "napi_util.h"
@@ -218,6 +220,7 @@ static napi_value init(napi_env env, napi_value exports) {
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   CHECK(overlay_register(env, exports));
   CHECK(udp_register(env, exports));
+  CHECK(dns_register(env, exports));
   return exports;
 }
 

@@ -7,15 +7,18 @@ import type { Mesh } from '../mesh/index.js';
 import type { Overlay } from '../overlay/index.js';
 import type { KeyRotator } from './key-rotator.js';
 import type { ContainerReaper } from './reaper.js';
+import { registerDnsMetrics, type DnsStats } from '../dns/index.js';
 
 /** What runs on this node besides the mesh (absent: off here). */
 export interface MetricSources {
   overlay?: Overlay;
   keyRotator?: KeyRotator;
   reaper?: ContainerReaper;
+  /** The node's DNS servers' counters. */
+  dns?: DnsStats;
 }
 
-export function createMetrics(mesh: Mesh, { overlay, keyRotator, reaper }: MetricSources = {}): Registry {
+export function createMetrics(mesh: Mesh, { overlay, keyRotator, reaper, dns }: MetricSources = {}): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'swarmnet_' });
 
@@ -96,6 +99,7 @@ export function createMetrics(mesh: Mesh, { overlay, keyRotator, reaper }: Metri
   if (overlay) overlayMetrics(registry, overlay);
   if (keyRotator) keyMetrics(registry, keyRotator);
   if (reaper) reaperMetrics(registry, reaper);
+  if (dns) registerDnsMetrics(registry, dns);
   return registry;
 }
 

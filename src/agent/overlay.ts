@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { ControlPlane } from '../control/plane.js';
 import type { Node, Task } from '../control/schema.js';
 import type { View } from '../control/view.js';
-import { DnsServer, type Handler } from '../dns/index.js';
+import { DnsServer, type DnsServerOptions } from '../dns/index.js';
 import { NativeEngine, Overlay, type NetworkPlan } from '../overlay/index.js';
 import { ValidationError } from '../util/errors.js';
 import { overlayPlan } from './overlay-plan.js';
@@ -40,7 +40,8 @@ interface Deps {
   view: View;
   plane: ControlPlane;
   nodeId: string;
-  handlers: Handler[];
+  /** The node's DNS, served on each network's gateway. */
+  dns: Omit<DnsServerOptions, 'host' | 'port'>;
 }
 
 export function startOverlay(d: Deps): { overlay: Overlay; driver: OverlayDriver } {
@@ -52,7 +53,7 @@ export function startOverlay(d: Deps): { overlay: Overlay; driver: OverlayDriver
     ...(espSeqStart !== undefined && { espSeqStart }),
     openEngine: (onControl) => NativeEngine.open(d.o.advertiseAddr, port, espPort, onControl),
     onNetworkUp: async (net: NetworkPlan) => {
-      const server = new DnsServer({ host: net.gateway, port: CONTAINER_DNS_PORT, handlers: d.handlers });
+      const server = new DnsServer({ host: net.gateway, port: CONTAINER_DNS_PORT, ...d.dns });
       try {
         await server.listen();
         dns.set(net.id, server);

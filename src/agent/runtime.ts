@@ -16,7 +16,7 @@ import { View } from '../control/view.js';
 import { Liveness } from '../control/liveness.js';
 import type { Node, Task } from '../control/schema.js';
 import { Mesh, type MeshSettings } from '../mesh/index.js';
-import { DnsServer, clusterHandler, forwardHandler, DNS_DEFAULTS, type Upstream } from '../dns/index.js';
+import { DnsServer, NodeDns, DNS_DEFAULTS, type Upstream } from '../dns/index.js';
 import type { Overlay } from '../overlay/index.js';
 import { createMetrics } from './metrics.js';
 import { ControlMetrics } from '../control/metrics.js';
@@ -39,6 +39,8 @@ export interface RuntimeOptions {
   mesh: Partial<MeshSettings>;
   /** Use the native splice relay for TCP when it is built. */
   nativeRelay: boolean;
+  /** Serve DNS over UDP from the native fast path when it is built (default yes). */
+  nativeDns?: boolean;
   heartbeatMs: number;
   nodeTimeoutMs: number;
   logger: Logger;
@@ -109,11 +111,10 @@ export class Runtime {
     await view.start();
     const mesh = new Mesh(o.mesh, { nativeRelay: o.nativeRelay });
     const dnsTtl = o.dns?.ttlSeconds ?? DNS_DEFAULTS.ttlSeconds;
-    // One cluster handler (its index is rebuilt per view change) behind --dns and every
-    // container gateway; only the upstreams differ.
-    const cluster = clusterHandler({ view, ttlSeconds: dnsTtl });
-    const dnsHandlers = (upstreams: Upstream[]) => [cluster, forwardHandler({ upstreams, timeoutMs: DNS_DEFAULTS.upstreamTimeoutMs })];
-    const overlay = epoch === undefined ? undefined : startOverlay({ o, epoch, log, view, plane, nodeId, handlers: dnsHandlers(o.containerDnsUpstreams) });
+    // One cluster index and answer cache (rebuilt per view change) and one set of counters
+    // behind --dns and every container gateway; only the upstreams differ.
+    const nodeDns = new NodeDns({ view, ttlSeconds: dnsTtl, native: o.nativeDns !== false });
+    const overlay = epoch === undefined ? undefined : startOverlay({ o, epoch, log, view, plane, nodeId, dns: nodeDns.serverOptions(o.containerDnsUpstreams) });
     const reconciler = new Reconciler({
       view,
       mesh,
@@ -128,7 +129,7 @@ export class Runtime {
     await reconciler.idle();
     let dns: DnsServer | undefined;
     if (o.dns) {
-      dns = new DnsServer({ host: o.dns.host, port: o.dns.port, handlers: dnsHandlers(o.dns.upstreams) });
+      dns = new DnsServer({ host: o.dns.host, port: o.dns.port, ...nodeDns.serverOptions(o.dns.upstreams) });
       await dns.listen();
     }
     const attach = overlay && ((task: Task) => attachTask(task, { overlay: overlay.overlay, reconciler, plane, view }));
@@ -136,7 +137,7 @@ export class Runtime {
     keyRotator?.start();
     const reaper = overlay && new ContainerReaper({ view, plane, overlay: overlay.overlay, nodeId, log });
     reaper?.start();
-    const metrics = createMetrics(mesh, { ...(overlay && { overlay: overlay.overlay }), ...(keyRotator && { keyRotator }), ...(reaper && { reaper }) });
+    const metrics = createMetrics(mesh, { ...(overlay && { overlay: overlay.overlay }), ...(keyRotator && { keyRotator }), ...(reaper && { reaper }), dns: nodeDns.stats });
     control.register(metrics, view);
     registerKeyMetrics(metrics, view);
     if (o.certNotAfter) registerTrustMetrics(metrics, o.certNotAfter);

@@ -97,6 +97,7 @@ export function agentCommand(program: Command): void {
     .option('--key-rotation <duration>', 'rotate the key of every encrypted network this often (managers and single nodes)', KEY_ROTATION)
     .option('--overlay-mtu <bytes>', 'MTU of overlay interfaces', String(OVERLAY_MTU))
     .option('--no-native-relay', 'relay TCP and UDP in JavaScript even when the native engines are built (env SWARMNET_NATIVE_RELAY=0)')
+    .option('--no-native-dns', 'serve DNS over UDP in JavaScript even when the native fast path is built (env SWARMNET_NATIVE_DNS=0)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
     .option('--log-format <format>', 'text or json (default: text when stderr is a terminal, else json)')
     .action(async (o) => {
@@ -153,6 +154,7 @@ export function agentCommand(program: Command): void {
           connectTimeoutMs: parseDuration(o.connectTimeout, '--connect-timeout'),
         },
         nativeRelay: o.nativeRelay !== false && process.env.SWARMNET_NATIVE_RELAY !== '0',
+        nativeDns: o.nativeDns !== false && process.env.SWARMNET_NATIVE_DNS !== '0',
         heartbeatMs: parseDuration(o.heartbeat, '--heartbeat'),
         nodeTimeoutMs: parseDuration(o.nodeTimeout, '--node-timeout'),
         keyRotationMs,

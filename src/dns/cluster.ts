@@ -46,6 +46,8 @@ class Index {
   taskAliases = new Map<string, Array<{ task: Task; network: string; ip: string }>>();
   tasksOf = new Map<string, Task[]>();
   networksOf = new Map<string, Set<string>>();
+  /** Task IP -> its networks, sorted and joined: the answer cache's scope key. */
+  scopeKeys = new Map<string, string>();
 
   constructor(view: View) {
     for (const svc of view.services.values()) {
@@ -65,6 +67,7 @@ class Index {
         for (const alias of a.aliases ?? []) getOr(this.taskAliases, alias.toLowerCase(), () => []).push({ task: t, network: a.network, ip: a.ip });
       }
     }
+    for (const [ip, nets] of this.networksOf) this.scopeKeys.set(ip, [...nets].sort().join(','));
   }
 
   /** The service bindings of `name` the client may see: its service name if visible, else its aliases on the client's networks. */
@@ -83,16 +86,34 @@ function getOr<K, V>(map: Map<K, V>, key: K, make: () => V): V {
   return v;
 }
 
-export function clusterHandler(o: ClusterOptions): Handler {
-  let rotation = 0;
-  let index: Index | undefined;
-  o.view.onChange(() => (index = undefined));
-  return async (q) => {
-    const { view } = o;
-    const idx = (index ??= new Index(view));
+/** A cluster reply; `rotate`: dnsrr, the answers are served rotated by one on each query. */
+export type ClusterReply = Extract<Reply, { answers: Answer[] }> & { rotate?: boolean };
+
+/** The records of the view, answered synchronously (the answer cache and the handler share them). */
+export class ClusterRecords {
+  #index: Index | undefined;
+
+  constructor(private readonly o: ClusterOptions) {
+    o.view.onChange(() => (this.#index = undefined));
+  }
+
+  /** The networks a client may see, as a key: '' for the node (all), else its networks, sorted. */
+  scopeKey(client: string): string {
+    return this.#idx().scopeKeys.get(client) ?? '';
+  }
+
+  /** Every task IP with its scope key (clients not in it are the node: ''). */
+  scopeKeys(): ReadonlyMap<string, string> {
+    return this.#idx().scopeKeys;
+  }
+
+  /** Undefined: not a cluster name (the next handler decides). */
+  resolve(q: Pick<Query, 'name' | 'type' | 'client'>): ClusterReply | undefined {
+    const { o } = this;
+    const idx = this.#idx();
     const scope: Scope = idx.networksOf.get(q.client) ?? 'all';
     const visible = (networks: string[]) => scope === 'all' || networks.some((n) => scope.has(n));
-    const reply = (answers: Answer[]): Reply => ({ rcode: RCODE.NOERROR, answers, authoritative: true });
+    const reply = (answers: Answer[], rotate = false): ClusterReply => ({ rcode: RCODE.NOERROR, answers, authoritative: true, ...(rotate && { rotate }) });
     const a = (ips: string[]) => (q.type === 'A' ? [...new Set(ips)].map((ip): Answer => ({ type: 'A', name: q.name, ttl: o.ttlSeconds, data: ip })) : []);
     // SRV targets: the service's name as stored, an alias as asked.
     const srvOf = (bs: Binding[], name: string, port?: { target: number; protocol: string }) =>
@@ -114,11 +135,7 @@ export function clusterHandler(o: ClusterOptions): Handler {
     const bs = idx.bindings(q.name, scope);
     if (bs.length) {
       if (q.type === 'SRV') return reply(srvOf(bs, q.name));
-      if (bs.every((b) => b.svc.endpointMode === 'dnsrr')) {
-        const ips = [...new Set(bs.flatMap((b) => taskIps(idx.tasksOf.get(b.svc.id) ?? [], scope, b)))];
-        const start = ips.length ? rotation++ % ips.length : 0;
-        return reply(a([...ips.slice(start), ...ips.slice(0, start)]));
-      }
+      if (bs.every((b) => b.svc.endpointMode === 'dnsrr')) return reply(a(bs.flatMap((b) => taskIps(idx.tasksOf.get(b.svc.id) ?? [], scope, b))), true);
       return reply(a(bs.flatMap((b) => (b.svc.endpointMode === 'dnsrr' ? taskIps(idx.tasksOf.get(b.svc.id) ?? [], scope, b) : vips(b, scope)))));
     }
     const t = idx.tasks.get(q.name);
@@ -126,6 +143,22 @@ export function clusterHandler(o: ClusterOptions): Handler {
     const aliased = (idx.taskAliases.get(q.name) ?? []).filter((x) => x.task.state === 'running' && (scope === 'all' || scope.has(x.network)));
     if (aliased.length) return reply(a(aliased.map((x) => x.ip)));
     return undefined;
+  }
+
+  #idx(): Index {
+    return (this.#index ??= new Index(this.o.view));
+  }
+}
+
+/** The cluster as a handler of the chain (the slow path: queries the answer cache does not take). */
+export function clusterHandler(from: ClusterRecords | ClusterOptions): Handler {
+  const records = from instanceof ClusterRecords ? from : new ClusterRecords(from);
+  let rotation = 0;
+  return async (q) => {
+    const r = records.resolve(q);
+    if (!r?.rotate || r.answers.length < 2) return r;
+    const start = rotation++ % r.answers.length;
+    return { ...r, answers: [...r.answers.slice(start), ...r.answers.slice(0, start)] };
   };
 }
 
@@ -152,11 +185,11 @@ function taskIps(tasks: Task[], scope: Scope, b: { on?: Set<string> }): string[]
   return [...new Set(out)];
 }
 
-function ptr(o: ClusterOptions, q: Query, visible: (networks: string[]) => boolean): Reply | undefined {
+function ptr(o: ClusterOptions, q: Pick<Query, 'name' | 'type'>, visible: (networks: string[]) => boolean): ClusterReply | undefined {
   const parts = q.name.slice(0, -'.in-addr.arpa'.length).split('.');
   if (parts.length !== 4) return undefined;
   const ip = parts.reverse().join('.');
-  const answer = (target: string): Reply => ({
+  const answer = (target: string): ClusterReply => ({
     rcode: RCODE.NOERROR,
     authoritative: true,
     answers: q.type === 'PTR' ? [{ type: 'PTR', name: q.name, ttl: o.ttlSeconds, data: target }] : [],

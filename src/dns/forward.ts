@@ -1,12 +1,14 @@
 /**
  * Forwarding of names outside the cluster to upstream resolvers, tried in order:
  * UDP first, TCP when the upstream truncated (RFC 7766 section 5) or when the client
- * itself came over TCP; SERVFAIL when every upstream failed or timed out.
+ * itself came over TCP; SERVFAIL when every upstream failed or timed out. UDP goes over
+ * one socket per handler, reused (upstream-udp.ts).
  */
-import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
-import { RCODE, UDP_EDNS_MAX } from './constants.js';
+import { FLAG, RCODE } from './constants.js';
+import type { DnsStats } from './metrics.js';
 import type { Handler, Reply } from './types.js';
+import { UpstreamTimeout, UpstreamUdp } from './upstream-udp.js';
 
 export interface Upstream {
   host: string;
@@ -16,43 +18,28 @@ export interface Upstream {
 export interface ForwardOptions {
   upstreams: Upstream[];
   timeoutMs: number;
+  /** Forwarded queries, failed exchanges and upstream latency are counted here. */
+  stats?: DnsStats;
 }
 
-/** DNS header flag TC (RFC 1035 section 4.1.1). */
-const TC = 0x0200;
-
 export function forwardHandler(o: ForwardOptions): Handler {
+  const udp = new UpstreamUdp();
   return async (q): Promise<Reply> => {
+    if (o.stats) o.stats.forwarded++;
     for (const up of o.upstreams) {
+      const started = process.hrtime.bigint();
       try {
-        let raw = q.transport === 'tcp' ? await overTcp(up, q.raw, o.timeoutMs) : await overUdp(up, q.raw, o.timeoutMs);
-        if (q.transport === 'udp' && raw.length >= 4 && raw.readUInt16BE(2) & TC) raw = await overTcp(up, q.raw, o.timeoutMs);
+        let raw = q.transport === 'tcp' ? await overTcp(up, q.raw, o.timeoutMs) : await udp.exchange(up, q.raw, o.timeoutMs);
+        if (q.transport === 'udp' && raw.length >= 4 && raw.readUInt16BE(2) & FLAG.TC) raw = await overTcp(up, q.raw, o.timeoutMs);
+        o.stats?.upstreamSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
         return { raw };
-      } catch {
-        // next upstream
+      } catch (err) {
+        // Counted, then the next upstream.
+        if (o.stats) o.stats.upstreamErrors[err instanceof UpstreamTimeout ? 'timeout' : 'error']++;
       }
     }
     return { rcode: RCODE.SERVFAIL, answers: [], authoritative: false };
   };
-}
-
-function overUdp(up: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    const timer = setTimeout(() => done(new Error('timeout')), timeoutMs);
-    const done = (err: Error | undefined, msg?: Buffer) => {
-      clearTimeout(timer);
-      s.close();
-      if (err) reject(err);
-      else resolve(msg!);
-    };
-    s.on('error', (err) => done(err));
-    s.on('message', (msg) => {
-      // Only the answer to this query (same id) counts; anything else is ignored.
-      if (msg.length >= 2 && msg.readUInt16BE(0) === query.readUInt16BE(0) && msg.length <= UDP_EDNS_MAX * 16) done(undefined, msg);
-    });
-    s.send(query, up.port, up.host);
-  });
 }
 
 /** TCP carries each message behind a 2-byte length (RFC 1035 section 4.2.2). */
@@ -60,7 +47,7 @@ function overTcp(up: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer
   return new Promise((resolve, reject) => {
     const s = connect({ host: up.host, port: up.port });
     let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => s.destroy(new Error('timeout')), timeoutMs);
+    const timer = setTimeout(() => s.destroy(new UpstreamTimeout('timeout')), timeoutMs);
     s.on('connect', () => {
       const len = Buffer.alloc(2);
       len.writeUInt16BE(query.length);

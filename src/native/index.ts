@@ -38,10 +38,23 @@ export interface Addon {
   udpDestroy(engine: UdpHandle): number;
   /** Record sizes, event types and close reasons, from the C side (the one place they are defined). */
   udpConst: Record<string, number>;
+  /** DNS fast path (native/src/addon_dns.c): UDP servers in C, ready answers in a C table. */
+  dnsEngine(onMiss: (server: number, msg: Buffer, ip: string, port: number) => void): DnsEngineHandle | number;
+  dnsOpen(engine: DnsEngineHandle, ip: string, port: number): number;
+  dnsClose(engine: DnsEngineHandle, server: number): number;
+  dnsSend(engine: DnsEngineHandle, server: number, reply: Buffer, ip: string, port: number): number;
+  dnsPut(engine: DnsEngineHandle, entry: Buffer): number;
+  dnsScopes(engine: DnsEngineHandle, pairs: Buffer): number;
+  dnsClear(engine: DnsEngineHandle): number;
+  /** [hits, fwdHits, truncated, short, long, send, then (qtype, rcode, n) triples]; zeroed by the call. */
+  dnsTakeStats(engine: DnsEngineHandle): number[];
 }
 
 /** An engine made by udpCreate (a Node-API External). */
 export type UdpHandle = { readonly __udpEngine: unique symbol };
+
+/** An opaque engine made by dnsEngine (an External). */
+export type DnsEngineHandle = { readonly __dnsEngine: unique symbol };
 
 export function loadAddon(): Addon | undefined {
   try {
