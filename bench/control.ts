@@ -10,6 +10,7 @@
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { agentApi, startAgent } from './lib/agent.js';
+import { results } from './lib/results.js';
 import { inTempDir, start, waitTcp, which } from './lib/procs.js';
 
 const NET = '127.0.78';
@@ -85,6 +86,7 @@ export async function controlBench(o: ControlBenchOptions): Promise<void> {
     console.log(['agents'.padEnd(8), 'p50 ms'.padStart(8), 'p99 ms'.padStart(8), 'max ms'.padStart(8)].join(''));
     for (const [round, n] of o.sizes.entries()) {
       const times = await convergence(dir, n, o.samples, round);
+      results.add({ part: 'control', measure: 'convergence', unit: 'ms', better: 'lower', path: `${n} agents`, samples: times });
       console.log([String(n).padEnd(8), percentile(times, 50).toFixed(1).padStart(8), percentile(times, 99).toFixed(1).padStart(8), Math.max(...times).toFixed(1).padStart(8)].join(''));
     }
     await load(dir, o);

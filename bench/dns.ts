@@ -20,6 +20,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { agentApi, startAgent } from './lib/agent.js';
 import { inTempDir, median, run, start, waitTcp, which } from './lib/procs.js';
+import { results } from './lib/results.js';
 
 const AGENT = '127.0.81.1';
 const DNSMASQ = '127.0.81.2';
@@ -110,6 +111,7 @@ export async function dnsBench(o: DnsBenchOptions): Promise<void> {
     console.log(`\nDNS, dnsperf -c 4, ${o.services} services + ${o.services} tasks, medians of ${o.rounds} rounds x ${o.seconds} s (qps)`);
     console.log(`${'query'.padEnd(10)} ${'dnsmasq'.padStart(9)} ${'swarmnet'.padStart(9)}  ratio`);
     for (const k of kinds) {
+      for (const x of servers) results.add({ part: 'dns', measure: `${k.name} queries`, unit: 'queries/s', better: 'higher', path: x.name, samples: qps.get(`${k.name}/${x.name}`)! });
       const [d, s] = servers.map((x) => median(qps.get(`${k.name}/${x.name}`)!)) as [number, number];
       console.log(`${k.name.padEnd(10)} ${d.toFixed(0).padStart(9)} ${s.toFixed(0).padStart(9)}  ${(s / d).toFixed(2)}`);
     }

@@ -6,6 +6,7 @@ import { controlBench } from './control.js';
 import { dnsBench } from './dns.js';
 import { overlayBench } from './overlay.js';
 import { udpBench } from './udp.js';
+import { results } from './lib/results.js';
 
 const USAGE = `usage: npm run bench -- [options]   (or node dist/bench/run.js [options])
   --only mesh|udp|micro|control|dns|overlay   one part (default: all)
@@ -55,3 +56,9 @@ if (!values.only || values.only === 'control') {
     tasksPerService: Number(values.tasks),
   });
 }
+
+// Every run leaves its figures: JSON and a chart per measure in bench/results/, the
+// history of each measure in docs/bench/ (docs/bench.md).
+Object.assign(results.run.options, values);
+const written = await results.save();
+if (written.length) process.stderr.write(`figures and charts written: ${written.join(', ')}\n`);

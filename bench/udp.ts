@@ -16,6 +16,7 @@
 import { join } from 'node:path';
 import { agentApi, startAgent } from './lib/agent.js';
 import { inTempDir, median, run, start, waitTcp, which } from './lib/procs.js';
+import { results as record } from './lib/results.js';
 import { buildUdpFlows, flood, startEcho, udpFlowsUnavailable } from './lib/udpflows.js';
 
 const NET = '127.0.77';
@@ -102,6 +103,11 @@ function report(paths: Path[], results: Map<string, Figures>, o: UdpBenchOptions
     const v = results.get(name)![k];
     return v.length ? median(v) : NaN;
   };
+  for (const p of paths) {
+    const f = results.get(p.name)!;
+    record.add({ part: 'udp', measure: 'packets (64 B)', unit: 'packets/s', better: 'higher', path: p.name, samples: f.pps });
+    record.add({ part: 'udp', measure: 'new flows', unit: 'flows/s', better: 'higher', path: p.name, samples: f.fps });
+  }
   const fmt = (v: number) => (Number.isNaN(v) ? 'n/a' : v.toFixed(0));
   const ratio = (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? 'n/a' : (a / b).toFixed(2));
   console.log(`\nUDP through the mesh, medians of ${o.rounds} rounds x ${o.seconds} s (loopback, node ${process.version})`);

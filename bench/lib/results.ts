@@ -81,6 +81,9 @@ export class Results {
   }
 }
 
+/** The run in progress: every bench part adds its figures here, `bench/run.ts` saves them at the end. */
+export const results = new Results({});
+
 /** Figures by `slug(part, measure)`, in the order they were added. */
 export function groups(figures: Figure[]): Map<string, Figure[]> {
   const out = new Map<string, Figure[]>();
