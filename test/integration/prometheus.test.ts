@@ -1,0 +1,66 @@
+/**
+ * Debian's `prometheus` scrapes a running agent (a cluster of one made with `init`, an
+ * encrypted overlay network, the routing mesh with a live and a dead task, DNS with an
+ * upstream), and every PromQL expression of the Grafana dashboard (docs/grafana/
+ * swarmnet.json) returns data from it: the dashboard shows nothing that does not exist.
+ */
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { createTopology } from '../helpers/netns.js';
+import { startAgent, startBackends } from '../helpers/procs.js';
+import { startUpstreamDns, digAt } from '../helpers/dns.js';
+import { startPrometheus } from '../helpers/prometheus.js';
+import { tcpRequest, udpRequest, until } from '../helpers/net.js';
+import { DIST } from '../helpers/procs.js';
+
+const DASHBOARD = new URL('../../../docs/grafana/swarmnet.json', `file://${DIST}`);
+const topo = createTopology(t, 1);
+const h = topo.hosts[0]!;
+await startUpstreamDns(t, topo.gateway);
+const agent = await startAgent(t, {
+  ip: h.ip,
+  spawner: h.spawn,
+  overlay: true,
+  args: ['--advertise-addr', h.ip, '--metrics-addr', `${h.ip}:9323`, '--dns', `${h.ip}:53`, '--dns-upstream', `${topo.gateway}:53`, '--heartbeat', '1s'],
+});
+const prom = await startPrometheus(t, { listen: topo.gateway, port: 19090, targets: [`${h.ip}:9323`] });
+
+interface Panel {
+  title: string;
+  targets?: Array<{ expr: string }>;
+}
+
+t.test('every expression of the dashboard returns data from a scraped agent', async (t) => {
+  await agent.ok('init');
+  await agent.ok('network', 'create', '--opt', 'encrypted', 'encnet');
+  await startBackends(t, [`web1@${h.ip}:9401`], h.spawn);
+  await agent.ok('service', 'create', '--name', 'web', '--publish', '30401:80', '--publish', '30402:80/udp');
+  await agent.ok('task', 'add', '--service', 'web', '--addr', `${h.ip}:9401`, '--name', 'web.1');
+  await agent.ok('task', 'add', '--service', 'web', '--addr', `${h.ip}:9409`, '--name', 'web.dead'); // nothing listens: errors, retries
+  // In a cluster (after init) writes are applied asynchronously: wait until both ports answer.
+  await until('the published ports answer', async () => /^web1 /.test(await tcpRequest(h.ip, 30401, 'first').catch(() => '')) && /^web1 /.test(await udpRequest(h.ip, 30402, 'first', 1000).catch(() => '')), 20000);
+  const dig = digAt(h.ip);
+  // Traffic of every kind, twice, so rates have two scrapes to work on.
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 8; i++) t.match(await tcpRequest(h.ip, 30401, `hi ${i}`), /^web1 /);
+    t.match(await udpRequest(h.ip, 30402, 'ping'), /^web1 ping/);
+    await dig.dig('web');
+    await dig.dig('web', 'AAAA');
+    t.equal(await dig.status(`nothing-${round}.example.invalid`), 'NXDOMAIN', 'forwarded to the upstream');
+    t.same(await dig.short('example.test'), ['192.0.2.1'], 'answered by the upstream');
+    await new Promise((r) => setTimeout(r, 2500));
+  }
+  await until('prometheus scraped the agent', async () => (await prom.targets()).some((x) => x.health === 'up'), 20000, async () => JSON.stringify(await prom.targets()));
+
+  const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: Panel[] };
+  const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((x) => ({ panel: p.title, expr: x.expr })));
+  t.ok(exprs.length >= 20, `${exprs.length} expressions`);
+  for (const { panel, expr } of exprs) {
+    let got = await prom.query(expr);
+    // A histogram quantile or a rate needs two scrapes with the samples in them.
+    if (got.length === 0) {
+      await until(`data for ${expr}`, async () => (got = await prom.query(expr)).length > 0, 15000).catch(() => undefined);
+    }
+    t.ok(got.length > 0, `${panel}: ${expr} -> ${got.length} series${got[0] ? ` (${got[0].value[1]})` : ''}`);
+  }
+});
