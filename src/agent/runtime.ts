@@ -34,6 +34,8 @@ export interface RuntimeOptions {
   mesh: Partial<MeshSettings>;
   /** Use the native splice relay for TCP when it is built. */
   nativeRelay: boolean;
+  /** Threads of the native TCP data plane (--threads; default: the available cores). */
+  threads?: number;
   heartbeatMs: number;
   nodeTimeoutMs: number;
   logger: Logger;
@@ -96,7 +98,7 @@ export class Runtime {
     // clock holds two beats after our own last one came back (see control/liveness.ts).
     const view = new View(store, onInvalid, new Liveness({ self: nodeId, timeoutMs: o.nodeTimeoutMs, holdMs: 2 * o.heartbeatMs }));
     await view.start();
-    const mesh = new Mesh(o.mesh, { nativeRelay: o.nativeRelay });
+    const mesh = new Mesh(o.mesh, { nativeRelay: o.nativeRelay, ...(o.threads !== undefined && { threads: o.threads }) });
     const dnsTtl = o.dns?.ttlSeconds ?? DNS_DEFAULTS.ttlSeconds;
     // One cluster handler (its index is rebuilt per view change) behind --dns and every
     // container gateway; only the upstreams differ.

@@ -1,5 +1,6 @@
 /** `swarmnet agent`: runs the node agent in this process until SIGINT/SIGTERM. */
 import { isIPv4 } from 'node:net';
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { API_GROUP, defaultDataDir, defaultSocket } from '../api/index.js';
 import { parseDuration, parseIntArg, UsageError } from './format.js';
@@ -38,6 +39,16 @@ export function parseEspSeqStart(text: string | undefined): bigint | undefined {
   if (!/^(?:\d+|0[xX][0-9a-fA-F]+)$/.test(t)) throw new UsageError(`${ESP_SEQ_START_ENV}: '${text}' is not a decimal or 0x hex number`);
   const n = BigInt(t);
   if (n < 1n || n > U32_MAX) throw new UsageError(`${ESP_SEQ_START_ENV}: '${text}' is not from 1 to 2^32-1`);
+  return n;
+}
+
+/** Most data-plane threads `--threads` accepts: far above any core count this agent is meant for. */
+const MAX_THREADS = 256;
+
+/** `--threads`: how many threads the TCP data plane runs on, from 1 to MAX_THREADS. */
+export function parseThreads(text: string): number {
+  const n = parseIntArg(text, '--threads');
+  if (n < 1 || n > MAX_THREADS) throw new UsageError(`--threads: ${n} is not from 1 to ${MAX_THREADS}`);
   return n;
 }
 
@@ -81,6 +92,7 @@ export function agentCommand(program: Command): void {
     .option('--esp-port <port>', 'UDP port of ESP for encrypted networks (RFC 3948)', String(ESP_PORT))
     .option('--key-rotation <duration>', 'rotate the key of every encrypted network this often (managers and single nodes)', KEY_ROTATION)
     .option('--overlay-mtu <bytes>', 'MTU of overlay interfaces', String(OVERLAY_MTU))
+    .option('--threads <n>', 'threads of the native TCP data plane (default: the cores this process may use)', String(availableParallelism()))
     .option('--no-native-relay', 'relay TCP in JavaScript even when the native splice relay is built (env SWARMNET_NATIVE_RELAY=0)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
     .action(async (o) => {
@@ -134,6 +146,7 @@ export function agentCommand(program: Command): void {
           connectTimeoutMs: parseDuration(o.connectTimeout, '--connect-timeout'),
         },
         nativeRelay: o.nativeRelay !== false && process.env.SWARMNET_NATIVE_RELAY !== '0',
+        threads: parseThreads(o.threads),
         heartbeatMs: parseDuration(o.heartbeat, '--heartbeat'),
         nodeTimeoutMs: parseDuration(o.nodeTimeout, '--node-timeout'),
         keyRotationMs,

@@ -3,6 +3,7 @@
  * backends. `apply` takes the complete wanted set (level-triggered, like
  * kube-proxy) and changes only what differs; established flows survive every change.
  */
+import { availableParallelism } from 'node:os';
 import type { HealthCheck } from '../control/schema.js';
 import type { SchedulerName } from '../control/constants.js';
 import { ConnTable, type ConnView } from './conntable.js';
@@ -63,13 +64,15 @@ export class Mesh {
   readonly #counters = new Map<string, ServiceCounters>();
   /** Pools whose listener is gone but whose flows still drain. */
   readonly #draining = new Set<Pool>();
+  /** Native listeners, open or closed with relays left: their counters and flows live in C. */
+  readonly #native = new Set<NativeTcpListener>();
 
   /** The native splice relay for TCP, when built and not disabled. */
   readonly relay: NativeRelay | undefined;
 
-  constructor(settings: Partial<MeshSettings> = {}, options: { nativeRelay?: boolean } = {}) {
+  constructor(settings: Partial<MeshSettings> = {}, options: { nativeRelay?: boolean; threads?: number } = {}) {
     this.settings = { ...DEFAULTS, ...settings };
-    this.relay = options.nativeRelay === false ? undefined : NativeRelay.shared();
+    this.relay = options.nativeRelay === false ? undefined : NativeRelay.shared(options.threads ?? availableParallelism());
     this.table = new ConnTable(this.settings.sweepIntervalMs);
   }
 
@@ -108,9 +111,10 @@ export class Mesh {
       spec.protocol === 'udp'
         ? new UdpListener(spec, pool, this.table, this.settings, counters)
         : this.relay
-          ? new NativeTcpListener(spec, pool, this.table, this.settings, counters, this.relay)
+          ? new NativeTcpListener(spec, pool, this.settings, counters, this.relay)
           : new TcpListener(spec, pool, this.table, this.settings, counters);
     await listener.listen();
+    if (listener instanceof NativeTcpListener) this.#native.add(listener);
     const health = spec.healthCheck && new HealthChecker(pool, spec.healthCheck);
     this.#slots.set(key, { spec, pool, listener, counters, health });
   }
@@ -120,6 +124,7 @@ export class Mesh {
     // same objects, and those listeners' pools are left untouched.
     if (spec === slot.spec) return;
     slot.spec = spec;
+    if (slot.listener instanceof NativeTcpListener) slot.listener.sync(); // drain needs the flows C has now
     slot.pool.update(spec.backends, spec.lb);
     if (spec.healthCheck && slot.health) slot.health.reconfigure(spec.healthCheck);
     else if (spec.healthCheck) slot.health = new HealthChecker(slot.pool, spec.healthCheck);
@@ -150,14 +155,26 @@ export class Mesh {
   }
 
   conns(service?: string): ConnView[] {
-    return this.table.list(service);
+    const native = [...this.#syncNative()].filter((l) => !service || l.info.service === service).flatMap((l) => l.conns());
+    return [...this.table.list(service), ...native];
+  }
+
+  /** Brings the native listeners' counters into the JS objects; forgets those whose relays all ended. */
+  #syncNative(): Set<NativeTcpListener> {
+    for (const l of this.#native) {
+      l.sync();
+      if (l.gone) this.#native.delete(l);
+    }
+    return this.#native;
   }
 
   serviceStats(): ServiceStats[] {
+    this.#syncNative();
     return [...this.#counters].map(([service, c]) => ({ service, ...c }));
   }
 
   backendStats(): BackendStats[] {
+    this.#syncNative();
     const now = Date.now();
     const out: BackendStats[] = [];
     for (const slot of this.#slots.values()) {
