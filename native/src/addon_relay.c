@@ -12,6 +12,7 @@
  *   relayStats(lid)   -> Float64Array [POOL_FIELDS..., n, n x BACKEND_FIELDS] | undefined once gone
  *   relayConns(lid)   -> Float64Array, CONN_FIELDS per relay
  *   relayCloseBackend(lid, bid)                         -> relays closed
+ *   relayThreads()    -> Float64Array [accepted, open] per thread
  * Field orders: src/mesh/relay.ts reads them with the same constants.
  */
 #define NAPI_VERSION 8
@@ -252,6 +253,30 @@ static napi_value close_backend_js(napi_env env, napi_callback_info info) {
   return ret_int(env, relay_close_backend(a->e, lid, bid));
 }
 
+static napi_value threads_js(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  napi_value undef;
+  struct relay_addon *a = addon_of(env, info, &argc, NULL);
+  napi_get_undefined(env, &undef);
+  if (!a || !a->e) return undef;
+  int n = relay_engine_threads(a->e);
+  uint64_t *acc = calloc((size_t)n, sizeof *acc), *open = calloc((size_t)n, sizeof *open);
+  double *v = calloc(2 * (size_t)n, sizeof *v);
+  napi_value out = NULL;
+  if (acc && open && v) {
+    relay_thread_stats(a->e, acc, open, n);
+    for (int i = 0; i < n; i++) {
+      v[2 * i] = (double)acc[i];
+      v[2 * i + 1] = (double)open[i];
+    }
+    out = float_array(env, v, 2 * (size_t)n);
+  }
+  free(acc);
+  free(open);
+  free(v);
+  return out ? out : undef;
+}
+
 /* The engine's threads run until the process exits (Node's exit ends them with it). */
 static void addon_free(napi_env env, void *data, void *hint) {
   (void)env;
@@ -276,6 +301,7 @@ napi_status relay_register(napi_env env, napi_value exports) {
       {"relayStats", NULL, stats_js, NULL, NULL, NULL, napi_default, a},
       {"relayConns", NULL, conns_js, NULL, NULL, NULL, napi_default, a},
       {"relayCloseBackend", NULL, close_backend_js, NULL, NULL, NULL, napi_default, a},
+      {"relayThreads", NULL, threads_js, NULL, NULL, NULL, napi_default, a},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -9,9 +9,10 @@
  *   EOF on one side -> shutdown(SHUT_WR) toward the other once nothing is buffered
  *   failure before the task answered a waiting client -> back-off, next task, replay
  *
- * Only the side that became readable is read: a recv() shorter than the buffer means
- * that socket is drained for now, so no read ends in EAGAIN on the request/response
- * path (the next readiness comes from epoll).
+ * Sockets are in epoll edge-triggered, each added once. A side is read only after an
+ * edge said it has bytes, and until a recv() shorter than the buffer says it is
+ * drained: no read ends in EAGAIN on the request/response path, and no epoll_ctl
+ * call per state change.
  */
 #include "relay_engine.h"
 
@@ -27,21 +28,18 @@
 
 #define SPLICE_CHUNK (1 << 20)
 #define PIPE_BYTES (1 << 20)
-/* A direction switches from copying to splice() after this many bytes: short
- * exchanges (most connections) never pay for pipes and their setup. */
-#define COPY_SWITCH (64 * 1024)
+/* A direction copies through the thread's buffer until one read fills it (a bulk
+ * stream): then it moves by splice(), zero-copy, until a splice moves less than
+ * SPLICE_SMALL, and copies again. Small requests and replies never pay for pipes (two
+ * splices cost more than a recv and a send), bulk transfers never copy. */
+#define SPLICE_SMALL (16 * 1024)
 #define PROXY_HEADER_MAX 128
 
-static void set_mask(struct relay *r, int side, uint32_t mask) {
-  int fd = side ? r->ufd : r->cfd;
-  int *reg = side ? &r->reg_u : &r->reg_c;
-  uint32_t *cur = side ? &r->mask_u : &r->mask_c;
-  if (*reg && *cur == mask) return;
-  struct epoll_event ev = {.events = mask, .data.u64 = (uint64_t)(uintptr_t)r | (uint64_t)side};
-  if (epoll_ctl(r->t->ep, *reg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) == 0) {
-    *reg = 1;
-    *cur = mask;
-  }
+/* Each socket is added once, edge-triggered, for everything: no epoll_ctl per state
+ * change. c_more/u_more remember that a side may still hold bytes between edges. */
+static void watch(struct relay *r, int side) {
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = (uint64_t)(uintptr_t)r | (uint64_t)side};
+  epoll_ctl(r->t->ep, EPOLL_CTL_ADD, side ? r->ufd : r->cfd, &ev);
 }
 
 static void close_pipe(int p[2]) {
@@ -57,7 +55,7 @@ static void reset_task_side(struct relay *r) {
   if (r->state == ST_CONNECTING) r->t->connecting--;
   if (r->ufd >= 0) close(r->ufd);
   r->ufd = -1;
-  r->reg_u = 0;
+  r->u_more = 0;
   free(r->up);
   r->up = NULL;
   r->up_len = r->up_off = 0;
@@ -68,10 +66,6 @@ static void reset_task_side(struct relay *r) {
   close_pipe(r->puc);
   r->in_cu = r->in_uc = 0;
   r->u_eof = r->shut_u = 0;
-  if (r->reg_c) { /* stop watching the client until the next task (a hang-up would spin) */
-    epoll_ctl(r->t->ep, EPOLL_CTL_DEL, r->cfd, NULL);
-    r->reg_c = 0;
-  }
 }
 
 /* Ends a relay: counters, both sockets closed, memory freed by its thread after the batch. */
@@ -140,18 +134,6 @@ static int ensure_pipe(int p[2]) {
   return 0;
 }
 
-static void update_masks(struct relay *r) {
-  int up = r->up_off < r->up_len;
-  int dn = r->dn_off < r->dn_len;
-  uint32_t mc = 0, mt = 0;
-  if (!r->shut_u && !up && r->in_cu == 0 && !r->c_eof) mc |= EPOLLIN;
-  if (!r->shut_c && (dn || r->in_uc > 0)) mc |= EPOLLOUT;
-  if (!r->shut_c && !dn && r->in_uc == 0 && !r->u_eof) mt |= EPOLLIN;
-  if (!r->shut_u && (up || r->in_cu > 0)) mt |= EPOLLOUT;
-  set_mask(r, 0, mc);
-  set_mask(r, 1, mt);
-}
-
 /* Moves buffered bytes `*buf[*off..*len]` to fd. 1 progress, 0 blocked, -errno. */
 static int flush_buf(int fd, char *buf, size_t len, size_t *off) {
   ssize_t w = send(fd, buf + *off, len - *off, MSG_NOSIGNAL);
@@ -163,7 +145,12 @@ static int flush_buf(int fd, char *buf, size_t len, size_t *off) {
 }
 
 /* Result of one step in one direction. */
-enum { STEP_BLOCKED = 0, STEP_PROGRESS = 1, STEP_FAIL_CLIENT = 2, STEP_FAIL_TASK = 3, STEP_EMPTY = 4 };
+enum { STEP_BLOCKED = 0, STEP_PROGRESS = 1, STEP_FAIL_CLIENT = 2, STEP_FAIL_TASK = 3, STEP_EMPTY = 4, STEP_DONE = 5 };
+
+/* Both sides sent EOF and every byte was delivered: close() sends each FIN, no shutdown() needed. */
+static int both_done(const struct relay *r) {
+  return r->c_eof && r->u_eof && r->up_off == r->up_len && r->in_cu == 0 && r->dn_off == r->dn_len && r->in_uc == 0;
+}
 
 /* Sends what was just read; a short write keeps the rest for the next writability. */
 static int forward(int fd, char *src, ssize_t n, char **buf, size_t *len, size_t *off, int *err) {
@@ -182,13 +169,12 @@ static int forward(int fd, char *src, ssize_t n, char **buf, size_t *len, size_t
   return 0;
 }
 
-/* client -> task; *more: the client may still have bytes this wakeup */
+/* client -> task; *more: the client may still have bytes (cleared by a short read or EAGAIN) */
 static int pump_up(struct relay *r, int *err, int *more) {
   if (r->shut_u) return STEP_BLOCKED;
   if (r->up_off < r->up_len) {
     int rc = flush_buf(r->ufd, r->up, r->up_len, &r->up_off);
     if (rc < 0) *err = -rc;
-    if (rc > 0 && r->up_off == r->up_len) *more = 1;
     return rc < 0 ? STEP_FAIL_TASK : rc;
   }
   if (r->in_cu > 0) {
@@ -202,12 +188,13 @@ static int pump_up(struct relay *r, int *err, int *more) {
     return STEP_FAIL_TASK;
   }
   if (r->c_eof) {
+    if (both_done(r)) return STEP_DONE;
     shutdown(r->ufd, SHUT_WR);
     r->shut_u = 1;
     return STEP_PROGRESS;
   }
   if (!*more) return STEP_BLOCKED;
-  if (r->replay_on || r->bytes_in < COPY_SWITCH) {
+  if (r->replay_on || !r->splice_up) {
     char *buf = r->t->copybuf;
     ssize_t n = recv(r->cfd, buf, COPY_CHUNK, 0);
     if (n == 0) {
@@ -220,7 +207,8 @@ static int pump_up(struct relay *r, int *err, int *more) {
       *err = errno;
       return STEP_FAIL_CLIENT;
     }
-    if (n < COPY_CHUNK) *more = 0;
+    if (n < COPY_CHUNK && *more == MORE_DATA) *more = 0;
+    else if (n == COPY_CHUNK) r->splice_up = 1;
     r->bytes_in += (uint64_t)n;
     r->last_ms = r->t->now;
     if (r->replay_on) keep_replay(r, buf, (size_t)n);
@@ -238,23 +226,26 @@ static int pump_up(struct relay *r, int *err, int *more) {
     return STEP_PROGRESS;
   }
   if (n < 0) {
-    if (errno == EAGAIN) return STEP_BLOCKED;
-    *err = errno;
-    return STEP_FAIL_CLIENT;
+    if (errno != EAGAIN) {
+      *err = errno;
+      return STEP_FAIL_CLIENT;
+    }
+    *more = 0;
+    return STEP_BLOCKED;
   }
+  if (n < SPLICE_SMALL) r->splice_up = 0;
   r->in_cu += (size_t)n;
   r->bytes_in += (uint64_t)n;
   r->last_ms = r->t->now;
   return STEP_PROGRESS;
 }
 
-/* task -> client; *more: the task may still have bytes this wakeup */
+/* task -> client; *more: as for pump_up */
 static int pump_down(struct relay *r, int *err, int *more) {
   if (r->shut_c) return STEP_BLOCKED;
   if (r->dn_off < r->dn_len) {
     int rc = flush_buf(r->cfd, r->dn, r->dn_len, &r->dn_off);
     if (rc < 0) *err = -rc;
-    if (rc > 0 && r->dn_off == r->dn_len) *more = 1;
     return rc < 0 ? STEP_FAIL_CLIENT : rc;
   }
   if (r->in_uc > 0) {
@@ -268,6 +259,11 @@ static int pump_down(struct relay *r, int *err, int *more) {
     return STEP_FAIL_CLIENT;
   }
   if (r->u_eof) {
+    if (both_done(r)) return STEP_DONE;
+    /* The client's own FIN often follows at once (it read the reply and closes): give
+     * it one more poll round, then both sockets just close. */
+    if (r->fin_c == FIN_NONE) relay_defer_fin(r);
+    if (r->fin_c == FIN_DEFERRED) return STEP_BLOCKED;
     shutdown(r->cfd, SHUT_WR);
     r->shut_c = 1;
     return STEP_PROGRESS;
@@ -275,10 +271,11 @@ static int pump_down(struct relay *r, int *err, int *more) {
   if (!*more) return STEP_BLOCKED;
   ssize_t n;
   char *buf = r->t->copybuf;
-  int copy = r->bytes_out < COPY_SWITCH;
+  int copy = !r->splice_dn;
   if (copy) {
     n = recv(r->ufd, buf, COPY_CHUNK, 0);
-    if (n > 0 && n < COPY_CHUNK) *more = 0;
+    if (n > 0 && n < COPY_CHUNK && *more == MORE_DATA) *more = 0;
+    if (n == COPY_CHUNK) r->splice_dn = 1;
   } else {
     int perr = ensure_pipe(r->puc);
     if (perr) {
@@ -295,6 +292,7 @@ static int pump_down(struct relay *r, int *err, int *more) {
       stop_replay(r);
     }
     if (!copy) {
+      if (n < SPLICE_SMALL) r->splice_dn = 0;
       r->in_uc += (size_t)n;
       return STEP_PROGRESS;
     }
@@ -314,20 +312,21 @@ static int pump_down(struct relay *r, int *err, int *more) {
   return STEP_FAIL_TASK;
 }
 
-/* Moves bytes until both directions block; up_more/down_more say which sides to read. */
-static void pump(struct relay *r, int up_more, int down_more) {
+/* Moves bytes until both directions block; c_more/u_more say which sides to read. */
+static void pump(struct relay *r) {
   for (;;) {
     int err = 0;
-    int up = pump_up(r, &err, &up_more);
+    int up = pump_up(r, &err, &r->c_more);
     if (up == STEP_FAIL_TASK && !r->answered && can_replay(r)) return retry(r, err, 1);
+    if (up == STEP_DONE) return finish(r, 0);
     if (up >= STEP_FAIL_CLIENT) return finish(r, err);
-    int down = pump_down(r, &err, &down_more);
+    int down = pump_down(r, &err, &r->u_more);
     if (down == STEP_EMPTY) return retry(r, err, 1);
+    if (down == STEP_DONE) return finish(r, 0);
     if (down >= STEP_FAIL_CLIENT) return finish(r, err);
     if (r->shut_u && r->shut_c) return finish(r, 0);
     if (up == STEP_BLOCKED && down == STEP_BLOCKED) break;
   }
-  update_masks(r);
 }
 
 static void on_connect(struct relay *r) {
@@ -337,7 +336,7 @@ static void on_connect(struct relay *r) {
   if (err) return retry(r, err, 0);
   r->state = ST_RUNNING;
   r->t->connecting--;
-  pump(r, 1, 1);
+  pump(r);
 }
 
 /* Queues the PROXY header and the kept client bytes, to go first on the new task connection. */
@@ -371,20 +370,35 @@ static void connect_next(struct relay *r) {
   setsockopt(r->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   setsockopt(r->ufd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(b->port), .sin_addr.s_addr = b->ip};
-  if (connect(r->ufd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) return retry(r, errno, 0);
-  set_mask(r, 1, EPOLLOUT);
+  int rc = connect(r->ufd, (struct sockaddr *)&sa, sizeof sa);
+  if (rc < 0 && errno != EINPROGRESS) return retry(r, errno, 0);
+  watch(r, 1);
+  /* On loopback the handshake often completes inside connect(): relay at once. */
+  if (rc == 0) on_connect(r);
 }
 
 void relay_start(struct relay *r) {
+  r->c_more = MORE_DATA; /* the client may have sent before we watched it */
+  watch(r, 0);
   connect_next(r);
 }
 
 void relay_ready(struct relay *r, int side, uint32_t events) {
-  if (r->state == ST_CONNECTING && side == 1) return on_connect(r);
-  if (r->state != ST_RUNNING) return;
-  int hup = (events & (EPOLLHUP | EPOLLERR)) != 0;
-  int readable = (events & EPOLLIN) != 0 || hup;
-  pump(r, side == 0 && readable, side == 1 && readable);
+  int *more = side ? &r->u_more : &r->c_more;
+  /* a FIN already queued: a short read does not mean drained, read on until recv() says 0 */
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) *more = MORE_EOF;
+  else if ((events & EPOLLIN) && !*more) *more = MORE_DATA;
+  if (r->state == ST_CONNECTING && side == 1) {
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) on_connect(r);
+    return;
+  }
+  if (r->state == ST_RUNNING) pump(r);
+}
+
+void relay_fin_now(struct relay *r) {
+  if (r->state != ST_RUNNING || r->fin_c != FIN_DEFERRED) return;
+  r->fin_c = FIN_SENT;
+  pump(r);
 }
 
 void relay_close(struct relay *r, int graceful) {

@@ -17,7 +17,8 @@
  *              +-- EMPTY (task closed/reset before answering a waiting client)
  * RUNNING moves client->task by read()/write() while the client's bytes are kept for
  * a replay (until the task answers or replay_limit), and any direction by copying
- * for its first 64 KiB; after that by splice() through a pipe, zero-copy in the kernel.
+ * while its reads are small, by splice() through a pipe (zero-copy in the kernel)
+ * while they fill the buffer (bulk).
  * After EMPTY the kept bytes are replayed to the next task the scheduler picks.
  *
  * Every call returns 0 (or a count) or -errno.
@@ -106,6 +107,8 @@ int relay_pool_set(struct relay_engine *e, const struct relay_pool_args *a);
 int relay_pool_stats(struct relay_engine *e, uint32_t lid, struct relay_pool_stats *ps, struct relay_backend_stats *bs, int max);
 /* The listener's relays (max entries); returns the number written. */
 int relay_conns(struct relay_engine *e, uint32_t lid, struct relay_conn_info *out, int max);
+/* Per thread: connections accepted, relays open now. Fills at most max; returns the thread count. */
+int relay_thread_stats(struct relay_engine *e, uint64_t *accepted, uint64_t *open, int max);
 /* FIN both ways on every relay of task bid (drain timeout); returns how many. */
 int relay_close_backend(struct relay_engine *e, uint32_t lid, uint32_t bid);
 

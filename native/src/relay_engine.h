@@ -25,6 +25,8 @@
 #define MAX_LISTENERS 65536
 
 enum { ST_CONNECTING = 2, ST_RUNNING = 3, ST_DEAD = 4 };
+enum { MORE_DATA = 1, MORE_EOF = 2 };
+enum { FIN_NONE = 0, FIN_DEFERRED = 1, FIN_SENT = 2 };
 
 struct backend {
   uint32_t bid;
@@ -77,8 +79,10 @@ struct relay {
   int cfd, ufd;
   uint64_t u_batch; /* the thread's batch in which ufd was made */
   int state;
-  uint32_t mask_c, mask_u;
-  int reg_c, reg_u;
+  int c_more, u_more; /* edge-triggered: MORE_DATA the side may hold bytes, MORE_EOF up to a FIN */
+  int fin_c;          /* FIN toward the client after the task's: FIN_NONE, FIN_DEFERRED, FIN_SENT */
+  uint64_t fin_batch; /* the batch that deferred it */
+  struct relay *next_fin;
   int pcu[2], puc[2];
   size_t in_cu, in_uc;
   char *up; /* client -> task bytes not yet written */
@@ -88,6 +92,7 @@ struct relay {
   char *replay;
   size_t replay_len;
   int replay_on, answered;
+  int splice_up, splice_dn; /* a direction moves by splice() (bulk) rather than by copy */
   int c_eof, u_eof, shut_u, shut_c;
   int64_t deadline;
   uint64_t bytes_in, bytes_out;
@@ -103,7 +108,9 @@ struct relay_thread {
   int ep;
   struct relay *relays; /* live relays of this thread */
   struct relay *dead;   /* freed after the batch */
+  struct relay *fins;   /* relays whose FIN to the client waits one poll round */
   int connecting;
+  uint64_t accepted, open; /* counters under lock */
   uint64_t batch;       /* epoll_wait rounds */
   int64_t now;          /* monotonic ms, refreshed once per batch */
   int64_t last_sweep;
@@ -137,5 +144,9 @@ void relay_start(struct relay *r);              /* pick and connect; may finish 
 void relay_ready(struct relay *r, int side, uint32_t events); /* epoll readiness; side 0 client, 1 task */
 void relay_close(struct relay *r, int graceful); /* FIN both ways (graceful) or at once */
 void relay_check_deadline(struct relay *r, int64_t now);
+void relay_fin_now(struct relay *r);          /* the deferred FIN toward the client */
+
+/* relay_thread.c */
+void relay_defer_fin(struct relay *r);
 
 #endif

@@ -74,6 +74,8 @@ static void new_relay(struct relay_thread *t, struct pool *p, int fd, const stru
   r->next = t->relays;
   if (t->relays) t->relays->prev = r;
   t->relays = r;
+  t->accepted++;
+  t->open++;
   pthread_mutex_lock(&p->lock);
   p->total++;
   p->active++;
@@ -95,11 +97,40 @@ static void on_accept(struct relay_thread *t, uint32_t lid) {
   pool_put(t->e, p);
 }
 
+void relay_defer_fin(struct relay *r) {
+  struct relay_thread *t = r->t;
+  r->fin_c = FIN_DEFERRED;
+  r->fin_batch = t->batch;
+  r->next_fin = t->fins;
+  t->fins = r;
+}
+
+/* Sends the FINs deferred in an earlier batch; drops relays that ended meanwhile (before
+ * free_dead, so the list never holds freed memory). */
+static void flush_fins(struct relay_thread *t) {
+  struct relay *keep = NULL, *r = t->fins;
+  t->fins = NULL;
+  while (r) {
+    struct relay *next = r->next_fin;
+    if (r->state == ST_DEAD) {
+      /* ended: forget */
+    } else if (r->fin_batch == t->batch) {
+      r->next_fin = keep;
+      keep = r;
+    } else {
+      relay_fin_now(r);
+    }
+    r = next;
+  }
+  t->fins = keep; /* nothing defers during the flush: a relay's FIN is deferred once */
+}
+
 static void free_dead(struct relay_thread *t) {
   while (t->dead) {
     struct relay *d = t->dead;
     t->dead = d->next_dead;
     struct pool *p = d->pool;
+    t->open--;
     free(d);
     pool_put(t->e, p);
   }
@@ -122,10 +153,11 @@ static void timers(struct relay_thread *t) {
 
 static void *thread_main(void *arg) {
   struct relay_thread *t = arg;
+  pthread_setname_np(pthread_self(), "swarmnet-relay"); /* as ps -L and /proc/PID/task/TID/comm show it */
   struct epoll_event events[MAX_EVENTS];
   int64_t last_tick = 0;
   for (;;) {
-    int n = epoll_wait(t->ep, events, MAX_EVENTS, t->connecting > 0 ? TICK_MS : SWEEP_MS);
+    int n = epoll_wait(t->ep, events, MAX_EVENTS, t->fins ? 0 : t->connecting > 0 ? TICK_MS : SWEEP_MS);
     if (n < 0 && errno != EINTR) break;
     pthread_mutex_lock(&t->lock);
     t->now = relay_now_ms();
@@ -146,6 +178,7 @@ static void *thread_main(void *arg) {
       last_tick = t->now;
       timers(t);
     }
+    flush_fins(t);
     free_dead(t);
     pthread_mutex_unlock(&t->lock);
   }
@@ -294,6 +327,17 @@ int relay_conns(struct relay_engine *e, uint32_t lid, struct relay_conn_info *ou
     pthread_mutex_unlock(&t->lock);
   }
   return n;
+}
+
+int relay_thread_stats(struct relay_engine *e, uint64_t *accepted, uint64_t *open, int max) {
+  for (int i = 0; i < e->nthreads && i < max; i++) {
+    struct relay_thread *t = &e->threads[i];
+    pthread_mutex_lock(&t->lock);
+    accepted[i] = t->accepted;
+    open[i] = t->open;
+    pthread_mutex_unlock(&t->lock);
+  }
+  return e->nthreads;
 }
 
 int relay_close_backend(struct relay_engine *e, uint32_t lid, uint32_t bid) {

@@ -200,6 +200,11 @@ export class Mesh {
     return out;
   }
 
+  /** The native relay threads' counters (empty on the JavaScript relay). */
+  threadStats(): Array<{ accepted: number; open: number }> {
+    return this.relay?.threadStats() ?? [];
+  }
+
   listening(): string[] {
     return [...this.#slots.keys()];
   }

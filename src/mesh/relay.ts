@@ -169,6 +169,12 @@ export class NativeRelay {
     return out;
   }
 
+  /** Per relay thread: connections it accepted, relays it has open. */
+  threadStats(): Array<{ accepted: number; open: number }> {
+    const v = this.#addon.relayThreads() ?? new Float64Array(0);
+    return Array.from({ length: v.length / 2 }, (_, i) => ({ accepted: v[2 * i]!, open: v[2 * i + 1]! }));
+  }
+
   /** FIN both ways on every relay of task `bid` (drain timeout). */
   closeBackend(lid: number, bid: number): number {
     return this.#addon.relayCloseBackend(lid, bid);

@@ -15,6 +15,7 @@ export interface Addon {
   relayStats(lid: number): Float64Array | undefined;
   relayConns(lid: number): Float64Array | undefined;
   relayCloseBackend(lid: number, bid: number): number;
+  relayThreads(): Float64Array | undefined;
   /** Overlay (native/src/addon_overlay.c): TAP devices and the VXLAN engine. */
   tapOpen(name: string, mtu: number): number;
   vxlanOpen(ip: string, port: number, espPort: number, onControl: (vni: number, frame: Buffer) => void): number;

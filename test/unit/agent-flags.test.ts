@@ -1,6 +1,6 @@
 /** Command-line parsing of the encryption options: agent flags, the test-only env, `network create --opt`. */
 import t from 'tap';
-import { parseEspSeqStart, parseKeyRotation, parsePort } from '../../src/cli/agent.js';
+import { parseEspSeqStart, parseKeyRotation, parsePort, parseThreads } from '../../src/cli/agent.js';
 import { parseNetworkOpts } from '../../src/cli/network.js';
 import { parseDuration } from '../../src/cli/format.js';
 
@@ -23,6 +23,11 @@ t.test('--esp-port: a UDP port', async (t) => {
   t.equal(parsePort('1', '--esp-port'), 1);
   t.equal(parsePort('65535', '--esp-port'), 65535);
   for (const bad of ['0', '65536', 'x', '-1', '45.5']) t.throws(() => parsePort(bad, '--esp-port'), { code: 'EUSAGE', message: /^--esp-port: / }, bad);
+});
+
+t.test('--threads: relay threads from 1 to 256', async (t) => {
+  for (const [text, n] of [['1', 1], ['2', 2], ['256', 256], [' 4 ', 4]] as const) t.equal(parseThreads(text), n, text);
+  for (const bad of ['0', '-1', '257', '1.5', 'two', '', '0x2']) t.throws(() => parseThreads(bad), { code: 'EUSAGE', message: /^--threads: / }, JSON.stringify(bad));
 });
 
 t.test('SWARMNET_TEST_ESP_SEQ_START: decimal or 0x hex, below 2^32', async (t) => {
