@@ -12,7 +12,7 @@ const USAGE = `usage: npm run bench -- [options]   (or node dist/bench/run.js [o
   --only mesh|udp|micro|control|dns|overlay   one part (default: all)
   --rounds N          rounds per path (default 3; medians reported)
   --seconds S         seconds per measurement (default 4)
-  --haproxy-threads T mesh: HAProxy nbthread (default 1: the mesh is one event loop)
+  --threads 1,2       mesh: thread counts compared (HAProxy nbthread, swarmnet agent --threads)
   --agents 3,10,30    control: cluster sizes for convergence
   --samples N         control: writes per size (default 50)
   --services N        control: services of the load test (default 1000)
@@ -25,7 +25,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '4' },
-    'haproxy-threads': { type: 'string', default: '1' },
+    threads: { type: 'string', default: '1,2' },
     agents: { type: 'string', default: '3,10,30' },
     samples: { type: 'string', default: '50' },
     services: { type: 'string', default: '1000' },
@@ -38,7 +38,7 @@ if (values.help) {
 }
 
 if (!values.only || values.only === 'mesh') {
-  await meshBench({ rounds: Number(values.rounds), seconds: Number(values.seconds), haproxyThreads: Number(values['haproxy-threads']) });
+  await meshBench({ rounds: Number(values.rounds), seconds: Number(values.seconds), threads: values.threads.split(',').map(Number) });
 }
 if (!values.only || values.only === 'udp') await udpBench({ rounds: Number(values.rounds), seconds: Number(values.seconds) });
 if (!values.only || values.only === 'micro') await microBench();

@@ -6,6 +6,12 @@
 #include <arpa/inet.h>
 #include <stdint.h>
 
+/* Returns NULL (undefined in JS) from a napi callback when a Node-API call fails. */
+#define NAPI_CHECK(call)                \
+  do {                                  \
+    if ((call) != napi_ok) return NULL; \
+  } while (0)
+
 /* Calls return 0, an fd or -errno as a JS number. */
 static inline napi_value ret_int(napi_env env, int v) {
   napi_value out;

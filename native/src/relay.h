@@ -1,19 +1,27 @@
 /*
- * TCP relay engine: one epoll set of listeners and relays. The engine
- * accepts clients on its listeners, asks JS (event ACCEPTED) which task to use,
- * connects, and moves the bytes; JS only decides.
+ * TCP relay engine: the routing mesh's TCP data plane in C, on N threads.
  *
- * Single-threaded: everything runs on the caller's thread (Node's event loop).
+ * Each thread has its own epoll set; every listener's socket is in all of them with
+ * EPOLLEXCLUSIVE, so the kernel hands each new connection to one waiting thread, and
+ * the thread that accepts a client keeps its relay to the end: no cross-thread
+ * wake-up on any data path. A thread accepts, picks the task (the listener's pool:
+ * the scheduler and the task table that JS pushes, see relay_pool_set), connects,
+ * retries another task on a failure and moves the bytes, all without calling into
+ * JS. JS keeps the policy (membership, weights, health, drain) and reads counters and
+ * the connection table as snapshots.
  *
  * Relay life:
- *   ACCEPTED -> PENDING --relay_connect--> CONNECTING --ok--> RUNNING --> DONE
- *                  ^                           | fail/timeout        |
- *                  +------ CONNECT_FAILED -----+                     |
- *                  +------ EMPTY (task closed/reset before answering a waiting client)
+ *   accept -> pick --connect--> CONNECTING --ok--> RUNNING --> DONE
+ *              ^                    | fail/timeout        |
+ *              +-- back-off, retry -+                     |
+ *              +-- EMPTY (task closed/reset before answering a waiting client)
  * RUNNING moves client->task by read()/write() while the client's bytes are kept for
- * a replay (until the task answers or 64 KiB), and any direction by copying for its
- * first 64 KiB; after that by splice() through a pipe, zero-copy in the kernel.
- * After EMPTY the kept bytes are replayed to the next task JS chooses.
+ * a replay (until the task answers or replay_limit), and any direction by copying
+ * while its reads are small, by splice() through a pipe (zero-copy in the kernel)
+ * while they fill the buffer (bulk).
+ * After EMPTY the kept bytes are replayed to the next task the scheduler picks.
+ *
+ * Every call returns 0 (or a count) or -errno.
  */
 #ifndef SWARMNET_RELAY_H
 #define SWARMNET_RELAY_H
@@ -21,54 +29,87 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum relay_event_type {
-  RELAY_ACCEPTED = 1,       /* a: listener id; b: client ip (network order); c: client port; d: local ip; e: local port */
-  RELAY_CONNECT_FAILED = 2, /* err */
-  RELAY_EMPTY = 3,          /* err (0 = orderly close) */
-  RELAY_DONE = 4,           /* err; bytes */
-};
+struct relay_engine;
 
-struct relay_event {
-  uint32_t id;
-  int type;
-  int err;
-  uint64_t bytes_in;  /* client -> task */
-  uint64_t bytes_out; /* task -> client */
-  uint32_t a, b, c, d, e;
-};
+/* Schedulers (ipvsadm -s); the same order as src/mesh/relay.ts LB_CODES. */
+enum relay_lb { LB_RR = 0, LB_WRR = 1, LB_LC = 2, LB_WLC = 3, LB_SH = 4, LB_MH = 5 };
 
-typedef void (*relay_emit_fn)(struct relay_event *ev, void *ctx);
+#define RELAY_SH_SIZE 256 /* as IPVS's IP_VS_SH_TAB_SIZE and src/mesh/constants.ts */
+#define RELAY_MAX_TRIES 16 /* retries are capped below this */
+#define RELAY_ERRNO_SLOTS 6 /* distinct connect errnos counted per task */
 
-struct relay_connect_args {
-  uint32_t id;
+struct relay_listen_args {
+  uint32_t lid;
   uint32_t ip;   /* network order */
   uint16_t port; /* host order */
+  int keepalive_s;
+  int proxy; /* 0 none, 1 PROXY v1, 2 PROXY v2 */
+  int64_t idle_timeout_ms;
   int connect_timeout_ms;
-  const char *header; /* PROXY header sent first; copied */
-  size_t header_len;
+  int retries;
   size_t replay_limit; /* 0 disables replay */
+  int64_t backoff_base_ms, backoff_max_ms;
 };
 
-struct relay_info {
+/* One task as JS knows it; bid is JS's stable number for it within the listener. */
+struct relay_backend_spec {
+  uint32_t bid;
+  uint32_t ip;
+  uint16_t port;
+  int weight;
+};
+
+/* The scheduler's view: the schedulable tasks in order, and the hash tables JS built. */
+struct relay_pool_args {
+  uint32_t lid;
+  int lb;
+  const struct relay_backend_spec *known; /* every task the pool has (draining ones too) */
+  int nknown;
+  const uint32_t *list; /* bids of the schedulable tasks, sorted by task id */
+  int nlist;
+  const int32_t *sh; /* RELAY_SH_SIZE indexes into list, for LB_SH */
+  const int32_t *mh; /* mh_size indexes into list, for LB_MH */
+  uint32_t mh_size;
+};
+
+struct relay_backend_stats {
+  uint32_t bid;
+  uint64_t active, total, bytes_in, bytes_out;
+  uint32_t failures;
+  int64_t down_in_ms; /* > 0 while in back-off */
+  uint64_t empty, reset;
+  int err_no[RELAY_ERRNO_SLOTS];
+  uint64_t err_count[RELAY_ERRNO_SLOTS];
+};
+
+struct relay_pool_stats {
+  uint64_t active, total, bytes_in, bytes_out, no_backend, retries;
+  int listening;
+};
+
+struct relay_conn_info {
+  uint32_t client_ip, local_ip; /* network order */
+  uint16_t client_port, local_port;
+  uint32_t bid; /* 0: none yet */
+  int running;
   uint64_t bytes_in, bytes_out;
-  int64_t last_ms; /* CLOCK_MONOTONIC ms of the last byte */
-  int state;       /* 1 pending, 2 connecting, 3 running */
+  int64_t idle_ms, idle_timeout_ms;
 };
 
-/* Creates the engine once; returns its epoll fd (to be polled for readability by the
- * caller's event loop) or -errno. emit is called synchronously from the calls below. */
-int relay_engine_init(relay_emit_fn emit, void *ctx);
-/* Handles whatever is ready (call when the epoll fd is readable); returns events handled. */
-int relay_process(void);
-/* Connect deadlines; call every ~100 ms. */
-void relay_timer(void);
-/* Binds and listens on ip:port. Returns 0 or -errno. */
-int relay_listen(uint32_t lid, uint32_t ip, uint16_t port, int keepalive_s);
-int relay_unlisten(uint32_t lid);
-int relay_connect(const struct relay_connect_args *a);
-/* graceful: FIN both ways; else close at once. A DONE event follows. */
-int relay_close(uint32_t id, int graceful);
-int relay_get_info(uint32_t id, struct relay_info *out);
-int64_t relay_now_ms(void);
+/* Starts `threads` relay threads; returns the engine or NULL (errno set). */
+struct relay_engine *relay_engine_start(int threads);
+int relay_engine_threads(const struct relay_engine *e);
+int relay_listen(struct relay_engine *e, const struct relay_listen_args *a);
+/* Stops accepting; the pool and its relays live on until the last relay ends. */
+int relay_unlisten(struct relay_engine *e, uint32_t lid);
+int relay_pool_set(struct relay_engine *e, const struct relay_pool_args *a);
+/* Fills at most max backend entries; returns how many the pool has, or -ENOENT once it is gone. */
+int relay_pool_stats(struct relay_engine *e, uint32_t lid, struct relay_pool_stats *ps, struct relay_backend_stats *bs, int max);
+/* The listener's relays (max entries); returns the number written. */
+int relay_conns(struct relay_engine *e, uint32_t lid, struct relay_conn_info *out, int max);
+/* Per thread: connections accepted, relays open now. Fills at most max; returns the thread count. */
+int relay_thread_stats(struct relay_engine *e, uint64_t *accepted, uint64_t *open, int max);
+/* FIN both ways on every relay of task bid (drain timeout); returns how many. */
+int relay_close_backend(struct relay_engine *e, uint32_t lid, uint32_t bid);
 
 #endif

@@ -96,6 +96,7 @@ export function createMetrics(mesh: Mesh, { overlay, keyRotator, reaper, dns }: 
     },
   });
   udpMetrics(registry, mesh);
+  relayThreadMetrics(registry, mesh);
   if (overlay) overlayMetrics(registry, overlay);
   if (keyRotator) keyMetrics(registry, keyRotator);
   if (reaper) reaperMetrics(registry, reaper);
@@ -139,6 +140,30 @@ function udpMetrics(registry: Registry, mesh: Mesh): void {
     [{ result: 'lost' }, s.replayLost],
   ]);
   labelled('swarmnet_udp_socket_errors_total', 'Upstream sockets the UDP engine could not open', [], (s) => [[{}, s.socketErrors]]);
+}
+
+/** The native TCP relay's threads (--threads): how the kernel spread connections over them. */
+function relayThreadMetrics(registry: Registry, mesh: Mesh): void {
+  new Counter({
+    name: 'swarmnet_relay_thread_connections_total',
+    help: 'TCP connections accepted per relay thread',
+    labelNames: ['thread'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      mesh.threadStats().forEach((s, i) => this.inc({ thread: String(i) }, s.accepted));
+    },
+  });
+  new Gauge({
+    name: 'swarmnet_relay_thread_connections_active',
+    help: 'Open TCP relays per relay thread',
+    labelNames: ['thread'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      mesh.threadStats().forEach((s, i) => this.set({ thread: String(i) }, s.open));
+    },
+  });
 }
 
 /** Tasks of containers that died without a CNI DEL, removed by this node. */

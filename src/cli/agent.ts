@@ -1,5 +1,6 @@
 /** `swarmnet agent`: runs the node agent in this process until SIGINT/SIGTERM. */
 import { isIPv4 } from 'node:net';
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { API_GROUP, defaultDataDir, defaultSocket } from '../api/index.js';
 import { parseDuration, parseIntArg, UsageError } from './format.js';
@@ -53,6 +54,15 @@ const MAX_FLOWS_CEILING = 16_777_216;
 /** Upstream sockets of the UDP engine: each is a source port, so fewer than the ports there are. */
 const UDP_SOCKETS_DEFAULT = '4096';
 const UDP_SOCKETS_CEILING = 60_000;
+/** Most data-plane threads `--threads` accepts: far above any core count this agent is meant for. */
+const MAX_THREADS = 256;
+
+/** `--threads`: how many threads the TCP data plane runs on, from 1 to MAX_THREADS. */
+export function parseThreads(text: string): number {
+  const n = parseIntArg(text, '--threads');
+  if (n < 1 || n > MAX_THREADS) throw new UsageError(`--threads: ${n} is not from 1 to ${MAX_THREADS}`);
+  return n;
+}
 
 function hostPort(text: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d+)$/.exec(text);
@@ -96,6 +106,7 @@ export function agentCommand(program: Command): void {
     .option('--esp-port <port>', 'UDP port of ESP for encrypted networks (RFC 3948)', String(ESP_PORT))
     .option('--key-rotation <duration>', 'rotate the key of every encrypted network this often (managers and single nodes)', KEY_ROTATION)
     .option('--overlay-mtu <bytes>', 'MTU of overlay interfaces', String(OVERLAY_MTU))
+    .option('--threads <n>', 'threads of the native TCP data plane (default: the cores this process may use)', String(availableParallelism()))
     .option('--no-native-relay', 'relay TCP and UDP in JavaScript even when the native engines are built (env SWARMNET_NATIVE_RELAY=0)')
     .option('--no-native-dns', 'serve DNS over UDP in JavaScript even when the native fast path is built (env SWARMNET_NATIVE_DNS=0)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
@@ -155,6 +166,7 @@ export function agentCommand(program: Command): void {
         },
         nativeRelay: o.nativeRelay !== false && process.env.SWARMNET_NATIVE_RELAY !== '0',
         nativeDns: o.nativeDns !== false && process.env.SWARMNET_NATIVE_DNS !== '0',
+        threads: parseThreads(o.threads),
         heartbeatMs: parseDuration(o.heartbeat, '--heartbeat'),
         nodeTimeoutMs: parseDuration(o.nodeTimeout, '--node-timeout'),
         keyRotationMs,

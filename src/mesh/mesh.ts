@@ -3,6 +3,7 @@
  * backends. `apply` takes the complete wanted set (level-triggered, like
  * kube-proxy) and changes only what differs; established flows survive every change.
  */
+import { availableParallelism } from 'node:os';
 import type { HealthCheck } from '../control/schema.js';
 import type { SchedulerName } from '../control/constants.js';
 import { ConnTable, type ConnView } from './conntable.js';
@@ -85,6 +86,8 @@ export class Mesh {
   readonly #counters = new Map<string, ServiceCounters>();
   /** Pools whose listener is gone but whose flows still drain. */
   readonly #draining = new Set<Pool>();
+  /** Native listeners, open or closed with relays left: their counters and flows live in C. */
+  readonly #native = new Set<NativeTcpListener>();
 
   /** The native splice relay for TCP, when built and not disabled. */
   readonly relay: NativeRelay | undefined;
@@ -93,9 +96,9 @@ export class Mesh {
   /** --max-flows for the JS UDP path. */
   readonly #jsUdpBound: UdpFlowBound;
 
-  constructor(settings: Partial<MeshSettings> = {}, options: { nativeRelay?: boolean } = {}) {
+  constructor(settings: Partial<MeshSettings> = {}, options: { nativeRelay?: boolean; threads?: number } = {}) {
     this.settings = { ...DEFAULTS, ...settings };
-    this.relay = options.nativeRelay === false ? undefined : NativeRelay.shared();
+    this.relay = options.nativeRelay === false ? undefined : NativeRelay.shared(options.threads ?? availableParallelism());
     if (options.nativeRelay === false) this.#udp = null;
     this.table = new ConnTable(this.settings.sweepIntervalMs);
     this.#jsUdpBound = new UdpFlowBound(this.settings.udpMaxFlows);
@@ -138,9 +141,10 @@ export class Mesh {
           ? new NativeUdpListener(spec, pool, this.settings, counters, this.#udp!)
           : new UdpListener(spec, pool, this.table, this.settings, counters, this.#jsUdpBound)
         : this.relay
-          ? new NativeTcpListener(spec, pool, this.table, this.settings, counters, this.relay)
+          ? new NativeTcpListener(spec, pool, this.settings, counters, this.relay)
           : new TcpListener(spec, pool, this.table, this.settings, counters);
     await listener.listen();
+    if (listener instanceof NativeTcpListener) this.#native.add(listener);
     const health = spec.healthCheck && new HealthChecker(pool, spec.healthCheck);
     this.#slots.set(key, { spec, pool, listener, counters, health });
   }
@@ -150,6 +154,7 @@ export class Mesh {
     // same objects, and those listeners' pools are left untouched.
     if (spec === slot.spec) return;
     slot.spec = spec;
+    if (slot.listener instanceof NativeTcpListener) slot.listener.sync(); // drain needs the flows C has now
     slot.pool.update(spec.backends, spec.lb);
     if (spec.healthCheck && slot.health) slot.health.reconfigure(spec.healthCheck);
     else if (spec.healthCheck) slot.health = new HealthChecker(slot.pool, spec.healthCheck);
@@ -193,18 +198,30 @@ export class Mesh {
   }
 
   conns(service?: string): ConnView[] {
-    const out = this.table.list(service);
+    const native = [...this.#syncNative()].filter((l) => !service || l.info.service === service).flatMap((l) => l.conns());
+    const out = [...this.table.list(service), ...native];
     for (const { listener } of this.#slots.values()) {
       if (listener instanceof NativeUdpListener && (!service || listener.info.service === service)) out.push(...listener.conns());
     }
     return out;
   }
 
+  /** Brings the native listeners' counters into the JS objects; forgets those whose relays all ended. */
+  #syncNative(): Set<NativeTcpListener> {
+    for (const l of this.#native) {
+      l.sync();
+      if (l.gone) this.#native.delete(l);
+    }
+    return this.#native;
+  }
+
   serviceStats(): ServiceStats[] {
+    this.#syncNative();
     return [...this.#counters].map(([service, c]) => ({ service, ...c }));
   }
 
   backendStats(): BackendStats[] {
+    this.#syncNative();
     const now = Date.now();
     const out: BackendStats[] = [];
     for (const slot of this.#slots.values()) {
@@ -228,6 +245,11 @@ export class Mesh {
     }
     for (const p of this.#draining) if (p.empty) this.#draining.delete(p);
     return out;
+  }
+
+  /** The native relay threads' counters (empty on the JavaScript relay). */
+  threadStats(): Array<{ accepted: number; open: number }> {
+    return this.relay?.threadStats() ?? [];
   }
 
   listening(): string[] {

@@ -13,6 +13,8 @@ export class Pool {
   readonly backends = new Map<string, Backend>();
   #scheduler: Scheduler;
   #lb: SchedulerName;
+  /** Told the schedulable backends (sorted by id) after each rebuild: the native engine's copy of the scheduler's view. */
+  onRebuild: ((schedulable: readonly Backend[]) => void) | undefined;
 
   constructor(
     lb: SchedulerName,
@@ -51,6 +53,7 @@ export class Pool {
   rebuild(): void {
     const list = [...this.backends.values()].filter((b) => b.schedulable).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     this.#scheduler.rebuild(list);
+    this.onRebuild?.(list);
   }
 
   /**

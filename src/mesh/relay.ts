@@ -1,110 +1,183 @@
 /**
- * The native relay engine (native/src/relay.c) as seen from TypeScript: one engine
- * per process, run on this thread's event loop; listeners and relays addressed by id;
- * events dispatched synchronously to per-relay handlers.
+ * The native relay engine (native/src/relay.h) as seen from TypeScript: one engine per
+ * process, its threads started once; listeners addressed by id. The engine accepts,
+ * picks the task (from the table `pool` pushes), connects, retries and relays without
+ * calling into JS; JS reads counters and the connection table as snapshots.
  */
 import { check, loadAddon, type Addon } from '../native/index.js';
+import type { SchedulerName } from '../control/constants.js';
+import type { ServiceCounters } from './listener.js';
 
-export const RelayEvent = { ACCEPTED: 1, CONNECT_FAILED: 2, EMPTY: 3, DONE: 4 } as const;
-export const RelayState = { PENDING: 1, CONNECTING: 2, RUNNING: 3 } as const;
+/** Scheduler codes of native/src/relay.h enum relay_lb. */
+export const LB_CODES: Record<SchedulerName, number> = { rr: 0, wrr: 1, lc: 2, wlc: 3, sh: 4, mh: 5 };
+/** PROXY protocol codes of struct relay_listen_args. */
+const PROXY_CODES = { none: 0, v1: 1, v2: 2 } as const;
 
-/** A client the engine accepted; the handler decides where it goes. */
-export interface Accepted {
-  id: number;
+/** Field counts of the snapshots (native/src/addon_relay.c). */
+const POOL_FIELDS = 7;
+const ERRNO_SLOTS = 6;
+const BACKEND_FIELDS = 9 + 2 * ERRNO_SLOTS;
+const CONN_FIELDS = 10;
+
+export interface ListenOptions {
+  host: string;
+  port: number;
+  keepaliveS: number;
+  proxy: keyof typeof PROXY_CODES;
+  idleTimeoutMs: number;
+  connectTimeoutMs: number;
+  retries: number;
+  replayLimit: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+/** One task as the engine knows it: `bid` is the listener's number for it. */
+export interface NativeBackendSpec {
+  bid: number;
+  host: string;
+  port: number;
+  weight: number;
+}
+
+export interface PoolTable {
+  lb: SchedulerName;
+  known: NativeBackendSpec[];
+  /** bids of the schedulable tasks, in the scheduler's order (sorted by task id). */
+  list: number[];
+  /** sh: 256 indexes into list; mh: the Maglev table of indexes into list. */
+  sh?: Int32Array;
+  mh?: Int32Array;
+}
+
+/** The listener's service counters as C keeps them, its state and its tasks' counters. */
+export interface NativePoolStats extends ServiceCounters {
+  listening: boolean;
+  backends: NativeBackendStats[];
+}
+
+export interface NativeBackendStats {
+  bid: number;
+  active: number;
+  total: number;
+  bytesIn: number;
+  bytesOut: number;
+  failures: number;
+  downInMs: number;
+  empty: number;
+  reset: number;
+  /** Failed connects by errno. */
+  errnos: Map<number, number>;
+}
+
+export interface NativeConn {
   clientIp: string;
   clientPort: number;
   localIp: string;
   localPort: number;
+  /** 0 before the first task was picked. */
+  bid: number;
+  running: boolean;
+  bytesIn: number;
+  bytesOut: number;
+  idleMs: number;
+  idleTimeoutMs: number;
 }
 
-export type RelayHandler = (type: number, err: number, bytesIn: number, bytesOut: number) => void;
-
-/**
- * Called for each accepted client. It must `register` the relay's handler before it
- * calls `connect`: the engine runs on this thread and may report a failed connect
- * from inside `connect`.
- */
-export type AcceptHandler = (a: Accepted, register: (h: RelayHandler) => void) => void;
-
-export interface ConnectArgs {
-  host: string;
-  port: number;
-  connectTimeoutMs: number;
-  header: Buffer | undefined;
-  replayLimit: number;
+/** a.b.c.d -> host-order number, as the addon takes addresses. */
+export function ipToNumber(ip: string): number {
+  const p = ip.split('.').map(Number);
+  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw Object.assign(new Error(`not an IPv4 address: ${ip}`), { code: 'EINVAL' });
+  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
 }
 
-/** in_addr.s_addr as read on a little-endian host -> dotted quad. */
-function ipOf(v: number): string {
-  return `${v & 255}.${(v >>> 8) & 255}.${(v >>> 16) & 255}.${v >>> 24}`;
+export function numberToIp(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
 export class NativeRelay {
   readonly #addon: Addon;
-  readonly #listeners = new Map<number, AcceptHandler>();
-  readonly #handlers = new Map<number, RelayHandler>();
+  /** Threads the engine runs (the system may have refused some of those asked for). */
+  readonly threads: number;
   #nextListener = 1;
 
-  private constructor(addon: Addon) {
+  private constructor(addon: Addon, threads: number) {
     this.#addon = addon;
-    check(addon.relayInit((...args) => this.#dispatch(...args)), 'relayInit');
+    this.threads = check(addon.relayInit(threads), 'relayInit');
   }
 
   /**
-   * The engine is per process (one thread, one epoll set in C), so there is one
-   * NativeRelay per process; undefined when the addon could not be built or loaded.
+   * The engine is per process, so there is one NativeRelay per process; the first call
+   * sets its thread count. Undefined when the addon could not be built or loaded.
    */
-  static shared(): NativeRelay | undefined {
+  static shared(threads: number): NativeRelay | undefined {
     if (sharedRelay === null) {
       const addon = loadAddon();
-      sharedRelay = addon ? new NativeRelay(addon) : undefined;
+      sharedRelay = addon ? new NativeRelay(addon, threads) : undefined;
     }
     return sharedRelay;
   }
 
-  /** Listens on ip:port; `onAccept` takes each new client. */
-  listen(ip: string, port: number, keepaliveS: number, onAccept: AcceptHandler): number {
+  listen(o: ListenOptions): number {
     const lid = this.#nextListener++;
-    check(this.#addon.relayListen(lid, ip, port, keepaliveS), 'listen');
-    this.#listeners.set(lid, onAccept);
+    const opts = [o.keepaliveS, PROXY_CODES[o.proxy], o.idleTimeoutMs, o.connectTimeoutMs, o.retries, o.replayLimit, o.backoffBaseMs, o.backoffMaxMs];
+    check(this.#addon.relayListen(lid, ipToNumber(o.host), o.port, opts), 'listen');
     return lid;
   }
 
+  /** Stops accepting; the listener's relays run on and its stats stay readable until the last ends. */
   unlisten(lid: number): void {
-    this.#listeners.delete(lid);
     this.#addon.relayUnlisten(lid);
   }
 
-  connect(id: number, a: ConnectArgs): void {
-    check(this.#addon.relayConnect(id, a.host, a.port, a.connectTimeoutMs, a.header, a.replayLimit), 'connect');
+  pool(lid: number, t: PoolTable): void {
+    const known = new Uint32Array(t.known.length * 4);
+    t.known.forEach((b, i) => known.set([b.bid, ipToNumber(b.host), b.port, b.weight], i * 4));
+    check(this.#addon.relayPool(lid, LB_CODES[t.lb], known, Uint32Array.from(t.list), t.sh, t.mh), 'relayPool');
   }
 
-  close(id: number, graceful: boolean): void {
-    this.#addon.relayClose(id, graceful);
-  }
-
-  info(id: number): [bytesIn: number, bytesOut: number, idleMs: number, state: number] | undefined {
-    return this.#addon.relayInfo(id);
-  }
-
-  #dispatch(id: number, type: number, err: number, bytesIn: number, bytesOut: number, a: number, b: number, c: number, d: number, e: number): void {
-    if (type === RelayEvent.ACCEPTED) {
-      const onAccept = this.#listeners.get(a);
-      let registered = false;
-      try {
-        onAccept?.({ id, clientIp: ipOf(b), clientPort: c, localIp: ipOf(d), localPort: e }, (h) => {
-          registered = true;
-          this.#handlers.set(id, h);
-        });
-      } finally {
-        if (!registered) this.#addon.relayClose(id, false); // listener gone meanwhile, or a bug: never leak the client
-      }
-      return;
+  /** Undefined once the listener is closed and its last relay ended. */
+  stats(lid: number): NativePoolStats | undefined {
+    const v = this.#addon.relayStats(lid);
+    if (!v) return undefined;
+    const backends: NativeBackendStats[] = [];
+    for (let i = 0, o = POOL_FIELDS + 1; i < v[POOL_FIELDS]!; i++, o += BACKEND_FIELDS) {
+      const errnos = new Map<number, number>();
+      for (let s = 0; s < ERRNO_SLOTS; s++) if (v[o + 10 + 2 * s]! > 0) errnos.set(v[o + 9 + 2 * s]!, v[o + 10 + 2 * s]!);
+      backends.push({ bid: v[o]!, active: v[o + 1]!, total: v[o + 2]!, bytesIn: v[o + 3]!, bytesOut: v[o + 4]!, failures: v[o + 5]!, downInMs: v[o + 6]!, empty: v[o + 7]!, reset: v[o + 8]!, errnos });
     }
-    const h = this.#handlers.get(id);
-    if (!h) return;
-    if (type === RelayEvent.DONE) this.#handlers.delete(id);
-    h(type, err, bytesIn, bytesOut);
+    return { active: v[0]!, total: v[1]!, bytesIn: v[2]!, bytesOut: v[3]!, noBackend: v[4]!, retries: v[5]!, listening: v[6] === 1, backends };
+  }
+
+  conns(lid: number): NativeConn[] {
+    const v = this.#addon.relayConns(lid) ?? new Float64Array(0);
+    const out: NativeConn[] = [];
+    for (let o = 0; o + CONN_FIELDS <= v.length; o += CONN_FIELDS) {
+      out.push({
+        clientIp: numberToIp(v[o]!),
+        clientPort: v[o + 1]!,
+        localIp: numberToIp(v[o + 2]!),
+        localPort: v[o + 3]!,
+        bid: v[o + 4]!,
+        running: v[o + 5] === 1,
+        bytesIn: v[o + 6]!,
+        bytesOut: v[o + 7]!,
+        idleMs: v[o + 8]!,
+        idleTimeoutMs: v[o + 9]!,
+      });
+    }
+    return out;
+  }
+
+  /** Per relay thread: connections it accepted, relays it has open. */
+  threadStats(): Array<{ accepted: number; open: number }> {
+    const v = this.#addon.relayThreads() ?? new Float64Array(0);
+    return Array.from({ length: v.length / 2 }, (_, i) => ({ accepted: v[2 * i]!, open: v[2 * i + 1]! }));
+  }
+
+  /** FIN both ways on every relay of task `bid` (drain timeout). */
+  closeBackend(lid: number, bid: number): number {
+    return this.#addon.relayCloseBackend(lid, bid);
   }
 }
 

@@ -1,171 +1,186 @@
 /**
- * TCP routing mesh on the native relay engine: C accepts, connects and moves the
- * bytes (splice after the first 64 KiB); JS only decides per connection.
+ * TCP routing mesh on the native relay engine (native/src/relay.h): C accepts, picks
+ * the task, connects, retries and moves the bytes on the engine's threads; no
+ * per-connection call into JS. This file keeps the two in step:
  *
- *   ACCEPTED -> pick task -> connect(task, PROXY header)
- *   CONNECT_FAILED -> back-off, next task     EMPTY -> back-off, the engine replays
- *   DONE -> counters, forget                                 the kept bytes to the next task
+ *   pool rebuilt (membership, weights, health, eligibility) -> push the scheduler's
+ *     view to C: every task with its number, the schedulable ones in order, and the
+ *     sh/mh tables built here (the same on every node)
+ *   sync (before stats, conn ls, pool changes; every second while draining)
+ *     -> C counters into the Backend objects and service counters, and a task's
+ *     flows registered on the pool while C has any, so drain works as for JS flows
+ *   drain timeout -> FIN both ways on the task's relays, in C
  */
 import type { Backend } from './backend.js';
-import { ConnTable, type ConnEntry, type ConnState } from './conntable.js';
+import type { ConnView } from './conntable.js';
 import type { MeshSettings } from './constants.js';
-import { flowClosed, flowOpened, type ListenerInfo, type ServiceCounters } from './listener.js';
+import type { ListenerInfo, ServiceCounters } from './listener.js';
 import type { Pool } from './pool.js';
-import { proxyV1, proxyV2 } from './proxy-protocol.js';
-import { RelayEvent, RelayState, type Accepted, type NativeRelay } from './relay.js';
+import type { NativeBackendStats, NativePoolStats, NativeRelay, PoolTable } from './relay.js';
+import { maglevSize, maglevTable, sourceHashTable } from './sched/index.js';
+import { constants } from 'node:os';
 import { errnoName } from '../native/index.js';
+
+/** How often a listener with draining tasks (or closed, with relays left) is synced. */
+const DRAIN_SYNC_MS = 1_000;
 
 export class NativeTcpListener {
   #lid = 0;
+  readonly #bids = new Map<Backend, number>();
+  readonly #byBid = new Map<number, Backend>();
+  #nextBid = 1;
+  /** The C counters at the last sync, to add only what changed to the service counters. */
+  #last: NativePoolStats | undefined;
+  /** Per task: the pool registration that stands for its relays in C while it has any. */
+  readonly #flows = new Map<Backend, () => void>();
+  #timer: NodeJS.Timeout | undefined;
+  #gone = false;
 
   constructor(
     readonly info: ListenerInfo,
     private readonly pool: Pool,
-    private readonly table: ConnTable,
     private readonly settings: MeshSettings,
     private readonly counters: ServiceCounters,
     private readonly relay: NativeRelay,
   ) {}
 
   async listen(): Promise<void> {
-    this.#lid = this.relay.listen(this.info.host, this.info.port, Math.round(this.settings.keepAliveMs / 1000), (a, register) => {
-      const s = new NativeTcpSession(a, this.info, this.pool, this.table, this.settings, this.counters, this.relay);
-      register((type, err, bytesIn, bytesOut) => s.onEvent(type, err, bytesIn, bytesOut));
-      s.start();
+    const s = this.settings;
+    this.#lid = this.relay.listen({
+      host: this.info.host,
+      port: this.info.port,
+      keepaliveS: Math.round(s.keepAliveMs / 1000),
+      proxy: this.info.proxyProtocol,
+      idleTimeoutMs: s.tcpIdleTimeoutMs,
+      connectTimeoutMs: s.connectTimeoutMs,
+      retries: s.retries,
+      replayLimit: s.replayLimitBytes,
+      backoffBaseMs: s.backoffBaseMs,
+      backoffMaxMs: s.backoffMaxMs,
     });
+    this.pool.onRebuild = (list) => this.#push(list);
+    this.pool.rebuild();
   }
 
+  /** True once closed and every relay of the listener has ended. */
+  get gone(): boolean {
+    return this.#gone;
+  }
+
+  /** Stops accepting; relays run on (they drain with their tasks) and are still synced. */
   close(): void {
-    if (this.#lid) this.relay.unlisten(this.#lid);
-    this.#lid = 0;
-  }
-}
-
-class NativeTcpSession implements ConnEntry {
-  readonly key: string;
-  readonly proto = 'tcp' as const;
-  readonly client: string;
-  readonly local: string;
-  readonly service: string;
-  backend: Backend | undefined;
-  readonly created = Date.now();
-  readonly idleTimeoutMs: number;
-  #last: number;
-  #bytesIn = 0;
-  #bytesOut = 0;
-  #state: ConnState = 'SYN_SENT';
-  #detach: (() => void) | undefined;
-  readonly #tried = new Set<Backend>();
-  readonly #id: number;
-  #closing = false;
-
-  constructor(
-    private readonly a: Accepted,
-    private readonly info: ListenerInfo,
-    private readonly pool: Pool,
-    private readonly table: ConnTable,
-    private readonly settings: MeshSettings,
-    private readonly counters: ServiceCounters,
-    private readonly relay: NativeRelay,
-  ) {
-    this.#id = a.id;
-    this.client = `${a.clientIp}:${a.clientPort}`;
-    this.local = `${a.localIp}:${a.localPort}`;
-    this.service = info.service;
-    this.key = ConnTable.key('tcp', a.clientIp, a.clientPort, a.localIp, a.localPort);
-    this.idleTimeoutMs = settings.tcpIdleTimeoutMs;
-    this.#last = table.clock;
-    flowOpened(table, counters, this);
+    if (!this.#lid || !this.relay.stats(this.#lid)?.listening) return;
+    this.sync();
+    this.pool.onRebuild = undefined;
+    this.relay.unlisten(this.#lid);
+    this.#watch();
   }
 
-  start(): void {
-    this.#connectNext();
-  }
-
-  /** Live values come from the engine; the sweep reads `last` for idle expiry. */
-  get last(): number {
-    const i = this.relay.info(this.#id);
-    if (i) this.#last = Math.max(this.#last, Date.now() - i[2]);
-    return this.#last;
-  }
-
-  get state(): ConnState {
-    if (this.#state === 'CLOSE') return this.#state;
-    return this.relay.info(this.#id)?.[3] === RelayState.RUNNING ? 'ESTABLISHED' : 'SYN_SENT';
-  }
-
-  get bytesIn(): number {
-    return this.relay.info(this.#id)?.[0] ?? this.#bytesIn;
-  }
-
-  get bytesOut(): number {
-    return this.relay.info(this.#id)?.[1] ?? this.#bytesOut;
-  }
-
-  #connectNext(): void {
-    const b = this.pool.pick({ srcIp: this.a.clientIp, srcPort: this.a.clientPort }, this.#tried);
-    if (!b || this.#tried.size > this.settings.retries) {
-      this.counters.noBackend++;
-      this.relay.close(this.#id, false);
-      return;
+  #bid(b: Backend): number {
+    let bid = this.#bids.get(b);
+    if (bid === undefined) {
+      bid = this.#nextBid++;
+      this.#bids.set(b, bid);
+      this.#byBid.set(bid, b);
     }
-    this.#tried.add(b);
-    this.backend = b;
-    this.#detach = this.pool.attach(b, this);
-    try {
-      this.relay.connect(this.#id, {
-        host: b.spec.host,
-        port: b.spec.port,
-        connectTimeoutMs: this.settings.connectTimeoutMs,
-        header: this.info.proxyProtocol === 'none' ? undefined : this.#proxyHeader(),
-        replayLimit: this.settings.replayLimitBytes,
-      });
-    } catch {
-      b.error('relay');
-      this.relay.close(this.#id, false);
+    return bid;
+  }
+
+  #push(list: readonly Backend[]): void {
+    for (const [b, bid] of this.#bids) {
+      if (this.pool.backends.get(b.id) === b || this.#flows.has(b)) continue;
+      this.#bids.delete(b);
+      this.#byBid.delete(bid);
+    }
+    const known = [...this.pool.backends.values()].map((b) => ({ bid: this.#bid(b), host: b.spec.host, port: b.spec.port, weight: b.spec.weight }));
+    const t: PoolTable = { lb: this.pool.lb, known, list: list.map((b) => this.#bid(b)) };
+    if (t.lb === 'sh' && list.length) t.sh = sourceHashTable(list);
+    if (t.lb === 'mh' && list.length) t.mh = maglevTable(list.map((b) => b.id), maglevSize(list.length));
+    this.relay.pool(this.#lid, t);
+    this.#watch();
+  }
+
+  /** Reads the C counters into the JS objects that metrics, `conn ls` and drain use. */
+  sync(): void {
+    if (!this.#lid || this.#gone) return;
+    const s = this.relay.stats(this.#lid);
+    if (!s) return this.#end();
+    const last = this.#last;
+    const c = this.counters;
+    c.active += s.active - (last?.active ?? 0);
+    c.total += s.total - (last?.total ?? 0);
+    c.bytesIn += s.bytesIn - (last?.bytesIn ?? 0);
+    c.bytesOut += s.bytesOut - (last?.bytesOut ?? 0);
+    c.noBackend += s.noBackend - (last?.noBackend ?? 0);
+    c.retries += s.retries - (last?.retries ?? 0);
+    this.#last = s;
+    for (const bs of s.backends) {
+      const b = this.#byBid.get(bs.bid);
+      if (b) this.#syncBackend(b, bs);
+    }
+    this.#watch();
+  }
+
+  #syncBackend(b: Backend, s: NativeBackendStats): void {
+    const detach = this.#flows.get(b);
+    if (s.active > 0 && !detach) this.#flows.set(b, this.pool.attach(b, { close: () => this.relay.closeBackend(this.#lid, s.bid) }));
+    if (s.active === 0 && detach) {
+      this.#flows.delete(b);
+      detach();
+    }
+    b.active = s.active;
+    b.total = s.total;
+    b.bytesIn = s.bytesIn;
+    b.bytesOut = s.bytesOut;
+    b.failures = s.failures;
+    b.downUntil = s.downInMs > 0 ? Date.now() + s.downInMs : 0;
+    if (s.empty) b.errors.set('empty', s.empty);
+    if (s.reset) b.errors.set('reset', s.reset);
+    for (const [errno, n] of s.errnos) b.errors.set(errno === constants.errno.ECONNREFUSED ? 'refused' : errnoName(errno).toLowerCase(), n);
+  }
+
+  /** The relays' pool entries are released and the C listener is forgotten. */
+  #end(): void {
+    this.#gone = true;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    for (const [b, detach] of this.#flows) {
+      b.active = 0;
+      detach();
+    }
+    this.#flows.clear();
+  }
+
+  /** Syncs every second while a task drains or the closed listener has relays left. */
+  #watch(): void {
+    const closed = this.pool.onRebuild === undefined;
+    const wanted = !this.#gone && (closed || [...this.pool.backends.values()].some((b) => b.draining));
+    if (wanted && !this.#timer) {
+      this.#timer = setInterval(() => this.sync(), DRAIN_SYNC_MS);
+      this.#timer.unref();
+    } else if (!wanted && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
     }
   }
 
-  onEvent(type: number, err: number, bytesIn: number, bytesOut: number): void {
-    const b = this.backend;
-    this.#detach?.();
-    this.#detach = undefined;
-    if (type === RelayEvent.DONE) return this.#end(b, err, bytesIn, bytesOut);
-    if (b) {
-      b.error(type === RelayEvent.EMPTY ? 'empty' : err === 111 ? 'refused' : errnoName(err).toLowerCase());
-      this.pool.fail(b);
-    }
-    this.counters.retries++;
-    if (this.#closing) this.relay.close(this.#id, false);
-    else this.#connectNext();
-  }
-
-  #proxyHeader(): Buffer {
-    const a = { srcIp: this.a.clientIp, srcPort: this.a.clientPort, dstIp: this.a.localIp, dstPort: this.a.localPort };
-    return this.info.proxyProtocol === 'v1' ? proxyV1(a) : proxyV2(a);
-  }
-
-  /** Idle expiry and drain: FIN both ways (in C); the DONE event ends the session. */
-  close(_reason: string): void {
-    if (this.#closing) return;
-    this.#closing = true;
-    this.relay.close(this.#id, true);
-  }
-
-  expire(): void {
-    this.close('idle');
-  }
-
-  #end(b: Backend | undefined, err: number, bytesIn: number, bytesOut: number): void {
-    this.#state = 'CLOSE';
-    this.#bytesIn = bytesIn;
-    this.#bytesOut = bytesOut;
-    if (b) {
-      if (bytesOut > 0) this.pool.succeed(b);
-      b.bytesIn += bytesIn;
-      b.bytesOut += bytesOut;
-      if (err && err !== 125 /* ECANCELED: our own close */) b.error('reset');
-    }
-    flowClosed(this.table, this.counters, this, bytesIn, bytesOut);
+  /** The listener's rows of `conn ls`. */
+  conns(): ConnView[] {
+    if (!this.#lid || this.#gone) return [];
+    return this.relay.conns(this.#lid).map((c) => {
+      const b = this.#byBid.get(c.bid);
+      return {
+        proto: 'tcp',
+        state: c.running ? 'ESTABLISHED' : 'SYN_SENT',
+        client: `${c.clientIp}:${c.clientPort}`,
+        local: `${c.localIp}:${c.localPort}`,
+        service: this.info.service,
+        backend: b && `${b.spec.host}:${b.spec.port}`,
+        backendName: b?.spec.name,
+        expiresInMs: Math.max(0, c.idleTimeoutMs - c.idleMs),
+        bytesIn: c.bytesIn,
+        bytesOut: c.bytesOut,
+      };
+    });
   }
 }

@@ -7,12 +7,15 @@ import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 
 export interface Addon {
-  relayInit(onEvent: (id: number, type: number, err: number, bytesIn: number, bytesOut: number, a: number, b: number, c: number, d: number, e: number) => void): number;
-  relayListen(lid: number, ip: string, port: number, keepaliveS: number): number;
+  /** TCP relay engine (native/src/addon_relay.c); addresses as host-order numbers. */
+  relayInit(threads: number): number;
+  relayListen(lid: number, ip: number, port: number, opts: number[]): number;
   relayUnlisten(lid: number): number;
-  relayConnect(id: number, ip: string, port: number, connectTimeoutMs: number, header: Buffer | undefined, replayLimit: number): number;
-  relayClose(id: number, graceful: boolean): number;
-  relayInfo(id: number): [bytesIn: number, bytesOut: number, idleMs: number, state: number] | undefined;
+  relayPool(lid: number, lb: number, known: Uint32Array, list: Uint32Array, sh: Int32Array | undefined, mh: Int32Array | undefined): number;
+  relayStats(lid: number): Float64Array | undefined;
+  relayConns(lid: number): Float64Array | undefined;
+  relayCloseBackend(lid: number, bid: number): number;
+  relayThreads(): Float64Array | undefined;
   /** Overlay (native/src/addon_overlay.c): TAP devices and the VXLAN engine. */
   tapOpen(name: string, mtu: number): number;
   vxlanOpen(ip: string, port: number, espPort: number, onControl: (vni: number, frame: Buffer) => void): number;

@@ -1,6 +1,6 @@
 /** Command-line parsing of the encryption options: agent flags, the test-only env, `network create --opt`. */
 import t from 'tap';
-import { parseEspSeqStart, parseKeyRotation, parseLimit, parsePort } from '../../src/cli/agent.js';
+import { parseEspSeqStart, parseKeyRotation, parseLimit, parsePort, parseThreads } from '../../src/cli/agent.js';
 import { parseNetworkOpts } from '../../src/cli/network.js';
 import { parseDuration } from '../../src/cli/format.js';
 
@@ -31,6 +31,11 @@ t.test('--max-flows, --udp-sockets: whole numbers within a range, the flag named
   t.equal(parseLimit('60000', '--udp-sockets', 60_000), 60_000);
   for (const bad of ['0', '-1', '16777217', '1.5', 'many', '', '1e6']) t.throws(() => parseLimit(bad, '--max-flows', 16_777_216), { code: 'EUSAGE', message: /^--max-flows: / }, JSON.stringify(bad));
   t.throws(() => parseLimit('60001', '--udp-sockets', 60_000), { code: 'EUSAGE', message: /^--udp-sockets: 60001 is not from 1 to 60000/ });
+});
+
+t.test('--threads: relay threads from 1 to 256', async (t) => {
+  for (const [text, n] of [['1', 1], ['2', 2], ['256', 256], [' 4 ', 4]] as const) t.equal(parseThreads(text), n, text);
+  for (const bad of ['0', '-1', '257', '1.5', 'two', '', '0x2']) t.throws(() => parseThreads(bad), { code: 'EUSAGE', message: /^--threads: / }, JSON.stringify(bad));
 });
 
 t.test('SWARMNET_TEST_ESP_SEQ_START: decimal or 0x hex, below 2^32', async (t) => {

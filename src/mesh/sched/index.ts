@@ -7,6 +7,7 @@ import { SourceHash } from './sh.js';
 import { WeightedRoundRobin } from './wrr.js';
 
 export { maglevSize, maglevTable } from './mh.js';
+export { sourceHashTable } from './sh.js';
 
 export function createScheduler(name: SchedulerName): Scheduler {
   switch (name) {

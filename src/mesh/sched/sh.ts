@@ -9,26 +9,28 @@ import { SH_TABLE_SIZE } from '../constants.js';
 import { hash32 } from '../hash.js';
 import type { FlowKey, Scheduler } from '../types.js';
 
+/** The bucket table: SH_TABLE_SIZE indexes into `backends`, each backend taking `weight` consecutive buckets in turn. */
+export function sourceHashTable(backends: readonly Backend[]): Int32Array {
+  const table = new Int32Array(backends.length > 0 ? SH_TABLE_SIZE : 0);
+  let i = 0;
+  let turns = 0;
+  for (let slot = 0; slot < table.length; slot++) {
+    const b = backends[i % backends.length]!;
+    table[slot] = i % backends.length;
+    if (++turns >= Math.max(1, b.spec.weight)) {
+      turns = 0;
+      i++;
+    }
+  }
+  return table;
+}
+
 export class SourceHash implements Scheduler {
   readonly name = 'sh';
   #table: Backend[] = [];
 
   rebuild(backends: readonly Backend[]): void {
-    const table: Backend[] = [];
-    if (backends.length > 0) {
-      // Fill bucket by bucket, letting each backend take `weight` consecutive turns.
-      let i = 0;
-      let turns = 0;
-      while (table.length < SH_TABLE_SIZE) {
-        const b = backends[i % backends.length]!;
-        table.push(b);
-        if (++turns >= Math.max(1, b.spec.weight)) {
-          turns = 0;
-          i++;
-        }
-      }
-    }
-    this.#table = table;
+    this.#table = Array.from(sourceHashTable(backends), (i) => backends[i]!);
   }
 
   pick(flow: FlowKey, usable: (b: Backend) => boolean): Backend | undefined {

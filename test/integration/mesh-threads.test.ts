@@ -1,0 +1,94 @@
+/**
+ * The native relay on several threads (`--threads 2`): real agent, real backends, real
+ * clients. Connections spread over the threads, and the scheduling decision made in C
+ * is the one the JavaScript schedulers make (the same task on every node), with
+ * retries, back-off and drain as on one thread.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import t from 'tap';
+import { loopbackNet, metricValue, startAgent, startBackends } from '../helpers/procs.js';
+import { countBy, openConn, tcpRequest } from '../helpers/net.js';
+import { killMidRun } from '../helpers/scenarios.js';
+import { Backend, createScheduler } from '../../src/mesh/index.js';
+
+const ip = loopbackNet();
+const bip = ip(2);
+const agent = await startAgent(t, { ip: ip(1), args: ['--threads', '2'] });
+const names = ['t1', 't2', 't3'];
+await startBackends(t, names.map((n, i) => `${n}@${bip}:${9501 + i}`));
+
+async function service(name: string, port: number, lb: string, extra: string[] = []): Promise<void> {
+  t.equal((await agent.cli('service', 'create', '--name', name, '--publish', `${port}:80`, '--lb', lb, ...extra)).code, 0);
+  for (const [i, n] of names.entries()) t.equal((await agent.cli('task', 'add', '--service', name, '--addr', `${bip}:${9501 + i}`, '--name', `${name}-${n}`)).code, 0);
+}
+
+const who = (reply: string) => reply.split(' ')[0]!;
+
+t.test('the agent runs two relay threads', async (t) => {
+  const dir = `/proc/${agent.child.pid}/task`;
+  const comms = readdirSync(dir).map((tid) => readFileSync(`${dir}/${tid}/comm`, 'utf8').trim());
+  t.equal(comms.filter((c) => c === 'swarmnet-relay').length, 2);
+});
+
+// First: killMidRun reads the retries of the first service in the metrics.
+t.test('a task killed mid-run causes zero failed client requests (two threads)', async (t) => {
+  const procs = await Promise.all([1, 2, 3].map((i) => startBackends(t, [`k${i}@${bip}:${9510 + i}`])));
+  t.equal((await agent.cli('service', 'create', '--name', 'tkill', '--publish', '22004:80')).code, 0);
+  for (const i of [1, 2, 3]) t.equal((await agent.cli('task', 'add', '--service', 'tkill', '--addr', `${bip}:${9510 + i}`)).code, 0);
+  await killMidRun(t, agent, procs, 22004, 600);
+  // Passive health marked the dead task (refused connects, or empty replies replayed elsewhere).
+  const errors = (await agent.metrics()).split('\n').filter((l) => l.startsWith('swarmnet_backend_errors_total{service="tkill"'));
+  t.ok(errors.some((l) => l.includes(`backend="${bip}:9512"`)), `failures counted on the dead task: ${errors.join('; ')}`);
+});
+
+t.test('concurrent clients spread over both threads; rr stays exact', async (t) => {
+  await service('spread', 22001, 'rr');
+  const picks: string[] = [];
+  const accepted = async () => {
+    const m = await agent.metrics();
+    return [0, 1].map((i) => metricValue(m, 'swarmnet_relay_thread_connections_total', `thread="${i}"`) ?? 0);
+  };
+  // The kernel wakes an idle thread first: a burst finds one busy and hands the next to the other.
+  const before = await accepted();
+  const grew = async () => (await accepted()).map((n, i) => n - before[i]!);
+  for (let burst = 0; burst < 10 && (burst === 0 || (await grew()).some((n) => n === 0)); burst++) {
+    const replies = await Promise.all(Array.from({ length: 60 }, (_, i) => tcpRequest(agent.ingress, 22001, `b${burst}-${i}`)));
+    picks.push(...replies.map(who));
+  }
+  const [a, b] = await grew();
+  t.ok(a! > 0 && b! > 0, `both threads accepted connections (${a}, ${b})`);
+  const c = countBy(picks);
+  const m = await agent.metrics();
+  t.equal(metricValue(m, 'swarmnet_service_retries_total', 'service="spread"'), 0, 'no connection needed a retry');
+  t.same([c.get('t1'), c.get('t2'), c.get('t3')], Array(3).fill(picks.length / 3), 'one round robin across threads');
+});
+
+t.test('sh and mh in C pick what the JavaScript schedulers pick', async (t) => {
+  for (const [lb, port] of [['sh', 22002], ['mh', 22003]] as const) {
+    await service(lb, port, lb);
+    const tasks = JSON.parse(await agent.ok('task', 'ls', '--format', 'json')) as Array<{ id: string; name: string }>;
+    const backends = tasks
+      .filter((x) => x.name.startsWith(`${lb}-`))
+      .map((x) => new Backend({ id: x.id, name: x.name.replace(`${lb}-`, ''), host: bip, port: 0, weight: 1, node: '', eligible: true }))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    t.equal(backends.length, 3);
+    const js = createScheduler(lb);
+    js.rebuild(backends);
+    for (let h = 10; h < 40; h++) {
+      const want = js.pick({ srcIp: ip(h), srcPort: 0 }, () => true)!.spec.name;
+      t.equal(who(await tcpRequest(agent.ingress, port, 'hi', { localAddress: ip(h) })), want, `${lb}: ${ip(h)}`);
+    }
+  }
+});
+
+t.test('a port re-opened with other settings while old connections drain', async (t) => {
+  await service('reopen', 22005, 'rr');
+  const conn = await openConn(agent.ingress, 22005);
+  t.match(await conn.ask('before'), /^t\d /);
+  t.equal((await agent.cli('service', 'update', '--proxy-protocol', 'v1', 'reopen')).code, 0);
+  t.match(await tcpRequest(agent.ingress, 22005, 'hi', { localAddress: ip(60) }), new RegExp(`^t\\d v1 ${ip(60).replace(/\./g, '\\.')}:\\d+$`), 'the new listener sends PROXY v1');
+  t.match(await conn.ask('after'), /^t\d /, 'the connection of the old listener still relays');
+  const flows = JSON.parse(await agent.ok('conn', 'ls', '--service', 'reopen', '--format', 'json')) as Array<{ state: string; backendName: string }>;
+  t.ok(flows.some((f) => f.state === 'ESTABLISHED' && /^reopen-t\d$/.test(f.backendName)), 'conn ls lists the old listener\'s connection');
+  conn.close();
+});
