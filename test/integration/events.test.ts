@@ -40,19 +40,20 @@ function follow(args: string[]): { lines: Line[]; text: () => string; exited: Pr
 const seen = (lines: Line[], type: string, action: string, name: string) => lines.findIndex((l) => l.type === type && l.action === action && l.name === name);
 
 t.test('a task killed shows down, then up again when it comes back', async (t) => {
-  const stream = follow(['--format', 'json']);
-  const all = follow(['--format', 'json', '--filter', 'type=task', '--filter', 'action=down', '--filter', 'action=up']);
-  // The stream is open once the agent sends its headers; give both a moment to connect.
-  await new Promise((r) => setTimeout(r, 500));
+  // --since now: whatever happens from here on is in both streams, however late a loaded
+  // machine starts the CLI (kept events are replayed first, then live ones follow).
+  const since = (Date.now() / 1000).toFixed(3);
+  const stream = follow(['--since', since, '--format', 'json']);
+  const all = follow(['--since', since, '--format', 'json', '--filter', 'type=task', '--filter', 'action=down', '--filter', 'action=up']);
   t.equal((await agent.cli('service', 'create', '--name', 'ev', '--publish', '23001:80', '--health-interval', '200ms', '--health-timeout', '200ms', '--health-retries', '2')).code, 0);
   let backend = await startBackends(t, [`e1@${bip}:9301`]);
   t.equal((await agent.cli('task', 'add', '--service', 'ev', '--addr', `${bip}:9301`, '--name', 'ev.1')).code, 0);
-  await until('service and task created', async () => seen(stream.lines, 'service', 'create', 'ev') >= 0 && seen(stream.lines, 'task', 'create', 'ev.1') >= 0, 5000);
+  await until('service and task created', async () => seen(stream.lines, 'service', 'create', 'ev') >= 0 && seen(stream.lines, 'task', 'create', 'ev.1') >= 0, 15000);
 
   backend.kill();
-  await until('task down', async () => seen(stream.lines, 'task', 'down', 'ev.1') >= 0, 5000);
+  await until('task down', async () => seen(stream.lines, 'task', 'down', 'ev.1') >= 0, 15000);
   backend = await startBackends(t, [`e1@${bip}:9301`]);
-  await until('task up again', async () => seen(stream.lines, 'task', 'up', 'ev.1') > seen(stream.lines, 'task', 'down', 'ev.1'), 5000);
+  await until('task up again', async () => seen(stream.lines, 'task', 'up', 'ev.1') > seen(stream.lines, 'task', 'down', 'ev.1'), 15000);
   const down = stream.lines[seen(stream.lines, 'task', 'down', 'ev.1')]!;
   t.equal(down.attributes.service, 'ev', 'the task event names its service');
   t.equal(down.attributes.backends, `${bip}:9301`);
@@ -60,8 +61,9 @@ t.test('a task killed shows down, then up again when it comes back', async (t) =
 
   t.equal((await agent.cli('task', 'rm', 'ev.1')).code, 0);
   t.equal((await agent.cli('service', 'rm', 'ev')).code, 0);
-  await until('task and service removed', async () => seen(stream.lines, 'service', 'remove', 'ev') >= 0 && seen(stream.lines, 'task', 'remove', 'ev.1') >= 0, 5000);
+  await until('task and service removed', async () => seen(stream.lines, 'service', 'remove', 'ev') >= 0 && seen(stream.lines, 'task', 'remove', 'ev.1') >= 0, 15000);
 
+  await until('the filtered stream has both', async () => all.lines.length >= 2, 15000);
   const filtered = all.lines.map((l) => `${l.type} ${l.action} ${l.name}`);
   t.same(filtered.slice(0, 2), ['task down ev.1', 'task up ev.1'], 'the filtered stream holds only task down and up, in order');
   t.ok(all.lines.every((l) => l.type === 'task' && (l.action === 'down' || l.action === 'up')), 'and nothing else');

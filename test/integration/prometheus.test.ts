@@ -38,7 +38,8 @@ t.test('every expression of the dashboard returns data from a scraped agent', as
   await agent.ok('task', 'add', '--service', 'web', '--addr', `${h.ip}:9401`, '--name', 'web.1');
   await agent.ok('task', 'add', '--service', 'web', '--addr', `${h.ip}:9409`, '--name', 'web.dead'); // nothing listens: errors, retries
   // In a cluster (after init) writes are applied asynchronously: wait until both ports answer.
-  await until('the published ports answer', async () => /^web1 /.test(await tcpRequest(h.ip, 30401, 'first').catch(() => '')) && /^web1 /.test(await udpRequest(h.ip, 30402, 'first', 1000).catch(() => '')), 20000);
+  const probe = async () => [await tcpRequest(h.ip, 30401, 'first').catch((e: Error) => e.message), await udpRequest(h.ip, 30402, 'first', 1000).catch((e: Error) => e.message)];
+  await until('the published ports answer', async () => (await probe()).every((r) => r.startsWith('web1 ')), 20000, async () => `${JSON.stringify(await probe())} ${await agent.ok('service', 'ps', 'web')} ${JSON.stringify((await agent.request('GET', '/v1/info')).text)}`);
   const dig = digAt(h.ip);
   // Traffic of every kind, twice, so rates have two scrapes to work on.
   for (let round = 0; round < 2; round++) {
