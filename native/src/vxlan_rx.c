@@ -210,6 +210,7 @@ static void rx_drain(struct vx_engine *e, struct gro *g, int fd, int esp, struct
 
 void *vx_rx_main(void *arg) {
   struct vx_engine *e = arg;
+  pthread_setname_np(pthread_self(), "swarmnet-vx-rx"); /* named for top/perf */
   struct mmsghdr *msg = calloc(RX_BATCH, sizeof *msg);
   struct iovec *iov = calloc(RX_BATCH, sizeof *iov);
   uint8_t *bufs = malloc((size_t)RX_BATCH * RX_BUF);

@@ -263,6 +263,7 @@ static void tx_drain(struct vx_engine *e, struct tx_batch *b, uint32_t vni) {
 
 void *vx_tx_main(void *arg) {
   struct vx_engine *e = arg;
+  pthread_setname_np(pthread_self(), "swarmnet-vx-tx"); /* named for top/perf */
   struct tx_batch *b = calloc(1, sizeof *b);
   if (!b) return NULL;
   int ok = (b->obuf = malloc(OBUF_SIZE)) != NULL;
