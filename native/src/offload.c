@@ -154,7 +154,7 @@ struct gro_end {
   int psh;       /* so does PSH */
 };
 static struct gro_end end_of(const struct gro *g) {
-  const uint8_t *tcp = g->buf + VNET_HDR + g->l4;
+  const uint8_t *tcp = g->hdr + VNET_HDR + g->l4;
   return (struct gro_end){.short_seg = (g->len - g->hdrs) % g->mss != 0, .psh = (tcp[13] & TCP_PSH) != 0};
 }
 
@@ -186,8 +186,9 @@ int gro_add(struct gro *g, const uint8_t *frame, size_t len, int trusted) {
   if (!trusted && csum_fold(csum_add(pseudo_tcp4(ip, ip_len - ihl), tcp, ip_len - ihl)) != 0xffff) return -1;
   uint32_t seq = be32(tcp + 4);
   if (g->len == 0) {
-    if (VNET_HDR + ETH_HDR + ip_len > g->cap) return -1;
-    memcpy(g->buf + VNET_HDR, frame, ETH_HDR + ip_len);
+    memcpy(g->hdr + VNET_HDR, frame, hdrs); /* tcp4_layout: hdrs <= MAX_HDRS */
+    g->iov[0] = (struct iovec){.iov_base = g->hdr, .iov_len = VNET_HDR + hdrs};
+    g->iov[1] = (struct iovec){.iov_base = (void *)(frame + hdrs), .iov_len = payload};
     g->len = ETH_HDR + ip_len;
     g->count = 1;
     g->l3 = ETH_HDR;
@@ -199,28 +200,29 @@ int gro_add(struct gro *g, const uint8_t *frame, size_t len, int trusted) {
     return 1;
   }
   if (trusted != g->trusted) return 0;
-  const uint8_t *m = g->buf + VNET_HDR, *mip = m + g->l3, *mtcp = m + g->l4;
+  const uint8_t *m = g->hdr + VNET_HDR, *mip = m + g->l3, *mtcp = m + g->l4;
   struct gro_end e = end_of(g);
   if (e.short_seg || e.psh || hdrs != g->hdrs || payload > g->mss || seq != g->next_seq) return 0;
-  if (g->len - ETH_HDR + payload > IP_MAX || VNET_HDR + g->len + payload > g->cap) return 0;
+  if (g->len - ETH_HDR + payload > IP_MAX || g->count == GRO_MAX_SEGS) return 0;
   if (memcmp(m, frame, ETH_HDR) != 0) return 0;                             /* MACs, type */
   if (mip[1] != ip[1] || mip[8] != ip[8] || memcmp(mip + 12, ip + 12, 8)) return 0; /* TOS, TTL, addresses */
   if (memcmp(mtcp, tcp, 4) || memcmp(mtcp + 8, tcp + 8, 4)) return 0;        /* ports, ack */
   if (memcmp(mtcp + 20, tcp + 20, thl - 20)) return 0;                      /* options (timestamps) */
-  memcpy(g->buf + VNET_HDR + g->len, frame + hdrs, payload);
+  g->iov[++g->count] = (struct iovec){.iov_base = (void *)(frame + hdrs), .iov_len = payload};
   g->len += payload;
-  g->count++;
   g->next_seq += (uint32_t)payload;
-  uint8_t *wtcp = g->buf + VNET_HDR + g->l4;
+  uint8_t *wtcp = g->hdr + VNET_HDR + g->l4;
   memcpy(wtcp + 14, tcp + 14, 2); /* the newest window */
   wtcp[13] |= flags & TCP_PSH;
   return 1;
 }
 
-size_t gro_finish(struct gro *g) {
+int gro_finish(struct gro *g) {
   struct virtio_net_hdr vh;
   memset(&vh, 0, sizeof vh);
-  uint8_t *m = g->buf + VNET_HDR, *ip = m + g->l3, *tcp = m + g->l4;
+  /* Only the headers are here (the payloads are in g->iov); every call below reads and
+   * writes headers only, with g->len the frame's length. */
+  uint8_t *m = g->hdr + VNET_HDR, *ip = m + g->l3, *tcp = m + g->l4;
   if (g->count == 1 && !g->trusted) {
     vh.flags = VIRTIO_NET_HDR_F_DATA_VALID; /* verified in gro_add */
   } else if (g->count == 1) {
@@ -239,9 +241,9 @@ size_t gro_finish(struct gro *g) {
     vh.csum_start = (uint16_t)g->l4;
     vh.csum_offset = 16;
   }
-  memcpy(g->buf, &vh, sizeof vh);
-  size_t out = VNET_HDR + g->len;
+  memcpy(g->hdr, &vh, sizeof vh);
+  int n = 1 + g->count;
   g->len = 0;
   g->count = 0;
-  return out;
+  return n;
 }

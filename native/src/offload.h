@@ -14,6 +14,7 @@
 #include <linux/virtio_net.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define ETH_HDR 14
 #define VNET_HDR ((size_t)sizeof(struct virtio_net_hdr))
@@ -47,11 +48,15 @@ int tso_split(const uint8_t *frame, size_t len, const struct virtio_net_hdr *vh,
  * field gets the pseudo-header sum and `vh` NEEDS_CSUM. -1 when not IPv4/TCP. */
 int vnet_partial_tcp4(uint8_t *frame, size_t len, struct virtio_net_hdr *vh);
 
-/* GRO: merges consecutive IPv4/TCP segments of one flow. */
+/* GRO: merges consecutive IPv4/TCP segments of one flow without copying them: the
+ * merged frame is the first segment's headers (a copy, rewritten on finish) followed
+ * by every segment's payload where it was received, written with one writev. So the
+ * segments must stay where they are until the iovecs of gro_finish have been written. */
+#define GRO_MAX_SEGS 128
 struct gro {
-  uint8_t *buf; /* VNET_HDR + merged frame */
-  size_t cap;
-  size_t len;   /* frame bytes after the vnet header; 0 when empty */
+  uint8_t hdr[VNET_HDR + MAX_HDRS]; /* vnet header, then the first segment's headers */
+  struct iovec iov[1 + GRO_MAX_SEGS]; /* hdr, then each segment's payload */
+  size_t len;   /* frame bytes (headers and payloads); 0 when empty */
   int count;    /* segments merged */
   size_t l3, l4, hdrs; /* offsets: IP header, TCP header, payload */
   size_t mss;   /* payload length of the first segment */
@@ -63,8 +68,8 @@ struct gro {
  * cannot join (the caller flushes `g`, then retries once), -1 when the frame is not
  * coalescable at all (the caller flushes `g` and writes the frame alone). */
 int gro_add(struct gro *g, const uint8_t *frame, size_t len, int trusted);
-/* Finishes the merged frame: vnet header, lengths and checksums. Returns the bytes to
- * write (vnet header included) and empties `g`. */
-size_t gro_finish(struct gro *g);
+/* Finishes the merged frame: vnet header, lengths and checksums. Returns how many of
+ * g->iov to write (vnet header first) and empties `g`. */
+int gro_finish(struct gro *g);
 
 #endif

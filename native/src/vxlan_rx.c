@@ -26,8 +26,8 @@ static void rx_write_one(struct vx_engine *e, int fd, uint8_t *frame, size_t len
 static void rx_flush(struct vx_engine *e, struct gro *g, int fd) {
   if (!g->len) return;
   if (g->count > 1) stat_add(e, VX_RX_GRO_FRAMES, 1);
-  size_t n = gro_finish(g);
-  if (write(fd, g->buf, n) < 0) stat_add(e, VX_RX_TAP_ERRORS, 1);
+  int n = gro_finish(g);
+  if (writev(fd, g->iov, n) < 0) stat_add(e, VX_RX_TAP_ERRORS, 1);
 }
 
 static int peer_known(struct vx_engine *e, uint32_t ip) {
@@ -210,19 +210,20 @@ static void rx_drain(struct vx_engine *e, struct gro *g, int fd, int esp, struct
 
 void *vx_rx_main(void *arg) {
   struct vx_engine *e = arg;
+  pthread_setname_np(pthread_self(), "swarmnet-vx-rx"); /* named for top/perf */
   struct mmsghdr *msg = calloc(RX_BATCH, sizeof *msg);
   struct iovec *iov = calloc(RX_BATCH, sizeof *iov);
   uint8_t *bufs = malloc((size_t)RX_BATCH * RX_BUF);
   rx_ctl *ctl = calloc(RX_BATCH, sizeof *ctl);
   struct sockaddr_in *from = calloc(RX_BATCH, sizeof *from);
-  struct gro g = {.cap = RBUF_SIZE, .buf = malloc(RBUF_SIZE)};
-  if (!msg || !iov || !bufs || !ctl || !from || !g.buf) {
+  struct gro *g = calloc(1, sizeof *g);
+  if (!msg || !iov || !bufs || !ctl || !from || !g) {
     free(from);
     free(msg);
     free(iov);
     free(bufs);
     free(ctl);
-    free(g.buf);
+    free(g);
     return NULL;
   }
   for (int i = 0; i < RX_BATCH; i++) {
@@ -237,10 +238,10 @@ void *vx_rx_main(void *arg) {
     if (poll(pfd, 3, -1) < 0 && errno != EINTR) break;
     if (pfd[0].revents) break;
     for (int s = 1; s < 3; s++) {
-      if (pfd[s].revents) rx_drain(e, &g, pfd[s].fd, s == 2, msg, iov, ctl, from);
+      if (pfd[s].revents) rx_drain(e, g, pfd[s].fd, s == 2, msg, iov, ctl, from);
     }
   }
-  free(g.buf);
+  free(g);
   free(from);
   free(ctl);
   free(bufs);

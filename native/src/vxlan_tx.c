@@ -4,11 +4,18 @@
  *   epoll(TAPs) -> read (vnet header + frame, up to 64 KiB) -> classify: FDB hit |
  *   ARP or unknown unicast: control callback | other multicast: drop
  *   -> TCP super-frame: cut into segments (TSO, offload.c) | else: finish a deferred
- *   checksum and encapsulate in place -> sendmmsg, segments as UDP GSO trains
+ *   checksum and encapsulate in place -> datagrams queued as UDP GSO trains -> sendmmsg
  *
  * Encrypted VNIs: the same cut, then every VXLAN datagram is sealed into ESP (esp.c)
  * in an output buffer; a super-frame's ESP datagrams have one size (but the last),
  * so they still leave as UDP GSO trains, on the ESP socket.
+ *
+ * A train is one sendmmsg message with UDP_SEGMENT: datagrams to one node of one size,
+ * but the last, which may be shorter; the kernel sends it as one 64 KiB skb and the
+ * receiver's UDP GRO hands it over whole. Trains run on across super-frames (and small
+ * frames, such as the ACKs of the other direction, of one size): a 64 KiB TCP
+ * super-frame is 46-48 datagrams and a train holds 44, so cutting a train per frame
+ * sent two skbs per frame through the stack, the second a short one.
  */
 #include "vxlan_engine.h"
 
@@ -32,6 +39,13 @@ struct tx_batch {
     struct cmsghdr align;
   } ctl[MAX_MSGS];
   int n, r, nseg, niov; /* messages, read buffers, segments, iovecs in use */
+  /* The last message, while more datagrams may join it: where to, its datagram size,
+   * how many datagrams and bytes it holds. */
+  struct {
+    int open, fd, count;
+    uint32_t ip;
+    size_t size, bytes;
+  } train;
 };
 
 static void tx_flush(struct vx_engine *e, struct tx_batch *b) {
@@ -52,11 +66,12 @@ static void tx_flush(struct vx_engine *e, struct tx_batch *b) {
   }
   b->n = b->r = b->nseg = b->niov = 0;
   b->olen = 0;
+  b->train.open = 0;
 }
 
-/* Starts a message to `ip` on socket `fd` (port `port`); segments of `seg_size` bytes
- * each (0: one datagram). */
-static struct msghdr *tx_msg_on(struct tx_batch *b, int fd, uint16_t port, uint32_t ip, uint16_t seg_size) {
+/* Starts a message to `ip` on socket `fd` (port `port`) whose datagrams are `size`
+ * bytes each but the last (UDP_SEGMENT; one datagram of that size goes out plainly). */
+static struct msghdr *tx_msg_on(struct tx_batch *b, int fd, uint16_t port, uint32_t ip, uint16_t size) {
   int i = b->n++;
   struct msghdr *m = &b->msg[i].msg_hdr;
   b->fd[i] = fd;
@@ -64,23 +79,37 @@ static struct msghdr *tx_msg_on(struct tx_batch *b, int fd, uint16_t port, uint3
   b->to[i].sin_addr.s_addr = ip;
   m->msg_iov = &b->iov[b->niov];
   m->msg_iovlen = 0;
-  if (seg_size) {
-    m->msg_control = b->ctl[i].buf;
-    m->msg_controllen = sizeof b->ctl[i].buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(m);
-    c->cmsg_level = SOL_UDP;
-    c->cmsg_type = UDP_SEGMENT;
-    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    memcpy(CMSG_DATA(c), &seg_size, sizeof seg_size);
-  } else {
-    m->msg_control = NULL;
-    m->msg_controllen = 0;
-  }
+  m->msg_control = b->ctl[i].buf;
+  m->msg_controllen = sizeof b->ctl[i].buf;
+  struct cmsghdr *c = CMSG_FIRSTHDR(m);
+  c->cmsg_level = SOL_UDP;
+  c->cmsg_type = UDP_SEGMENT;
+  c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  memcpy(CMSG_DATA(c), &size, sizeof size);
   return m;
 }
 
-static struct msghdr *tx_msg(struct vx_engine *e, struct tx_batch *b, uint32_t ip, uint16_t seg_size) {
-  return tx_msg_on(b, e->udp, e->port, ip, seg_size);
+/* The message one datagram of `len` bytes to `ip` on `fd` joins: the last one when its
+ * train can take it (same socket and node, not longer than its datagrams, room left
+ * under the kernel's segment and UDP length limits), else a new one. The caller adds
+ * the datagram's iovecs next. */
+static struct msghdr *tx_dgram(struct tx_batch *b, int fd, uint16_t port, uint32_t ip, size_t len) {
+  struct msghdr *m;
+  if (b->train.open && b->train.fd == fd && b->train.ip == ip && len <= b->train.size && b->train.count < GSO_MAX_SEGS && b->train.bytes + len <= UDP_MAX_PAYLOAD) {
+    m = &b->msg[b->n - 1].msg_hdr;
+  } else {
+    m = tx_msg_on(b, fd, port, ip, (uint16_t)len);
+    b->train.open = 1;
+    b->train.fd = fd;
+    b->train.ip = ip;
+    b->train.size = len;
+    b->train.count = 0;
+    b->train.bytes = 0;
+  }
+  b->train.count++;
+  b->train.bytes += len;
+  if (len < b->train.size) b->train.open = 0; /* only the last datagram may be shorter */
+  return m;
 }
 
 static void tx_iov(struct tx_batch *b, struct msghdr *m, void *p, size_t len) {
@@ -135,26 +164,16 @@ static void tx_frame_esp(struct vx_engine *e, struct tx_batch *b, struct esp_sa 
     }
     b->nseg += k;
     stat_add(e, VX_TX_TSO_FRAMES, 1);
-    size_t full = esp_sealed_len(segs[0].hdr_len + segs[0].payload_len);
-    int per_send = (int)(UDP_MAX_PAYLOAD / full);
-    if (per_send > GSO_MAX_SEGS) per_send = GSO_MAX_SEGS;
-    for (int i = 0; i < k; i += per_send) {
-      int m_segs = k - i < per_send ? k - i : per_send;
+    for (int j = 0; j < k; j++) {
+      size_t inner = segs[j].hdr_len - ESP_ROOM + segs[j].payload_len;
+      esp_inner_headers(e, segs[j].hdr, vni, inner);
+      struct iovec pt[2] = {{.iov_base = segs[j].hdr, .iov_len = segs[j].hdr_len}, {.iov_base = (void *)segs[j].payload, .iov_len = segs[j].payload_len}};
       uint8_t *start = b->obuf + b->olen;
-      size_t total = 0;
-      for (int j = i; j < i + m_segs; j++) {
-        size_t inner = segs[j].hdr_len - ESP_ROOM + segs[j].payload_len;
-        esp_inner_headers(e, segs[j].hdr, vni, inner);
-        struct iovec pt[2] = {{.iov_base = segs[j].hdr, .iov_len = segs[j].hdr_len}, {.iov_base = (void *)segs[j].payload, .iov_len = segs[j].payload_len}};
-        size_t n = esp_one(e, b, sa, pt, 2, segs[j].hdr_len + segs[j].payload_len);
-        if (!n) break;
-        total += n;
-        stat_add(e, VX_TX_PACKETS, 1);
-        stat_add(e, VX_TX_BYTES, inner);
-      }
-      if (!total) return;
-      struct msghdr *m = tx_msg_on(b, e->esp, e->esp_port, sa->peer, total > full ? (uint16_t)full : 0);
-      tx_iov(b, m, start, total);
+      size_t n = esp_one(e, b, sa, pt, 2, segs[j].hdr_len + segs[j].payload_len);
+      if (!n) return;
+      tx_iov(b, tx_dgram(b, e->esp, e->esp_port, sa->peer, n), start, n);
+      stat_add(e, VX_TX_PACKETS, 1);
+      stat_add(e, VX_TX_BYTES, inner);
     }
     return;
   }
@@ -168,7 +187,7 @@ static void tx_frame_esp(struct vx_engine *e, struct tx_batch *b, struct esp_sa 
   uint8_t *start = b->obuf + b->olen;
   size_t n = esp_one(e, b, sa, pt, 2, sizeof h + flen);
   if (!n) return;
-  tx_iov(b, tx_msg_on(b, e->esp, e->esp_port, sa->peer, 0), start, n);
+  tx_iov(b, tx_dgram(b, e->esp, e->esp_port, sa->peer, n), start, n);
   stat_add(e, VX_TX_PACKETS, 1);
   stat_add(e, VX_TX_BYTES, flen);
 }
@@ -207,19 +226,13 @@ static void tx_frame(struct vx_engine *e, struct tx_batch *b, uint32_t vni, int 
     }
     b->nseg += k;
     stat_add(e, VX_TX_TSO_FRAMES, 1);
-    size_t seg_size = segs[0].hdr_len + segs[0].payload_len;
-    int per_send = (int)(UDP_MAX_PAYLOAD / seg_size);
-    if (per_send > GSO_MAX_SEGS) per_send = GSO_MAX_SEGS;
-    for (int i = 0; i < k; i += per_send) {
-      int m_segs = k - i < per_send ? k - i : per_send;
-      struct msghdr *m = tx_msg(e, b, f->ip, m_segs > 1 ? (uint16_t)seg_size : 0);
-      for (int j = i; j < i + m_segs; j++) {
-        vxlan_header(segs[j].hdr, vni);
-        tx_iov(b, m, segs[j].hdr, segs[j].hdr_len);
-        tx_iov(b, m, (void *)segs[j].payload, segs[j].payload_len);
-        stat_add(e, VX_TX_PACKETS, 1);
-        stat_add(e, VX_TX_BYTES, segs[j].hdr_len - VXLAN_HDR + segs[j].payload_len);
-      }
+    for (int j = 0; j < k; j++) {
+      vxlan_header(segs[j].hdr, vni);
+      struct msghdr *m = tx_dgram(b, e->udp, e->port, f->ip, segs[j].hdr_len + segs[j].payload_len);
+      tx_iov(b, m, segs[j].hdr, segs[j].hdr_len);
+      tx_iov(b, m, (void *)segs[j].payload, segs[j].payload_len);
+      stat_add(e, VX_TX_PACKETS, 1);
+      stat_add(e, VX_TX_BYTES, segs[j].hdr_len - VXLAN_HDR + segs[j].payload_len);
     }
     return;
   }
@@ -230,7 +243,7 @@ static void tx_frame(struct vx_engine *e, struct tx_batch *b, uint32_t vni, int 
   /* The vnet header's room (10 bytes) takes the VXLAN header (8): encapsulate in place. */
   uint8_t *h = frame - VXLAN_HDR;
   vxlan_header(h, vni);
-  tx_iov(b, tx_msg(e, b, f->ip, 0), h, flen + VXLAN_HDR);
+  tx_iov(b, tx_dgram(b, e->udp, e->port, f->ip, flen + VXLAN_HDR), h, flen + VXLAN_HDR);
   stat_add(e, VX_TX_PACKETS, 1);
   stat_add(e, VX_TX_BYTES, flen);
 }
@@ -263,6 +276,7 @@ static void tx_drain(struct vx_engine *e, struct tx_batch *b, uint32_t vni) {
 
 void *vx_tx_main(void *arg) {
   struct vx_engine *e = arg;
+  pthread_setname_np(pthread_self(), "swarmnet-vx-tx"); /* named for top/perf */
   struct tx_batch *b = calloc(1, sizeof *b);
   if (!b) return NULL;
   int ok = (b->obuf = malloc(OBUF_SIZE)) != NULL;
