@@ -44,14 +44,14 @@
 
 enum esp_dir { ESP_IN = 0, ESP_OUT = 1 };
 
-struct esp_gcm;
+struct evp_cipher_ctx_st;
 
 struct esp_sa {
   struct esp_sa *next;
   enum esp_dir dir;
   uint32_t spi, vni, peer; /* peer: network byte order */
   uint8_t salt[4];
-  struct esp_gcm *gcm;
+  struct evp_cipher_ctx_st *ctx;
   /* Out: the last sequence number used. In: the highest accepted (T of RFC 4303 A2). */
   uint64_t seq;
   int seen; /* in: a packet was accepted (T is meaningful) */
