@@ -1,5 +1,6 @@
 /** The mesh bench's summary: medians per path and measure, then the ratios the targets are stated in. */
 import { median } from './lib/procs.js';
+import { results as record } from './lib/results.js';
 
 export type Measure = 'gbps' | 'cps' | 'rps' | 'p50' | 'p99' | 'pps';
 export type Results = Map<string, Map<Measure, number[]>>;
@@ -15,6 +16,16 @@ export interface PathDef {
   udp: boolean;
 }
 
+/** How each measure is recorded in the run's JSON and charts. */
+const RECORDED: Record<Measure, { measure: string; unit: string; better: 'higher' | 'lower' }> = {
+  gbps: { measure: 'TCP throughput', unit: 'Gbit/s', better: 'higher' },
+  cps: { measure: 'new connections', unit: 'connections/s', better: 'higher' },
+  rps: { measure: 'requests over 50 connections', unit: 'requests/s', better: 'higher' },
+  p50: { measure: 'request latency p50', unit: 'us', better: 'lower' },
+  p99: { measure: 'request latency p99', unit: 'us', better: 'lower' },
+  pps: { measure: 'UDP packets (64 B)', unit: 'packets/s', better: 'higher' },
+};
+
 const COLUMNS: Array<[Measure, string, number]> = [
   ['gbps', 'TCP Gbit/s', 2],
   ['cps', 'conn/s', 0],
@@ -29,6 +40,7 @@ export function report(paths: PathDef[], results: Results, o: { rounds: number; 
     const v = (name && results.get(name)?.get(m)) || [];
     return v.length ? median(v) : NaN;
   };
+  for (const p of paths) for (const [m, samples] of results.get(p.name) ?? []) record.add({ part: 'mesh', ...RECORDED[m], path: p.name, samples });
   const fmt = (v: number, digits: number) => (Number.isNaN(v) ? 'n/a' : v.toFixed(digits));
   console.log(`\nrouting mesh, medians of ${o.rounds} rounds x ${o.seconds} s (loopback, ${process.platform}, node ${process.version})`);
   console.log(['path'.padEnd(22), ...COLUMNS.map(([, title]) => title.padStart(11))].join(''));

@@ -18,6 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { agentApi, startAgent } from './lib/agent.js';
 import { inTempDir, median, run, start, waitTcp, which } from './lib/procs.js';
+import { results as record } from './lib/results.js';
 
 const BRIDGE = 'swbench0';
 const UNDER = '10.214.0';
@@ -155,6 +156,7 @@ async function iperf(p: Path, seconds: number): Promise<number> {
 }
 
 function report(results: Map<string, number[]>, o: OverlayBenchOptions): void {
+  for (const [path, samples] of results) record.add({ part: 'overlay', measure: 'TCP throughput container to container', unit: 'Gbit/s', better: 'higher', path, samples });
   const med = (name: string) => median(results.get(name)!);
   const [kernel, clear, encrypted] = [med(KERNEL_PATH), med(CLEAR_PATH), med(ENCRYPTED_PATH)];
   console.log(`\noverlay TCP throughput (iperf3, one stream, ${o.rounds} x ${o.seconds} s, medians, Gbit/s)`);

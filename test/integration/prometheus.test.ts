@@ -6,6 +6,7 @@
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createTopology } from '../helpers/netns.js';
 import { startAgent, startBackends } from '../helpers/procs.js';
 import { startUpstreamDns, digAt } from '../helpers/dns.js';
@@ -13,7 +14,7 @@ import { startPrometheus } from '../helpers/prometheus.js';
 import { tcpRequest, udpRequest, until } from '../helpers/net.js';
 import { DIST } from '../helpers/procs.js';
 
-const DASHBOARD = new URL('../../../docs/grafana/swarmnet.json', `file://${DIST}`);
+const DASHBOARD = join(DIST, '..', 'docs', 'grafana', 'swarmnet.json');
 const topo = createTopology(t, 1);
 const h = topo.hosts[0]!;
 await startUpstreamDns(t, topo.gateway);
@@ -34,8 +35,11 @@ t.test('every expression of the dashboard returns data from a scraped agent', as
   await agent.ok('init');
   await agent.ok('network', 'create', '--opt', 'encrypted', 'encnet');
   await startBackends(t, [`web1@${h.ip}:9401`], h.spawn);
-  await agent.ok('service', 'create', '--name', 'web', '--publish', '30401:80', '--publish', '30402:80/udp');
+  await agent.ok('service', 'create', '--name', 'web', '--publish', '30401:80');
   await agent.ok('task', 'add', '--service', 'web', '--addr', `${h.ip}:9401`, '--name', 'web.1');
+  // A task's address serves its service's first port: UDP gets a service of its own.
+  await agent.ok('service', 'create', '--name', 'echo', '--publish', '30402:80/udp');
+  await agent.ok('task', 'add', '--service', 'echo', '--addr', `${h.ip}:9401`, '--name', 'echo.1');
   await agent.ok('task', 'add', '--service', 'web', '--addr', `${h.ip}:9409`, '--name', 'web.dead'); // nothing listens: errors, retries
   // In a cluster (after init) writes are applied asynchronously: wait until both ports answer.
   const probe = async () => [await tcpRequest(h.ip, 30401, 'first').catch((e: Error) => e.message), await udpRequest(h.ip, 30402, 'first', 1000).catch((e: Error) => e.message)];
