@@ -57,13 +57,13 @@ export function historyChart(runs: RunRecord[], key: string): Promise<string> {
   const last = runs.flatMap((r) => groups(r.figures).get(key) ?? []).at(-1);
   return render({
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: { text: last ? title(last) : key, subtitle: `medians of each recorded run (${runs.length} runs)` },
+    title: { text: last ? title(last) : key, subtitle: `medians of each recorded run (${new Set(points.map((x) => x.date)).size} runs)` },
     width: 480,
     height: 240,
     data: { values: points },
     mark: { type: 'line', point: true },
     encoding: {
-      x: { field: 'date', type: 'temporal', title: null },
+      x: { field: 'date', type: 'temporal', title: null, axis: { format: '%Y-%m-%d %H:%M', labelAngle: 0 } },
       y: { field: 'median', type: 'quantitative', title: last?.unit ?? '' },
       color: { field: 'path', type: 'nominal', title: 'path' },
     },
