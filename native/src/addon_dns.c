@@ -38,10 +38,6 @@
 /* Ready answers kept before the table starts over (DEFAULTS.answerCacheEntries plus upstream answers). */
 #define MAX_ENTRIES (65536 + 16384)
 
-#define CHECK(call)                     \
-  do {                                  \
-    if ((call) != napi_ok) return NULL; \
-  } while (0)
 
 struct dns_engine;
 
@@ -158,7 +154,7 @@ static struct dns_engine *engine_of(napi_env env, napi_value v) {
 static napi_value dns_engine_js(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], name, out;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct dns_engine *e = calloc(1, sizeof *e);
   if (!e) return ret_int(env, -ENOMEM);
   e->table = dnsf_table_new(MAX_ENTRIES);
@@ -167,11 +163,11 @@ static napi_value dns_engine_js(napi_env env, napi_callback_info info) {
     return ret_int(env, -ENOMEM);
   }
   e->env = env;
-  CHECK(napi_create_reference(env, argv[0], 1, &e->on_miss));
-  CHECK(napi_create_string_utf8(env, "swarmnet-dns", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_async_init(env, NULL, name, &e->async));
+  NAPI_CHECK(napi_create_reference(env, argv[0], 1, &e->on_miss));
+  NAPI_CHECK(napi_create_string_utf8(env, "swarmnet-dns", NAPI_AUTO_LENGTH, &name));
+  NAPI_CHECK(napi_async_init(env, NULL, name, &e->async));
   /* Lives as long as the process: servers refer to it from libuv handles. */
-  CHECK(napi_create_external(env, e, NULL, NULL, &out));
+  NAPI_CHECK(napi_create_external(env, e, NULL, NULL, &out));
   return out;
 }
 
@@ -180,10 +176,10 @@ static napi_value dns_open_js(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   uint32_t ip;
   int32_t port;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct dns_engine *e = engine_of(env, argv[0]);
   if (!e || argc < 3 || get_ip(env, argv[1], &ip) < 0) return ret_int(env, -EINVAL);
-  CHECK(napi_get_value_int32(env, argv[2], &port));
+  NAPI_CHECK(napi_get_value_int32(env, argv[2], &port));
   if (port <= 0 || port > 65535) return ret_int(env, -EINVAL);
   uint16_t id = 0;
   for (uint16_t i = 1; i < MAX_SERVERS; i++)
@@ -207,7 +203,7 @@ static napi_value dns_open_js(napi_env env, napi_callback_info info) {
   }
   *s = (struct dns_server){.eng = e, .fd = fd, .id = id};
   uv_loop_t *loop;
-  CHECK(napi_get_uv_event_loop(env, &loop));
+  NAPI_CHECK(napi_get_uv_event_loop(env, &loop));
   int rc = uv_poll_init(loop, &s->poll, fd);
   if (rc == 0) {
     s->poll.data = s;
@@ -237,7 +233,7 @@ static struct dns_server *server_arg(napi_env env, struct dns_engine *e, napi_va
 static napi_value dns_close_js(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct dns_engine *e = engine_of(env, argv[0]);
   struct dns_server *s = argc < 2 ? NULL : server_arg(env, e, argv[1]);
   if (!s) return ret_int(env, -EBADF);
@@ -255,12 +251,12 @@ static napi_value dns_send_js(napi_env env, napi_callback_info info) {
   size_t len;
   uint32_t ip;
   int32_t port;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct dns_engine *e = engine_of(env, argv[0]);
   struct dns_server *s = argc < 5 ? NULL : server_arg(env, e, argv[1]);
   if (!s) return ret_int(env, -EBADF);
   if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok || get_ip(env, argv[3], &ip) < 0) return ret_int(env, -EINVAL);
-  CHECK(napi_get_value_int32(env, argv[4], &port));
+  NAPI_CHECK(napi_get_value_int32(env, argv[4], &port));
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = ip};
   if (sendto(s->fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa) < 0) return ret_int(env, -errno);
   return ret_int(env, 0);
@@ -349,7 +345,7 @@ static napi_value dns_scopes_js(napi_env env, napi_callback_info info) {
 static napi_value dns_clear_js(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct dns_engine *e = engine_of(env, argv[0]);
   if (!e) return ret_int(env, -EINVAL);
   dnsf_clear(e->table);
@@ -359,11 +355,11 @@ static napi_value dns_clear_js(napi_env env, napi_callback_info info) {
 static napi_value dns_take_stats_js(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out, v;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct dns_engine *e = engine_of(env, argv[0]);
   if (!e) return ret_int(env, -EINVAL);
   struct dnsf_stats *st = dnsf_stats(e->table);
-  CHECK(napi_create_array(env, &out));
+  NAPI_CHECK(napi_create_array(env, &out));
   uint32_t at = 0;
   uint64_t head[] = {st->hits, st->fwd_hits, st->truncated, st->short_, st->long_, st->send};
   for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) {

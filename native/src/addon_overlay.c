@@ -29,10 +29,6 @@
 #include "vxlan.h"
 #include "esp.h"
 
-#define CHECK(call)                     \
-  do {                                  \
-    if ((call) != napi_ok) return NULL; \
-  } while (0)
 
 /* Control frames queued to the JS thread; beyond this the engine drops (ARP retries). */
 #define CONTROL_QUEUE 1024
@@ -85,10 +81,10 @@ static napi_value tap_open_js(napi_env env, napi_callback_info info) {
   char name[64];
   size_t len;
   int32_t mtu;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2) return ret_int(env, -EINVAL);
   if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) return ret_int(env, -EINVAL);
-  CHECK(napi_get_value_int32(env, argv[1], &mtu));
+  NAPI_CHECK(napi_get_value_int32(env, argv[1], &mtu));
   return ret_int(env, vx_tap_open(name, mtu));
 }
 
@@ -97,15 +93,15 @@ static napi_value vxlan_open_js(napi_env env, napi_callback_info info) {
   napi_value argv[4], name;
   uint32_t ip;
   int32_t port, esp_port;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) return ret_int(env, -EINVAL);
   if (engine) return ret_int(env, -EBUSY);
   if (get_ip(env, argv[0], &ip) < 0) return ret_int(env, -EINVAL);
-  CHECK(napi_get_value_int32(env, argv[1], &port));
-  CHECK(napi_get_value_int32(env, argv[2], &esp_port));
+  NAPI_CHECK(napi_get_value_int32(env, argv[1], &port));
+  NAPI_CHECK(napi_get_value_int32(env, argv[2], &esp_port));
   if (port < 0 || port > 65535 || esp_port < 0 || esp_port > 65535) return ret_int(env, -EINVAL);
-  CHECK(napi_create_string_utf8(env, "swarmnet-vxlan", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_threadsafe_function(env, argv[3], NULL, name, CONTROL_QUEUE, 1, NULL, NULL, NULL, call_control, &control_fn));
+  NAPI_CHECK(napi_create_string_utf8(env, "swarmnet-vxlan", NAPI_AUTO_LENGTH, &name));
+  NAPI_CHECK(napi_create_threadsafe_function(env, argv[3], NULL, name, CONTROL_QUEUE, 1, NULL, NULL, NULL, call_control, &control_fn));
   /* The agent keeps itself alive; the engine must not keep a finished process running. */
   napi_unref_threadsafe_function(env, control_fn);
   int rc = vx_open(&engine, ip, (uint16_t)port, (uint16_t)esp_port, on_control, NULL);
@@ -132,11 +128,11 @@ static napi_value vxlan_add_tap_js(napi_env env, napi_callback_info info) {
   uint32_t vni;
   int32_t fd;
   bool encrypted = false;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3 || !engine) return ret_int(env, -EINVAL);
-  CHECK(napi_get_value_uint32(env, argv[0], &vni));
-  CHECK(napi_get_value_int32(env, argv[1], &fd));
-  CHECK(napi_get_value_bool(env, argv[2], &encrypted));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[0], &vni));
+  NAPI_CHECK(napi_get_value_int32(env, argv[1], &fd));
+  NAPI_CHECK(napi_get_value_bool(env, argv[2], &encrypted));
   return ret_int(env, vx_add_tap(engine, vni, fd, encrypted));
 }
 
@@ -144,9 +140,9 @@ static napi_value vxlan_del_tap_js(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   uint32_t vni;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || !engine) return ret_int(env, -EINVAL);
-  CHECK(napi_get_value_uint32(env, argv[0], &vni));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[0], &vni));
   return ret_int(env, vx_del_tap(engine, vni));
 }
 
@@ -155,9 +151,9 @@ static napi_value vxlan_fdb_set_js(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   uint32_t vni, ip;
   uint8_t mac[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3 || !engine) return ret_int(env, -EINVAL);
-  CHECK(napi_get_value_uint32(env, argv[0], &vni));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[0], &vni));
   if (get_mac(env, argv[1], mac) < 0 || get_ip(env, argv[2], &ip) < 0) return ret_int(env, -EINVAL);
   return ret_int(env, vx_fdb_set(engine, vni, mac, ip));
 }
@@ -167,9 +163,9 @@ static napi_value vxlan_fdb_del_js(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   uint32_t vni;
   uint8_t mac[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2 || !engine) return ret_int(env, -EINVAL);
-  CHECK(napi_get_value_uint32(env, argv[0], &vni));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[0], &vni));
   if (get_mac(env, argv[1], mac) < 0) return ret_int(env, -EINVAL);
   return ret_int(env, vx_fdb_del(engine, vni, mac));
 }
@@ -179,11 +175,11 @@ static napi_value vxlan_peers_js(napi_env env, napi_callback_info info) {
   napi_value argv[1], v;
   uint32_t n;
   bool is_array = false;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || !engine) return ret_int(env, -EINVAL);
   napi_is_array(env, argv[0], &is_array);
   if (!is_array) return ret_int(env, -EINVAL);
-  CHECK(napi_get_array_length(env, argv[0], &n));
+  NAPI_CHECK(napi_get_array_length(env, argv[0], &n));
   uint32_t *ips = malloc((n ? n : 1) * sizeof *ips);
   if (!ips) return ret_int(env, -ENOMEM);
   for (uint32_t i = 0; i < n; i++) {
@@ -204,12 +200,12 @@ static napi_value vxlan_tap_write_js(napi_env env, napi_callback_info info) {
   void *data;
   size_t len;
   bool is_buf = false;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2 || !engine) return ret_int(env, -EINVAL);
-  CHECK(napi_get_value_uint32(env, argv[0], &vni));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[0], &vni));
   napi_is_buffer(env, argv[1], &is_buf);
   if (!is_buf) return ret_int(env, -EINVAL);
-  CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
+  NAPI_CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
   return ret_int(env, vx_tap_write(engine, vni, data, len));
 }
 
@@ -217,7 +213,7 @@ static napi_value vxlan_stats_js(napi_env env, napi_callback_info info) {
   napi_value out, v;
   uint64_t stats[VX_STAT_COUNT] = {0};
   if (engine) vx_stats(engine, stats);
-  CHECK(napi_create_array_with_length(env, VX_STAT_COUNT, &out));
+  NAPI_CHECK(napi_create_array_with_length(env, VX_STAT_COUNT, &out));
   for (uint32_t i = 0; i < VX_STAT_COUNT; i++) {
     napi_create_double(env, (double)stats[i], &v);
     napi_set_element(env, out, i, v);
@@ -239,11 +235,11 @@ static napi_value esp_sa_set_js(napi_env env, napi_callback_info info) {
   size_t key_len, salt_len;
   uint64_t seq = 0;
   bool lossless;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 7 || !engine) return ret_int(env, -EINVAL);
-  CHECK(napi_get_value_uint32(env, argv[0], &dir));
-  CHECK(napi_get_value_uint32(env, argv[1], &spi));
-  CHECK(napi_get_value_uint32(env, argv[2], &vni));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[0], &dir));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[1], &spi));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[2], &vni));
   if (dir > ESP_OUT || get_ip(env, argv[3], &peer) < 0) return ret_int(env, -EINVAL);
   if (get_bytes(env, argv[4], &key, &key_len) < 0 || get_bytes(env, argv[5], &salt, &salt_len) < 0 || salt_len != 4) return ret_int(env, -EINVAL);
   if (napi_get_value_bigint_uint64(env, argv[6], &seq, &lossless) != napi_ok || !lossless) return ret_int(env, -EINVAL);
@@ -256,10 +252,10 @@ static napi_value esp_sa_del_js(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   uint32_t dir, spi, peer;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3 || !engine) return ret_int(env, -EINVAL);
-  CHECK(napi_get_value_uint32(env, argv[0], &dir));
-  CHECK(napi_get_value_uint32(env, argv[1], &spi));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[0], &dir));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[1], &spi));
   if (get_ip(env, argv[2], &peer) < 0) return ret_int(env, -EINVAL);
   return ret_int(env, vx_sa_del(engine, (int)dir, spi, peer));
 }
@@ -271,7 +267,7 @@ static napi_value esp_sa_list_js(napi_env env, napi_callback_info info) {
   if (!sas) return NULL;
   size_t have = engine ? vx_sa_list(engine, sas, n) : 0;
   if (have < n) n = have; /* SAs removed in between */
-  CHECK(napi_create_array_with_length(env, n, &out));
+  NAPI_CHECK(napi_create_array_with_length(env, n, &out));
   for (size_t i = 0; i < n; i++) {
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &sas[i].peer, ip, sizeof ip);

@@ -28,10 +28,6 @@
 #include "napi_util.h"
 #include "udp.h"
 
-#define CHECK(call)                     \
-  do {                                  \
-    if ((call) != napi_ok) return NULL; \
-  } while (0)
 
 /* Fields per record, as the TypeScript side reads them (src/mesh/udp-engine.ts). */
 #define DECISION_FIELDS 8
@@ -156,11 +152,11 @@ static struct udp_addon *engine_of(napi_env env, napi_value v) {
 static napi_value udp_create_js(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6], ext, name;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 6) return ret_int(env, -EINVAL);
   uint32_t max_flows, max_sockets;
-  CHECK(napi_get_value_uint32(env, argv[0], &max_flows));
-  CHECK(napi_get_value_uint32(env, argv[1], &max_sockets));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[0], &max_flows));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[1], &max_sockets));
   struct udp_decision *dec = typed(env, argv[2], napi_uint32_array, (size_t)UDP_DECIDE_MAX * DECISION_FIELDS);
   struct udp_event *ev = typed(env, argv[3], napi_float64_array, (size_t)UDP_EVENT_MAX * EVENT_FIELDS);
   if (!dec || !ev) return ret_int(env, -EINVAL);
@@ -175,13 +171,13 @@ static napi_value udp_create_js(napi_env env, napi_callback_info info) {
     return ret_int(env, rc);
   }
   uv_loop_t *loop;
-  CHECK(napi_get_uv_event_loop(env, &loop));
-  CHECK(napi_create_reference(env, argv[2], 1, &a->decisions));
-  CHECK(napi_create_reference(env, argv[3], 1, &a->events));
-  CHECK(napi_create_reference(env, argv[4], 1, &a->on_decide));
-  CHECK(napi_create_reference(env, argv[5], 1, &a->on_events));
-  CHECK(napi_create_string_utf8(env, "swarmnet-udp", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_async_init(env, NULL, name, &a->async));
+  NAPI_CHECK(napi_get_uv_event_loop(env, &loop));
+  NAPI_CHECK(napi_create_reference(env, argv[2], 1, &a->decisions));
+  NAPI_CHECK(napi_create_reference(env, argv[3], 1, &a->events));
+  NAPI_CHECK(napi_create_reference(env, argv[4], 1, &a->on_decide));
+  NAPI_CHECK(napi_create_reference(env, argv[5], 1, &a->on_events));
+  NAPI_CHECK(napi_create_string_utf8(env, "swarmnet-udp", NAPI_AUTO_LENGTH, &name));
+  NAPI_CHECK(napi_async_init(env, NULL, name, &a->async));
   a->poll.data = a->timer.data = a;
   rc = uv_poll_init(loop, &a->poll, udp_fd(a->e));
   if (rc == 0) {
@@ -207,7 +203,7 @@ static napi_value udp_create_js(napi_env env, napi_callback_info info) {
   /* The mesh keeps the process alive through its owner; the engine must not. */
   uv_unref((uv_handle_t *)&a->poll);
   uv_unref((uv_handle_t *)&a->timer);
-  CHECK(napi_create_external(env, a, finalize, NULL, &ext));
+  NAPI_CHECK(napi_create_external(env, a, finalize, NULL, &ext));
   a->held = 1;
   return ext;
 }
@@ -217,13 +213,13 @@ static napi_value udp_listen_js(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   uint32_t lid, ip, idle;
   int32_t port;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct udp_addon *a = argc == 5 ? engine_of(env, argv[0]) : NULL;
   if (!a) return ret_int(env, -EBADF);
-  CHECK(napi_get_value_uint32(env, argv[1], &lid));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[1], &lid));
   if (get_ip(env, argv[2], &ip) < 0) return ret_int(env, -EINVAL);
-  CHECK(napi_get_value_int32(env, argv[3], &port));
-  CHECK(napi_get_value_uint32(env, argv[4], &idle));
+  NAPI_CHECK(napi_get_value_int32(env, argv[3], &port));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[4], &idle));
   if (port < 0 || port > 65535) return ret_int(env, -EINVAL);
   return ret_int(env, udp_listen(a->e, lid, ip, (uint16_t)port, idle));
 }
@@ -232,10 +228,10 @@ static napi_value udp_unlisten_js(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   uint32_t lid;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct udp_addon *a = argc == 2 ? engine_of(env, argv[0]) : NULL;
   if (!a) return ret_int(env, -EBADF);
-  CHECK(napi_get_value_uint32(env, argv[1], &lid));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[1], &lid));
   return ret_int(env, udp_unlisten(a->e, lid));
 }
 
@@ -243,11 +239,11 @@ static napi_value udp_close_tag_js(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   uint32_t lid, tag;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct udp_addon *a = argc == 3 ? engine_of(env, argv[0]) : NULL;
   if (!a) return ret_int(env, -EBADF);
-  CHECK(napi_get_value_uint32(env, argv[1], &lid));
-  CHECK(napi_get_value_uint32(env, argv[2], &tag));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[1], &lid));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[2], &tag));
   return ret_int(env, udp_close_tag(a->e, lid, tag));
 }
 
@@ -278,30 +274,30 @@ static napi_value udp_flows_js(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], ab, out;
   uint32_t lid;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct udp_addon *a = argc == 2 ? engine_of(env, argv[0]) : NULL;
   if (!a) return ret_int(env, -EBADF);
-  CHECK(napi_get_value_uint32(env, argv[1], &lid));
+  NAPI_CHECK(napi_get_value_uint32(env, argv[1], &lid));
   struct flow_fill w = {0};
   int n = udp_flows(a->e, lid, count_flow, &w);
   if (n < 0) return ret_int(env, n);
   void *data;
-  CHECK(napi_create_arraybuffer(env, w.cap * sizeof(double), &data, &ab));
+  NAPI_CHECK(napi_create_arraybuffer(env, w.cap * sizeof(double), &data, &ab));
   w.out = data;
   udp_flows(a->e, lid, fill_flow, &w);
-  CHECK(napi_create_typedarray(env, napi_float64_array, w.i, ab, 0, &out));
+  NAPI_CHECK(napi_create_typedarray(env, napi_float64_array, w.i, ab, 0, &out));
   return out;
 }
 
 static napi_value udp_stats_js(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out, v;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct udp_addon *a = argc == 1 ? engine_of(env, argv[0]) : NULL;
   if (!a) return ret_int(env, -EBADF);
   uint64_t s[UDP_S_COUNT];
   udp_stats(a->e, s);
-  CHECK(napi_create_object(env, &out));
+  NAPI_CHECK(napi_create_object(env, &out));
   for (int i = 0; i < UDP_S_COUNT; i++) {
     napi_create_double(env, (double)s[i], &v);
     napi_set_named_property(env, out, udp_stat_names[i], v);
@@ -312,7 +308,7 @@ static napi_value udp_stats_js(napi_env env, napi_callback_info info) {
 static napi_value udp_destroy_js(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct udp_addon *a = argc == 1 ? engine_of(env, argv[0]) : NULL;
   if (a) destroy(a);
   return ret_int(env, 0);

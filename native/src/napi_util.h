@@ -1,4 +1,4 @@
-/* Small Node-API helpers shared by the addon's files (addon.c, addon_overlay.c). */
+/* Small Node-API helpers shared by the addon's files (addon.c and every addon_*.c). */
 #ifndef SWARMNET_NAPI_UTIL_H
 #define SWARMNET_NAPI_UTIL_H
 

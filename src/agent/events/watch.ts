@@ -41,7 +41,9 @@ export class EventWatcher {
     this.#observe(false);
     this.#unsubscribe = this.o.view.onChange(() => this.#diff(true));
     this.#timer = setInterval(() => {
-      this.#diff(true); // node liveness moves with time, not only with writes
+      // Stored objects change only through the view (onChange above); node liveness moves
+      // with time too, so only it and the mesh's observed states are polled.
+      this.#liveness(true);
       this.#observe(true);
     }, this.o.pollMs ?? OBSERVE_MS);
     this.#timer.unref();
