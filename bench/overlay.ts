@@ -15,6 +15,7 @@
  * A container is attached to one network, hence one container namespace per overlay.
  */
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { agentApi, startAgent } from './lib/agent.js';
 import { inTempDir, median, run, start, waitTcp, which } from './lib/procs.js';
@@ -103,16 +104,41 @@ interface Path {
   server: string;
 }
 
+/** The engine threads' names (native/src/vxlan_tx.c, vxlan_rx.c). */
+const ENGINE_THREAD = /^swarmnet-vx-/;
+
+/**
+ * On-CPU nanoseconds so far of the overlay engine threads of processes `pids`
+ * (/proc/PID/task/TID/schedstat, first field). Kernel work done in their context
+ * (TAP and UDP copies, the UDP/IP/bridge path of a send) counts; softirq work that
+ * runs elsewhere does not.
+ */
+function engineCpuNs(pids: number[]): number {
+  let ns = 0;
+  for (const pid of pids) {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        if (!ENGINE_THREAD.test(readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8'))) continue;
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  }
+  return ns;
+}
+
 /** NATS, one agent per host, the overlays, and each overlay's two containers attached. */
-async function swarmnetPaths(dir: string): Promise<Path[]> {
+async function swarmnetPaths(dir: string, pids: number[]): Promise<Path[]> {
   start('nats-server', ['-a', `${UNDER}.254`, '-p', '4222', '-js', '-sd', join(dir, 'nats')]);
   await waitTcp(`${UNDER}.254`, 4222);
   const sockets: string[] = [];
   for (const i of [1, 2]) {
     const addr = `${UNDER}.${i}`;
     const socket = join(dir, `a${i}.sock`);
-    await startAgent({ socket, netns: `swbench-h${i}`, args: ['--nats', `nats://${UNDER}.254:4222`, '--node-id', `bench${i}`, '--advertise-addr', addr, '--data-dir', join(dir, `a${i}`), '--ingress-addr', addr, '--log-level', 'warn', '--dns-upstream', '127.0.0.1:1'] });
+    const agent = await startAgent({ socket, netns: `swbench-h${i}`, args: ['--nats', `nats://${UNDER}.254:4222`, '--node-id', `bench${i}`, '--advertise-addr', addr, '--data-dir', join(dir, `a${i}`), '--ingress-addr', addr, '--log-level', 'warn', '--dns-upstream', '127.0.0.1:1'] });
     sockets.push(socket);
+    if (agent.pid) pids.push(agent.pid);
   }
   const paths: Path[] = [];
   for (const v of OVERLAYS) {
@@ -142,26 +168,28 @@ async function reach(p: Path): Promise<void> {
   }
 }
 
-/** Received throughput in Gbit/s of one iperf3 run, one TCP stream. */
-async function iperf(p: Path, seconds: number): Promise<number> {
+/** One iperf3 run, one TCP stream: received Gbit/s and bytes. */
+async function iperf(p: Path, seconds: number): Promise<{ gbps: number; bytes: number }> {
   const srv = start('ip', ['netns', 'exec', p.to, 'iperf3', '-s', '-1', '-B', p.server]);
   try {
     await new Promise((r) => setTimeout(r, 300));
     const out = await run('ip', ['netns', 'exec', p.from, 'iperf3', '-c', p.server, '-t', String(seconds), '-J'], (seconds + 20) * 1000);
-    const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
-    return j.end.sum_received.bits_per_second / 1e9;
+    const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number; bytes: number } } };
+    return { gbps: j.end.sum_received.bits_per_second / 1e9, bytes: j.end.sum_received.bytes };
   } finally {
     if (srv.exitCode === null) srv.kill('SIGKILL');
   }
 }
 
-function report(results: Map<string, number[]>, o: OverlayBenchOptions): void {
+function report(results: Map<string, number[]>, cpu: Map<string, number[]>, o: OverlayBenchOptions): void {
   for (const [path, samples] of results) record.add({ part: 'overlay', measure: 'TCP throughput container to container', unit: 'Gbit/s', better: 'higher', path, samples });
+  for (const [path, samples] of cpu) record.add({ part: 'overlay', measure: 'engine CPU per byte', unit: 'ns/byte', better: 'lower', path, samples });
   const med = (name: string) => median(results.get(name)!);
   const [kernel, clear, encrypted] = [med(KERNEL_PATH), med(CLEAR_PATH), med(ENCRYPTED_PATH)];
   console.log(`\noverlay TCP throughput (iperf3, one stream, ${o.rounds} x ${o.seconds} s, medians, Gbit/s)`);
   for (const name of results.keys()) console.log(`${name.padEnd(20)} ${med(name).toFixed(2).padStart(7)}`);
   console.log(`ratios: swarmnet clear / kernel ${(clear / kernel).toFixed(2)}, swarmnet encrypted / kernel ${(encrypted / kernel).toFixed(2)}, encrypted / clear ${(encrypted / clear).toFixed(2)}`);
+  console.log(`engine CPU per byte (both agents' TX and RX threads, on-CPU ns / bytes received, medians): ${[...cpu].map(([name, xs]) => `${name} ${median(xs).toFixed(2)}`).join(', ')} ns/byte`);
 }
 
 export async function overlayBench(o: OverlayBenchOptions): Promise<void> {
@@ -174,14 +202,22 @@ export async function overlayBench(o: OverlayBenchOptions): Promise<void> {
     await inTempDir('overlay', async (dir) => {
       underlay();
       kernelPair();
-      const paths: Path[] = [{ name: KERNEL_PATH, from: 'swbench-k1', to: 'swbench-k2', server: `${KERNEL_NET}.2` }, ...(await swarmnetPaths(dir))];
+      const pids: number[] = [];
+      const paths: Path[] = [{ name: KERNEL_PATH, from: 'swbench-k1', to: 'swbench-k2', server: `${KERNEL_NET}.2` }, ...(await swarmnetPaths(dir, pids))];
       for (const p of paths) await reach(p);
       const results = new Map<string, number[]>(paths.map((p) => [p.name, []]));
+      const cpu = new Map<string, number[]>(paths.filter((p) => p.name !== KERNEL_PATH).map((p) => [p.name, []]));
       for (let r = 1; r <= o.rounds; r++) {
-        for (const p of paths) results.get(p.name)!.push(await iperf(p, o.seconds));
-        process.stderr.write(`overlay round ${r}/${o.rounds}: ${paths.map((p) => `${p.name} ${results.get(p.name)![r - 1]!.toFixed(2)}`).join(', ')} Gbit/s\n`);
+        for (const p of paths) {
+          const before = engineCpuNs(pids);
+          const { gbps, bytes } = await iperf(p, o.seconds);
+          results.get(p.name)!.push(gbps);
+          cpu.get(p.name)?.push((engineCpuNs(pids) - before) / bytes);
+        }
+        const cpuNow = [...cpu].map(([name, xs]) => `${name} ${xs[r - 1]!.toFixed(2)}`).join(', ');
+        process.stderr.write(`overlay round ${r}/${o.rounds}: ${paths.map((p) => `${p.name} ${results.get(p.name)![r - 1]!.toFixed(2)}`).join(', ')} Gbit/s; engine CPU ${cpuNow} ns/byte\n`);
       }
-      report(results, o);
+      report(results, cpu, o);
     });
   } finally {
     // The agents are gone (inTempDir); their TAPs and bridges go with the namespaces.
