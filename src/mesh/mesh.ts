@@ -59,6 +59,9 @@ export interface BackendStats {
   draining: boolean;
   backoff: boolean;
   errors: Record<string, number>;
+  /** Connect times: per bucket of CONNECT_BUCKETS_S (not cumulative), the last past them; and their sum, seconds. */
+  connectCounts: Float64Array;
+  connectSeconds: number;
 }
 
 export interface ServiceStats extends ServiceCounters {
@@ -240,6 +243,8 @@ export class Mesh {
           draining: b.draining,
           backoff: b.downUntil > now,
           errors: Object.fromEntries(b.errors),
+          connectCounts: b.connectCounts,
+          connectSeconds: b.connectSeconds,
         });
       }
     }

@@ -1,11 +1,12 @@
 /**
  * Routing-mesh metrics, read at scrape time from the counters the data paths keep (JS
  * objects, the native relay's counters synced into them): per service, per backend
- * (service, protocol, port, backend, task) and the native relay's
- * threads. A removed service or task is gone from the next scrape.
+ * (service, protocol, port, backend, task), the connect-latency histogram, and the
+ * native relay's threads. A removed service or task is gone from the next scrape.
  */
 import type { Registry } from 'prom-client';
-import { readMetrics, type Sample } from '../util/metrics.js';
+import { readMetrics, registerBucketHistogram, type Sample } from '../util/metrics.js';
+import { CONNECT_BUCKETS_S } from './constants.js';
 import type { BackendStats, Mesh, ServiceStats } from './mesh.js';
 import { registerUdpMetrics } from './udp-metrics.js';
 
@@ -35,6 +36,15 @@ export function registerMeshMetrics(registry: Registry, mesh: Mesh): void {
   m.counter('swarmnet_backend_errors_total', 'Failures per backend by kind (connect, refused, reset, empty)', [...BACKEND_LABELS, 'kind'], () =>
     mesh.backendStats().flatMap((b) => Object.entries(b.errors).map(([kind, n]): Sample => [{ ...backendLabels(b), kind }, n])),
   );
+  registerBucketHistogram(registry, {
+    name: 'swarmnet_backend_connect_duration_seconds',
+    help: 'Time from starting a TCP connect to a backend until it was established or failed (refused, timed out)',
+    labelNames: BACKEND_LABELS,
+    buckets: CONNECT_BUCKETS_S,
+    // UDP has no connect: only TCP backends have series.
+    read: () => mesh.backendStats().flatMap((b) => (b.protocol === 'tcp' ? [{ labels: backendLabels(b), counts: b.connectCounts, sum: b.connectSeconds }] : [])),
+  });
+
   // The native TCP relay's threads (--threads): how the kernel spread connections over them.
   const perThread = (pick: (s: { accepted: number; open: number }) => number) => (): Sample[] => mesh.threadStats().map((s, i) => [{ thread: String(i) }, pick(s)]);
   m.counter('swarmnet_relay_thread_connections_total', 'TCP connections accepted per relay thread', ['thread'], perThread((s) => s.accepted));
