@@ -30,7 +30,7 @@
 #define LISTEN_OPTS 8
 #define POOL_FIELDS 7
 #define CONNECT_FIELDS (RELAY_CONNECT_BUCKETS + 2) /* per-bucket connect counts, then their sum in seconds */
-#define BACKEND_FIELDS (9 + 2 * RELAY_ERRNO_SLOTS + CONNECT_FIELDS)
+#define BACKEND_FIELDS (9 + 2 * RELAY_ERRNO_SLOTS + CONNECT_FIELDS + 1) /* the last: retried */
 #define CONN_FIELDS 10
 #define MAX_BACKENDS 65536
 #define MAX_CONNS (1 << 20)
@@ -208,6 +208,7 @@ static napi_value stats_js(napi_env env, napi_callback_info info) {
     double *c = &o[9 + 2 * RELAY_ERRNO_SLOTS];
     for (int k = 0; k <= RELAY_CONNECT_BUCKETS; k++) c[k] = (double)b->connect_count[k];
     c[RELAY_CONNECT_BUCKETS + 1] = (double)b->connect_sum_ns / 1e9;
+    c[CONNECT_FIELDS] = (double)b->retried;
   }
   napi_value out = float_array(env, v, total);
   free(v);

@@ -90,6 +90,7 @@ struct relay_backend_stats {
   /* connects (established or failed) per bucket, not cumulative, and their sum */
   uint64_t connect_count[RELAY_CONNECT_BUCKETS + 1];
   uint64_t connect_sum_ns;
+  uint64_t retried; /* relays moved to another task after this one failed them */
 };
 
 struct relay_pool_stats {

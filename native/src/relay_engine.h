@@ -39,6 +39,7 @@ struct backend {
   uint32_t failures;
   int64_t down_until; /* monotonic ms */
   uint64_t active, total, bytes_in, bytes_out, empty, reset;
+  uint64_t retried; /* relays moved to another task after this one failed them */
   int err_no[RELAY_ERRNO_SLOTS];
   uint64_t err_count[RELAY_ERRNO_SLOTS];
   /* connect times, bumped by the relay threads with relaxed atomics (no lock on the

@@ -16,6 +16,8 @@ export class Backend {
   bytesIn = 0;
   bytesOut = 0;
   readonly errors = new Map<string, number>();
+  /** Flows moved from this task to another after it failed them (a retry or failover). */
+  retries = 0;
   /** Connects to the task (succeeded or failed) by how long they took: per bucket of CONNECT_BUCKETS_S, the last past them. */
   readonly connectCounts = new Float64Array(CONNECT_BUCKETS_S.length + 1);
   /** The sum of those connect times, seconds. */

@@ -59,6 +59,8 @@ export interface BackendStats {
   draining: boolean;
   backoff: boolean;
   errors: Record<string, number>;
+  /** Flows moved from this task to another after it failed them. */
+  retries: number;
   /** Connect times: per bucket of CONNECT_BUCKETS_S (not cumulative), the last past them; and their sum, seconds. */
   connectCounts: Float64Array;
   connectSeconds: number;
@@ -243,6 +245,7 @@ export class Mesh {
           draining: b.draining,
           backoff: b.downUntil > now,
           errors: Object.fromEntries(b.errors),
+          retries: b.retries,
           connectCounts: b.connectCounts,
           connectSeconds: b.connectSeconds,
         });

@@ -33,6 +33,7 @@ export function registerMeshMetrics(registry: Registry, mesh: Mesh): void {
   m.counter('swarmnet_backend_connections_total', 'Flows sent to a backend', BACKEND_LABELS, perBackend((b) => b.total));
   m.counter('swarmnet_backend_bytes_received_total', 'Bytes from clients forwarded to a backend', BACKEND_LABELS, perBackend((b) => b.bytesIn));
   m.counter('swarmnet_backend_bytes_sent_total', 'Bytes from a backend forwarded to clients', BACKEND_LABELS, perBackend((b) => b.bytesOut));
+  m.counter('swarmnet_backend_retries_total', 'Flows moved from a backend to another after it failed them (refused, timed out, closed or reset before answering)', BACKEND_LABELS, perBackend((b) => b.retries));
   m.counter('swarmnet_backend_errors_total', 'Failures per backend by kind (connect, refused, reset, empty)', [...BACKEND_LABELS, 'kind'], () =>
     mesh.backendStats().flatMap((b) => Object.entries(b.errors).map(([kind, n]): Sample => [{ ...backendLabels(b), kind }, n])),
   );

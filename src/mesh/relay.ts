@@ -19,7 +19,8 @@ const POOL_FIELDS = 7;
 const ERRNO_SLOTS = 6;
 /** Per-bucket connect counts (CONNECT_BUCKETS_S and one past them), then their sum in seconds. */
 const CONNECT_FIELDS = CONNECT_BUCKETS_S.length + 2;
-const BACKEND_FIELDS = 9 + 2 * ERRNO_SLOTS + CONNECT_FIELDS;
+/** The last: relays moved to another task after this one failed them. */
+const BACKEND_FIELDS = 9 + 2 * ERRNO_SLOTS + CONNECT_FIELDS + 1;
 const CONN_FIELDS = 10;
 
 export interface ListenOptions {
@@ -74,6 +75,7 @@ export interface NativeBackendStats {
   /** Connects (established or failed) per bucket of CONNECT_BUCKETS_S, the last past them; their sum, seconds. */
   connectCounts: Float64Array;
   connectSeconds: number;
+  retries: number;
 }
 
 export interface NativeConn {
@@ -157,7 +159,7 @@ export class NativeRelay {
       for (let s = 0; s < ERRNO_SLOTS; s++) if (v[o + 10 + 2 * s]! > 0) errnos.set(v[o + 9 + 2 * s]!, v[o + 10 + 2 * s]!);
       const c = o + 9 + 2 * ERRNO_SLOTS;
       const connectCounts = v.slice(c, c + CONNECT_BUCKETS_S.length + 1);
-      backends.push({ bid: v[o]!, active: v[o + 1]!, total: v[o + 2]!, bytesIn: v[o + 3]!, bytesOut: v[o + 4]!, failures: v[o + 5]!, downInMs: v[o + 6]!, empty: v[o + 7]!, reset: v[o + 8]!, errnos, connectCounts, connectSeconds: v[c + CONNECT_FIELDS - 1]! });
+      backends.push({ bid: v[o]!, active: v[o + 1]!, total: v[o + 2]!, bytesIn: v[o + 3]!, bytesOut: v[o + 4]!, failures: v[o + 5]!, downInMs: v[o + 6]!, empty: v[o + 7]!, reset: v[o + 8]!, errnos, connectCounts, connectSeconds: v[c + CONNECT_FIELDS - 1]!, retries: v[c + CONNECT_FIELDS]! });
     }
     return { active: v[0]!, total: v[1]!, bytesIn: v[2]!, bytesOut: v[3]!, noBackend: v[4]!, retries: v[5]!, listening: v[6] === 1, backends };
   }

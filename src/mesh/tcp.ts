@@ -184,6 +184,7 @@ class TcpSession implements ConnEntry {
     up.destroy();
     this.sock.pause();
     this.counters.retries++;
+    b.retries++;
     this.#connectNext();
   }
 

@@ -62,6 +62,8 @@ for (const p of paths) {
     const refused = deadErrors.reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
     t.ok(dead.count >= 1, `the dead task's refused connects are timed too (${dead.count})`);
     t.equal(dead.count, refused, `one per failed connect: ${deadErrors.join('; ')}`);
+    t.equal(metricValue(text, 'swarmnet_backend_retries_total', labels.replace('9611', '9619').replace('lat.live', 'lat.dead')), refused, 'each refused flow moved to the live task, a retry counted on the dead one');
+    t.equal(metricValue(text, 'swarmnet_backend_retries_total', labels), 0, 'none moved away from the live task');
     t.equal(live.buckets.at(-2)![1], live.count, 'no loopback connect took over 5 s');
 
     await agent.ok('task', 'rm', 'lat.dead');

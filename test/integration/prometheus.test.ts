@@ -81,7 +81,8 @@ const REQUIRED = [
   'swarmnet_service_connections_total', // per service rates
   'swarmnet_backend_connections_total', // per backend rates
   'swarmnet_backend_errors_total', // errors
-  'swarmnet_service_retries_total', // retries
+  'swarmnet_service_retries_total', // retries, per service
+  'swarmnet_backend_retries_total', // and per backend
   'swarmnet_backend_connect_duration_seconds_bucket', // connect latency histogram
   'swarmnet_dns_queries_total{type!="",rcode!=""}', // DNS by type and rcode
   'swarmnet_vxlan_bytes_total', // overlay bytes
