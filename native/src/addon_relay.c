@@ -13,6 +13,7 @@
  *   relayConns(lid)   -> Float64Array, CONN_FIELDS per relay
  *   relayCloseBackend(lid, bid)                         -> relays closed
  *   relayThreads()    -> Float64Array [accepted, open] per thread
+ *   relayConnectBuckets() -> Float64Array: the connect histogram's upper bounds, seconds
  * Field orders: src/mesh/relay.ts reads them with the same constants.
  */
 #define NAPI_VERSION 8
@@ -28,7 +29,8 @@
 
 #define LISTEN_OPTS 8
 #define POOL_FIELDS 7
-#define BACKEND_FIELDS (9 + 2 * RELAY_ERRNO_SLOTS)
+#define CONNECT_FIELDS (RELAY_CONNECT_BUCKETS + 2) /* per-bucket connect counts, then their sum in seconds */
+#define BACKEND_FIELDS (9 + 2 * RELAY_ERRNO_SLOTS + CONNECT_FIELDS + 1) /* the last: retried */
 #define CONN_FIELDS 10
 #define MAX_BACKENDS 65536
 #define MAX_CONNS (1 << 20)
@@ -203,6 +205,10 @@ static napi_value stats_js(napi_env env, napi_callback_info info) {
       o[9 + 2 * s] = b->err_no[s];
       o[10 + 2 * s] = (double)b->err_count[s];
     }
+    double *c = &o[9 + 2 * RELAY_ERRNO_SLOTS];
+    for (int k = 0; k <= RELAY_CONNECT_BUCKETS; k++) c[k] = (double)b->connect_count[k];
+    c[RELAY_CONNECT_BUCKETS + 1] = (double)b->connect_sum_ns / 1e9;
+    c[CONNECT_FIELDS] = (double)b->retried;
   }
   napi_value out = float_array(env, v, total);
   free(v);
@@ -277,6 +283,14 @@ static napi_value threads_js(napi_env env, napi_callback_info info) {
   return out ? out : undef;
 }
 
+static napi_value connect_buckets_js(napi_env env, napi_callback_info info) {
+  (void)info;
+  static const uint64_t bounds[RELAY_CONNECT_BUCKETS] = RELAY_CONNECT_BOUNDS_NS;
+  double v[RELAY_CONNECT_BUCKETS];
+  for (int i = 0; i < RELAY_CONNECT_BUCKETS; i++) v[i] = (double)bounds[i] / 1e9;
+  return float_array(env, v, RELAY_CONNECT_BUCKETS);
+}
+
 /* The engine's threads run until the process exits (Node's exit ends them with it). */
 static void addon_free(napi_env env, void *data, void *hint) {
   (void)env;
@@ -302,6 +316,7 @@ napi_status relay_register(napi_env env, napi_value exports) {
       {"relayConns", NULL, conns_js, NULL, NULL, NULL, napi_default, a},
       {"relayCloseBackend", NULL, close_backend_js, NULL, NULL, NULL, napi_default, a},
       {"relayThreads", NULL, threads_js, NULL, NULL, NULL, napi_default, a},
+      {"relayConnectBuckets", NULL, connect_buckets_js, NULL, NULL, NULL, napi_default, a},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -89,6 +89,7 @@ static void connect_next(struct relay *r);
 
 /* The task failed before answering: back-off, and the next task gets the kept bytes. */
 static void retry(struct relay *r, int err, int empty) {
+  if (r->state == ST_CONNECTING) pool_connect_timed(r->b, relay_now_ns() - r->connect_ns);
   reset_task_side(r);
   pool_failed(r->pool, r, err, empty, r->t->now);
   connect_next(r);
@@ -334,6 +335,7 @@ static void on_connect(struct relay *r) {
   socklen_t len = sizeof err;
   if (getsockopt(r->ufd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
   if (err) return retry(r, err, 0);
+  pool_connect_timed(r->b, relay_now_ns() - r->connect_ns);
   r->state = ST_RUNNING;
   r->t->connecting--;
   pump(r);
@@ -363,6 +365,7 @@ static void connect_next(struct relay *r) {
   r->deadline = r->t->now + r->pool->cfg.connect_timeout_ms;
   r->state = ST_CONNECTING;
   r->t->connecting++;
+  r->connect_ns = relay_now_ns();
   r->ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   r->u_batch = r->t->batch;
   if (r->ufd < 0) return retry(r, errno, 0);

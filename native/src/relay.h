@@ -37,6 +37,13 @@ enum relay_lb { LB_RR = 0, LB_WRR = 1, LB_LC = 2, LB_WLC = 3, LB_SH = 4, LB_MH =
 #define RELAY_SH_SIZE 256 /* as IPVS's IP_VS_SH_TAB_SIZE and src/mesh/constants.ts */
 #define RELAY_MAX_TRIES 16 /* retries are capped below this */
 #define RELAY_ERRNO_SLOTS 6 /* distinct connect errnos counted per task */
+/* Connect-latency histogram per task: upper bounds in ns, the same as src/mesh/constants.ts
+ * CONNECT_BUCKETS_S (NativeRelay checks them through relayConnectBuckets); a last bucket
+ * counts the connects past the highest bound. */
+#define RELAY_CONNECT_BUCKETS 15
+#define RELAY_CONNECT_BOUNDS_NS                                                                                                      \
+  {100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 25000000, 50000000, 100000000, 250000000, 500000000, 1000000000, \
+   2500000000, 5000000000}
 
 struct relay_listen_args {
   uint32_t lid;
@@ -80,6 +87,10 @@ struct relay_backend_stats {
   uint64_t empty, reset;
   int err_no[RELAY_ERRNO_SLOTS];
   uint64_t err_count[RELAY_ERRNO_SLOTS];
+  /* connects (established or failed) per bucket, not cumulative, and their sum */
+  uint64_t connect_count[RELAY_CONNECT_BUCKETS + 1];
+  uint64_t connect_sum_ns;
+  uint64_t retried; /* relays moved to another task after this one failed them */
 };
 
 struct relay_pool_stats {

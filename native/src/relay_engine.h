@@ -39,8 +39,12 @@ struct backend {
   uint32_t failures;
   int64_t down_until; /* monotonic ms */
   uint64_t active, total, bytes_in, bytes_out, empty, reset;
+  uint64_t retried; /* relays moved to another task after this one failed them */
   int err_no[RELAY_ERRNO_SLOTS];
   uint64_t err_count[RELAY_ERRNO_SLOTS];
+  /* connect times, bumped by the relay threads with relaxed atomics (no lock on the
+   * success path); read by relay_pool_stats */
+  _Atomic uint64_t connect_count[RELAY_CONNECT_BUCKETS + 1], connect_sum_ns;
   struct backend *next;
 };
 
@@ -95,6 +99,7 @@ struct relay {
   int splice_up, splice_dn; /* a direction moves by splice() (bulk) rather than by copy */
   int c_eof, u_eof, shut_u, shut_c;
   int64_t deadline;
+  int64_t connect_ns; /* monotonic ns when the connect to b started */
   uint64_t bytes_in, bytes_out;
   int64_t last_ms;
   struct relay *prev, *next; /* the thread's list */
@@ -125,6 +130,7 @@ struct relay_engine {
 };
 
 int64_t relay_now_ms(void);
+int64_t relay_now_ns(void);
 
 /* relay_pool.c */
 struct pool *pool_find(struct relay_engine *e, uint32_t lid); /* under e->lock */
@@ -135,6 +141,8 @@ struct backend *pool_pick(struct pool *p, struct relay *r, int64_t now);
 void pool_failed(struct pool *p, struct relay *r, int err, int empty, int64_t now);
 /* The relay ended: detach, counters, passive health. */
 void pool_done(struct pool *p, struct relay *r, int err);
+/* A connect to b (established or failed) took ns: into its histogram, lock-free. */
+void pool_connect_timed(struct backend *b, int64_t ns);
 /* PROXY header for r into buf (>= 108 bytes); returns its length. */
 size_t pool_proxy_header(const struct pool *p, const struct relay *r, char *buf);
 uint32_t relay_hash32(const char *s, size_t n, uint32_t seed);

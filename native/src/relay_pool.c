@@ -225,6 +225,14 @@ static void count_errno(struct backend *b, int err) {
   b->err_count[slot]++;
 }
 
+void pool_connect_timed(struct backend *b, int64_t ns) {
+  static const uint64_t bounds[RELAY_CONNECT_BUCKETS] = RELAY_CONNECT_BOUNDS_NS;
+  int i = 0;
+  while (i < RELAY_CONNECT_BUCKETS && (uint64_t)ns > bounds[i]) i++;
+  atomic_fetch_add_explicit(&b->connect_count[i], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&b->connect_sum_ns, (uint64_t)ns, memory_order_relaxed);
+}
+
 void pool_failed(struct pool *p, struct relay *r, int err, int empty, int64_t now) {
   pthread_mutex_lock(&p->lock);
   struct backend *b = r->b;
@@ -233,6 +241,7 @@ void pool_failed(struct pool *p, struct relay *r, int err, int empty, int64_t no
     if (empty) b->empty++;
     else count_errno(b, err);
     b->failures++;
+    b->retried++;
     int64_t wait = p->cfg.backoff_base_ms;
     for (uint32_t i = 1; i < b->failures && wait < p->cfg.backoff_max_ms; i++) wait *= 2;
     if (wait > p->cfg.backoff_max_ms) wait = p->cfg.backoff_max_ms;
@@ -395,9 +404,12 @@ int relay_pool_stats(struct relay_engine *e, uint32_t lid, struct relay_pool_sta
   for (struct backend *b = p->all; b; b = b->next, n++) {
     if (n >= max) continue;
     struct relay_backend_stats *o = &bs[n];
-    *o = (struct relay_backend_stats){b->bid, b->active, b->total, b->bytes_in, b->bytes_out, b->failures, b->down_until > now ? b->down_until - now : 0, b->empty, b->reset, {0}, {0}};
+    *o = (struct relay_backend_stats){b->bid, b->active, b->total, b->bytes_in, b->bytes_out, b->failures, b->down_until > now ? b->down_until - now : 0, b->empty, b->reset, {0}, {0}, {0}, 0, 0};
     memcpy(o->err_no, b->err_no, sizeof o->err_no);
     memcpy(o->err_count, b->err_count, sizeof o->err_count);
+    for (int i = 0; i <= RELAY_CONNECT_BUCKETS; i++) o->connect_count[i] = atomic_load_explicit(&b->connect_count[i], memory_order_relaxed);
+    o->connect_sum_ns = atomic_load_explicit(&b->connect_sum_ns, memory_order_relaxed);
+    o->retried = b->retried;
   }
   pthread_mutex_unlock(&p->lock);
   pthread_mutex_unlock(&e->lock);

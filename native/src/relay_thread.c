@@ -32,6 +32,12 @@
 #define SWEEP_MS 1000
 #define LISTENER_TAG (1ULL << 63)
 
+int64_t relay_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int64_t relay_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -15,10 +15,12 @@
  */
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { ControlPlane } from '../control/plane.js';
 import type { View } from '../control/view.js';
 import type { Overlay } from '../overlay/index.js';
 import { NotFoundError } from '../util/errors.js';
+import { one, readMetrics } from '../util/metrics.js';
 
 /** How often namespaces are checked: a dead container leaves within about this long. */
 export const SWEEP_MS = 1_000;
@@ -108,4 +110,11 @@ function identity(path: string, first: string | undefined): string | undefined {
     const code = (err as NodeJS.ErrnoException).code;
     return code === 'ENOENT' || code === 'ENOTDIR' ? undefined : first ?? UNREADABLE;
   }
+}
+
+/** Tasks of containers that died without a CNI DEL, removed by this node. */
+export function registerReaperMetrics(registry: Registry, r: ContainerReaper): void {
+  const m = readMetrics(registry);
+  m.counter('swarmnet_container_tasks_reaped_total', 'Tasks removed because their container namespace was gone (died without a CNI DEL)', [], () => one(r.counters.reaped));
+  m.counter('swarmnet_container_reap_errors_total', 'Failed removals or detaches of dead containers (retried on the next sweep)', [], () => one(r.counters.failures));
 }

@@ -20,8 +20,6 @@ import { DnsServer, NodeDns, DNS_DEFAULTS, type Upstream } from '../dns/index.js
 import type { Overlay } from '../overlay/index.js';
 import { createMetrics } from './metrics.js';
 import { ControlMetrics } from '../control/metrics.js';
-import { registerTrustMetrics } from '../trust/metrics.js';
-import { registerKeyMetrics } from '../overlay/key-metrics.js';
 import { Reconciler } from './reconciler.js';
 import { attachTask, startOverlay, type OverlaySettings } from './overlay.js';
 import { KeyRotator } from './key-rotator.js';
@@ -139,10 +137,14 @@ export class Runtime {
     keyRotator?.start();
     const reaper = overlay && new ContainerReaper({ view, plane, overlay: overlay.overlay, nodeId, log });
     reaper?.start();
-    const metrics = createMetrics(mesh, { ...(overlay && { overlay: overlay.overlay }), ...(keyRotator && { keyRotator }), ...(reaper && { reaper }), dns: nodeDns.stats });
-    control.register(metrics, view);
-    registerKeyMetrics(metrics, view);
-    if (o.certNotAfter) registerTrustMetrics(metrics, o.certNotAfter);
+    const metrics = createMetrics(mesh, {
+      ...(overlay && { overlay: overlay.overlay }),
+      ...(keyRotator && { keyRotator }),
+      ...(reaper && { reaper }),
+      dns: nodeDns.stats,
+      control: { metrics: control, view },
+      ...(o.certNotAfter && { certNotAfter: o.certNotAfter }),
+    });
     const rt = new Runtime(nodeId, store, plane, view, mesh, reconciler, metrics, dns, overlay?.overlay, attach, keyRotator, reaper, log);
     if (o.events) {
       rt.#events = new EventWatcher({ view, mesh, bus: o.events });

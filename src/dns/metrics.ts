@@ -4,7 +4,8 @@
  * server and every network gateway's). Label sets are bounded: query types are a known
  * list plus `other`, rcodes the ones RFC 1035 and RFC 6891 define that we send plus `other`.
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Histogram, type Registry } from 'prom-client';
+import { by, one, readMetrics, type Sample } from '../util/metrics.js';
 import { EDNS, QTYPE, RCODE } from './constants.js';
 
 const TYPE_LABELS = ['A', 'AAAA', 'PTR', 'SRV', 'TXT', 'MX', 'CNAME', 'NS', 'SOA', 'ANY', 'other'] as const;
@@ -63,46 +64,28 @@ export class DnsStats {
   }
 }
 
-type Samples = Array<[Record<string, string>, number]>;
-interface CounterSpec {
-  name: string;
-  help: string;
-  labelNames: string[];
-  read: () => Samples;
-}
-
-/** The DNS collectors, read from `stats` at scrape time. */
+/** The DNS collectors, read from `stats` at scrape time (after folding the native path's counts in). */
 export function registerDnsMetrics(registry: Registry, stats: DnsStats): void {
-  const one = (n: number): Samples => [[{}, n]];
-  const byKey = (counts: Record<string, number>, label: string): Samples => Object.entries(counts).map(([k, n]) => [{ [label]: k }, n]);
-  const specs: CounterSpec[] = [
-    { name: 'swarmnet_dns_queries_total', help: 'DNS queries answered, by query type and response code', labelNames: ['type', 'rcode'], read: () => replySamples(stats) },
-    { name: 'swarmnet_dns_dropped_total', help: 'DNS queries dropped without a reply, by reason (short: under a header; long: over the native path\'s 4096-byte buffer; send: the reply could not be sent)', labelNames: ['reason'], read: () => byKey(stats.dropped, 'reason') },
-    { name: 'swarmnet_dns_malformed_total', help: 'DNS queries that could not be decoded (answered FORMERR)', labelNames: [], read: () => one(stats.malformed) },
-    { name: 'swarmnet_dns_truncated_total', help: 'UDP replies cut to the question with TC set (the client retries over TCP)', labelNames: [], read: () => one(stats.truncated) },
-    { name: 'swarmnet_dns_forwarded_total', help: 'DNS queries for names outside the cluster passed to the upstream resolvers', labelNames: [], read: () => one(stats.forwarded) },
-    { name: 'swarmnet_dns_upstream_errors_total', help: 'Failed exchanges with an upstream resolver, by reason (the next upstream is tried)', labelNames: ['reason'], read: () => byKey(stats.upstreamErrors, 'reason') },
-    { name: 'swarmnet_dns_native_replies_total', help: 'DNS replies sent by the native (C) fast path; they are counted in swarmnet_dns_queries_total too', labelNames: [], read: () => one(stats.nativeReplies) },
-    { name: 'swarmnet_dns_forward_cache_total', help: 'Upstream answers served from the forward cache (hit, negative ones included: RFC 2308) or stored in it (store)', labelNames: ['result'], read: () => byKey({ hit: stats.forwardCache.hits, store: stats.forwardCache.stores }, 'result') },
-    { name: 'swarmnet_dns_answer_cache_total', help: 'Cluster answers served from the ready-answer cache (hit) or built for it (build)', labelNames: ['result'], read: () => byKey({ hit: stats.cache.hits, build: stats.cache.builds }, 'result') },
-  ];
-  for (const { read, ...spec } of specs) {
-    new Counter({
-      ...spec,
-      registers: [registry],
-      collect() {
-        stats.sync();
-        this.reset();
-        for (const [labels, n] of read()) this.inc(labels, n);
-      },
-    });
-  }
+  const m = readMetrics(registry);
+  const synced = (read: () => Sample[]) => (): Sample[] => {
+    stats.sync();
+    return read();
+  };
+  m.counter('swarmnet_dns_queries_total', 'DNS queries answered, by query type and response code', ['type', 'rcode'], synced(() => replySamples(stats)));
+  m.counter('swarmnet_dns_dropped_total', 'DNS queries dropped without a reply, by reason (short: under a header; long: over the native path\'s 4096-byte buffer; send: the reply could not be sent)', ['reason'], synced(() => by('reason', stats.dropped)));
+  m.counter('swarmnet_dns_malformed_total', 'DNS queries that could not be decoded (answered FORMERR)', [], synced(() => one(stats.malformed)));
+  m.counter('swarmnet_dns_truncated_total', 'UDP replies cut to the question with TC set (the client retries over TCP)', [], synced(() => one(stats.truncated)));
+  m.counter('swarmnet_dns_forwarded_total', 'DNS queries for names outside the cluster passed to the upstream resolvers', [], synced(() => one(stats.forwarded)));
+  m.counter('swarmnet_dns_upstream_errors_total', 'Failed exchanges with an upstream resolver, by reason (the next upstream is tried)', ['reason'], synced(() => by('reason', stats.upstreamErrors)));
+  m.counter('swarmnet_dns_native_replies_total', 'DNS replies sent by the native (C) fast path; they are counted in swarmnet_dns_queries_total too', [], synced(() => one(stats.nativeReplies)));
+  m.counter('swarmnet_dns_forward_cache_total', 'Upstream answers served from the forward cache (hit, negative ones included: RFC 2308) or stored in it (store)', ['result'], synced(() => by('result', { hit: stats.forwardCache.hits, store: stats.forwardCache.stores })));
+  m.counter('swarmnet_dns_answer_cache_total', 'Cluster answers served from the ready-answer cache (hit) or built for it (build)', ['result'], synced(() => by('result', { hit: stats.cache.hits, build: stats.cache.builds })));
   registry.registerMetric(stats.upstreamSeconds);
 }
 
 /** The non-zero cells of the type x rcode table. */
-function replySamples(stats: DnsStats): Samples {
-  const out: Samples = [];
+function replySamples(stats: DnsStats): Sample[] {
+  const out: Sample[] = [];
   TYPE_LABELS.forEach((type, t) =>
     RCODE_LABELS.forEach((rcode, r) => {
       const n = stats.replies[t * RCODE_LABELS.length + r]!;

@@ -1,4 +1,5 @@
 /** Runtime state of one task endpoint inside a pool: load, health and counters. */
+import { CONNECT_BUCKETS_S } from './constants.js';
 import type { BackendSpec } from './types.js';
 
 /** Anything that can be told to close (a TCP session or UDP flow). */
@@ -15,6 +16,12 @@ export class Backend {
   bytesIn = 0;
   bytesOut = 0;
   readonly errors = new Map<string, number>();
+  /** Flows moved from this task to another after it failed them (a retry or failover). */
+  retries = 0;
+  /** Connects to the task (succeeded or failed) by how long they took: per bucket of CONNECT_BUCKETS_S, the last past them. */
+  readonly connectCounts = new Float64Array(CONNECT_BUCKETS_S.length + 1);
+  /** The sum of those connect times, seconds. */
+  connectSeconds = 0;
   /** Removed from the service: no new flows, existing ones run out or hit the drain timeout. */
   draining = false;
   drainTimer: NodeJS.Timeout | undefined;
@@ -36,6 +43,14 @@ export class Backend {
   /** May take new flows under the scheduler (ignoring passive back-off). */
   get schedulable(): boolean {
     return !this.draining && this.spec.eligible && this.healthy && this.spec.weight > 0;
+  }
+
+  /** A connect to the task ended (established or failed) after `seconds`. */
+  connected(seconds: number): void {
+    let i = 0;
+    while (i < CONNECT_BUCKETS_S.length && seconds > CONNECT_BUCKETS_S[i]!) i++;
+    this.connectCounts[i]!++;
+    this.connectSeconds += seconds;
   }
 
   error(kind: string): void {

@@ -13,6 +13,15 @@ export const MAGLEV_SIZES = [65537, 131071, 262139, 524287, 1048573] as const;
 /** Source-hash buckets, as IPVS's IP_VS_SH_TAB_SIZE. */
 export const SH_TABLE_SIZE = 256;
 
+/**
+ * Upper bounds (seconds) of the connect-latency histogram's buckets: a loopback or
+ * same-host task answers in tens of microseconds, a LAN one in under a millisecond, a
+ * loaded or distant one in tens of ms; a timed-out connect (connectTimeoutMs) lands at
+ * its timeout. native/src/relay.h RELAY_CONNECT_BOUNDS_NS counts into the same bounds
+ * (NativeRelay checks that they agree).
+ */
+export const CONNECT_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
+
 /** Tunables (all overridable through MeshSettings). */
 export const DEFAULTS = {
   /** Idle timeouts as Swarm/IPVS: TCP 900 s, UDP 300 s. */

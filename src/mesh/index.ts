@@ -5,3 +5,4 @@ export type { ConnView } from './conntable.js';
 export { createScheduler, maglevTable, maglevSize } from './sched/index.js';
 export { Backend } from './backend.js';
 export { proxyV1, proxyV2 } from './proxy-protocol.js';
+export { registerMeshMetrics } from './metrics.js';

@@ -59,6 +59,11 @@ export interface BackendStats {
   draining: boolean;
   backoff: boolean;
   errors: Record<string, number>;
+  /** Flows moved from this task to another after it failed them. */
+  retries: number;
+  /** Connect times: per bucket of CONNECT_BUCKETS_S (not cumulative), the last past them; and their sum, seconds. */
+  connectCounts: Float64Array;
+  connectSeconds: number;
 }
 
 export interface ServiceStats extends ServiceCounters {
@@ -240,6 +245,9 @@ export class Mesh {
           draining: b.draining,
           backoff: b.downUntil > now,
           errors: Object.fromEntries(b.errors),
+          retries: b.retries,
+          connectCounts: b.connectCounts,
+          connectSeconds: b.connectSeconds,
         });
       }
     }

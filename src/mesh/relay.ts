@@ -7,6 +7,7 @@
 import { check, loadAddon, type Addon } from '../native/index.js';
 import type { SchedulerName } from '../control/constants.js';
 import type { ServiceCounters } from './listener.js';
+import { CONNECT_BUCKETS_S } from './constants.js';
 
 /** Scheduler codes of native/src/relay.h enum relay_lb. */
 export const LB_CODES: Record<SchedulerName, number> = { rr: 0, wrr: 1, lc: 2, wlc: 3, sh: 4, mh: 5 };
@@ -16,7 +17,10 @@ const PROXY_CODES = { none: 0, v1: 1, v2: 2 } as const;
 /** Field counts of the snapshots (native/src/addon_relay.c). */
 const POOL_FIELDS = 7;
 const ERRNO_SLOTS = 6;
-const BACKEND_FIELDS = 9 + 2 * ERRNO_SLOTS;
+/** Per-bucket connect counts (CONNECT_BUCKETS_S and one past them), then their sum in seconds. */
+const CONNECT_FIELDS = CONNECT_BUCKETS_S.length + 2;
+/** The last: relays moved to another task after this one failed them. */
+const BACKEND_FIELDS = 9 + 2 * ERRNO_SLOTS + CONNECT_FIELDS + 1;
 const CONN_FIELDS = 10;
 
 export interface ListenOptions {
@@ -68,6 +72,10 @@ export interface NativeBackendStats {
   reset: number;
   /** Failed connects by errno. */
   errnos: Map<number, number>;
+  /** Connects (established or failed) per bucket of CONNECT_BUCKETS_S, the last past them; their sum, seconds. */
+  connectCounts: Float64Array;
+  connectSeconds: number;
+  retries: number;
 }
 
 export interface NativeConn {
@@ -103,6 +111,11 @@ export class NativeRelay {
 
   private constructor(addon: Addon, threads: number) {
     this.#addon = addon;
+    // The C counts are binned at bounds of its own: the same as the JS path's, or the histogram lies.
+    const bounds = addon.relayConnectBuckets();
+    if (bounds.length !== CONNECT_BUCKETS_S.length || CONNECT_BUCKETS_S.some((b, i) => Math.abs(bounds[i]! - b) > 1e-12)) {
+      throw new Error(`the addon's connect buckets (${[...bounds].join(',')}) are not CONNECT_BUCKETS_S: rebuild it`);
+    }
     this.threads = check(addon.relayInit(threads), 'relayInit');
   }
 
@@ -144,7 +157,9 @@ export class NativeRelay {
     for (let i = 0, o = POOL_FIELDS + 1; i < v[POOL_FIELDS]!; i++, o += BACKEND_FIELDS) {
       const errnos = new Map<number, number>();
       for (let s = 0; s < ERRNO_SLOTS; s++) if (v[o + 10 + 2 * s]! > 0) errnos.set(v[o + 9 + 2 * s]!, v[o + 10 + 2 * s]!);
-      backends.push({ bid: v[o]!, active: v[o + 1]!, total: v[o + 2]!, bytesIn: v[o + 3]!, bytesOut: v[o + 4]!, failures: v[o + 5]!, downInMs: v[o + 6]!, empty: v[o + 7]!, reset: v[o + 8]!, errnos });
+      const c = o + 9 + 2 * ERRNO_SLOTS;
+      const connectCounts = v.slice(c, c + CONNECT_BUCKETS_S.length + 1);
+      backends.push({ bid: v[o]!, active: v[o + 1]!, total: v[o + 2]!, bytesIn: v[o + 3]!, bytesOut: v[o + 4]!, failures: v[o + 5]!, downInMs: v[o + 6]!, empty: v[o + 7]!, reset: v[o + 8]!, errnos, connectCounts, connectSeconds: v[c + CONNECT_FIELDS - 1]!, retries: v[c + CONNECT_FIELDS]! });
     }
     return { active: v[0]!, total: v[1]!, bytesIn: v[2]!, bytesOut: v[3]!, noBackend: v[4]!, retries: v[5]!, listening: v[6] === 1, backends };
   }

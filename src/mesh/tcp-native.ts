@@ -133,6 +133,9 @@ export class NativeTcpListener {
     b.bytesIn = s.bytesIn;
     b.bytesOut = s.bytesOut;
     b.failures = s.failures;
+    b.connectCounts.set(s.connectCounts);
+    b.connectSeconds = s.connectSeconds;
+    b.retries = s.retries;
     b.downUntil = s.downInMs > 0 ? Date.now() + s.downInMs : 0;
     if (s.empty) b.errors.set('empty', s.empty);
     if (s.reset) b.errors.set('reset', s.reset);

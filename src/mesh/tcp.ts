@@ -2,7 +2,8 @@
  * TCP routing-mesh data path in JavaScript (used when the native relay engine is
  * not built or is disabled; see tcp-native.ts). One session per accepted client:
  *
- *   accept (paused) -> pick task -> connect (timeout) -> [PROXY header] -> replay
+ *   accept (paused) -> pick task -> connect (timeout; timed into the task's histogram)
+ *   -> [PROXY header] -> replay
  *   -> relay both ways with back-pressure -> half-close -> close
  *
  * Self-healing: a refused or timed-out connect puts the task in back-off and tries
@@ -115,6 +116,7 @@ class TcpSession implements ConnEntry {
     this.#tried.add(b);
     this.backend = b;
     this.state = 'SYN_SENT';
+    const started = performance.now();
     const up = connect({ host: b.spec.host, port: b.spec.port, allowHalfOpen: true, noDelay: true });
     this.#upstream = up;
     let connected = false;
@@ -123,6 +125,7 @@ class TcpSession implements ConnEntry {
     up.once('connect', () => {
       clearTimeout(timer);
       connected = true;
+      b.connected((performance.now() - started) / 1000);
       this.pool.succeed(b);
       this.#detach = this.pool.attach(b, this);
       this.state = 'ESTABLISHED';
@@ -149,6 +152,7 @@ class TcpSession implements ConnEntry {
     up.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       if (!connected) {
+        b.connected((performance.now() - started) / 1000);
         b.error('connect');
         this.pool.fail(b);
         return this.#retry(up, b, err.code ?? 'connect');
@@ -180,6 +184,7 @@ class TcpSession implements ConnEntry {
     up.destroy();
     this.sock.pause();
     this.counters.retries++;
+    b.retries++;
     this.#connectNext();
   }
 

@@ -86,6 +86,7 @@ export class NativeUdpListener implements UdpFlowOwner {
       c.retries++;
       const old = this.#byTag[exclude];
       if (old) {
+        old.backend.retries++;
         this.#release(old);
         tried = new Set([old.backend]);
       }

@@ -198,6 +198,7 @@ class UdpFlow implements ConnEntry {
     this.#detach = undefined;
     this.#closeUp();
     this.counters.retries++;
+    if (this.backend) this.backend.retries++;
     if (!this.#answered && this.#lastSent) this.#pending = [this.#lastSent];
     this.#open();
   }

@@ -16,6 +16,7 @@ export interface Addon {
   relayConns(lid: number): Float64Array | undefined;
   relayCloseBackend(lid: number, bid: number): number;
   relayThreads(): Float64Array | undefined;
+  relayConnectBuckets(): Float64Array;
   /** Overlay (native/src/addon_overlay.c): TAP devices and the VXLAN engine. */
   tapOpen(name: string, mtu: number): number;
   vxlanOpen(ip: string, port: number, espPort: number, onControl: (vni: number, frame: Buffer) => void): number;

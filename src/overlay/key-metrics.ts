@@ -5,6 +5,22 @@
  */
 import { Gauge, type Registry } from 'prom-client';
 import type { View } from '../control/view.js';
+import { one, readMetrics } from '../util/metrics.js';
+
+/** What the key rotator (agent/key-rotator.ts, single node and managers) counted on this node. */
+export interface KeyRotatorCounts {
+  readonly rotations: number;
+  readonly promotions: number;
+  readonly failures: number;
+}
+
+/** The key rotator of encrypted networks: what it did here, and how often it failed. */
+export function registerKeyRotatorMetrics(registry: Registry, r: KeyRotatorCounts): void {
+  const m = readMetrics(registry);
+  m.counter('swarmnet_esp_key_rotations_total', 'Keys of encrypted networks added by this node', [], () => one(r.rotations));
+  m.counter('swarmnet_esp_key_promotions_total', 'Keys of encrypted networks made primary by this node', [], () => one(r.promotions));
+  m.counter('swarmnet_esp_key_check_errors_total', 'Key rotation checks that failed (retried on the next check)', [], () => one(r.failures));
+}
 
 export function registerKeyMetrics(registry: Registry, view: View, now: () => number = Date.now): void {
   new Gauge({

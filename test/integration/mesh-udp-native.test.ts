@@ -115,6 +115,7 @@ t.test('ICMP port unreachable: the task backs off and the flow moves, its datagr
   const dead = `service="icmp",protocol="udp",port="6003",backend="${ip(2)}:5499",task="icmp.1"`;
   t.equal(metricValue(m, 'swarmnet_backend_up', dead), 0, 'the dead task is backing off');
   t.ok((metricValue(m, 'swarmnet_backend_errors_total', `${dead},kind="refused"`) ?? 0) >= 1, 'the dead task counted a refusal');
+  t.equal(metricValue(m, 'swarmnet_backend_retries_total', dead), metricValue(m, 'swarmnet_backend_errors_total', `${dead},kind="refused"`), 'each refused flow moved away from the dead task, counted on it');
   t.ok((metricValue(m, 'swarmnet_udp_replays_total', 'result="sent"') ?? 0) > replayed, 'the unanswered datagram was replayed to the live task');
   t.ok((metricValue(m, 'swarmnet_udp_icmp_errors_total') ?? 0) >= 1, 'the ICMP error was read');
   for (const [i, cl] of clients.entries()) t.equal((await cl.ask(`again${i}`)).toString(), `u2 again${i}`, 'the moved flow stays on the live task');
@@ -190,6 +191,16 @@ t.test('the JS fallback (--no-native-relay) keeps the same bound: a socket per f
   const after = readdirSync(`/proc/${js.child.pid}/fd`).length;
   t.ok(after - before <= 50, `fds bounded (${before} before, ${after} after 2000 flows)`);
   t.equal((await est.ask('j1')).toString(), 'u1 j1', 'the established flow is still answered');
+});
+
+t.test('the JS fallback fails over from a closed port too, counting the retry on the dead task', async (t) => {
+  const js = await startAgent(t, { ip: ip(6), args: ['--no-native-relay'] });
+  await service(js, 'jicmp', 6004, `${ip(2)}:5499`, `${ip(2)}:5401`);
+  const clients = [await openUdp(js.ingress, 6004), await openUdp(js.ingress, 6004)];
+  t.teardown(() => clients.forEach((c) => c.close()));
+  t.same((await Promise.all(clients.map((c, i) => c.ask(`k${i}`)))).map(String), ['u1 k0', 'u1 k1'], 'both flows answered by the live task');
+  const dead = `service="jicmp",protocol="udp",port="6004",backend="${ip(2)}:5499",task="jicmp.1"`;
+  t.ok((metricValue(await js.metrics(), 'swarmnet_backend_retries_total', dead) ?? 0) >= 1, 'a flow moved away from the dead task');
 });
 
 /** Local ports of the UDP sockets the agent has bound to any address (the engine's pool). */

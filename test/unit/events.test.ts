@@ -69,7 +69,7 @@ function fakeView() {
 
 const node = (id: string): Node => ({ id, addr: '10.0.0.1', hostname: `host-${id}`, availability: 'active', labels: {}, status: 'ready', lastSeen: 0 }) as unknown as Node;
 const ring = (gens: number[], primary: number): KeyRing => ({ network: 'net1', cipher: 'aes-128-gcm', keys: gens.map((gen) => ({ gen, key: 'A'.repeat(43) + '=', createdAt: 0 })), primary }) as KeyRing;
-const backend = (name: string, s: Partial<BackendStats>): BackendStats => ({ service: 'web', protocol: 'tcp', port: 80, backend: '10.0.0.5:80', name, active: 0, total: 0, bytesIn: 0, bytesOut: 0, healthy: true, draining: false, backoff: false, errors: {}, ...s });
+const backend = (name: string, s: Partial<BackendStats>): BackendStats => ({ service: 'web', protocol: 'tcp', port: 80, backend: '10.0.0.5:80', name, active: 0, total: 0, bytesIn: 0, bytesOut: 0, healthy: true, draining: false, backoff: false, errors: {}, connectCounts: new Float64Array(16), connectSeconds: 0, retries: 0, ...s });
 
 t.test('the watcher: nodes, key rings and observed task states become events; what existed at start does not', async (t) => {
   const { view, status, changed } = fakeView();
