@@ -123,10 +123,10 @@ interface IperfEnd {
 }
 
 /**
- * One iperf3 client run's `end` section. iperf3 -s serves one test at a time: a client that
- * comes while it still winds up the previous one (or waitTcp's probe) gets "the server is
- * busy" and an `end` without sums; on a loaded machine that happens now and then, so the run
- * is tried again after a pause instead of ending the whole bench.
+ * One iperf3 client run's `end` section. On the loaded machine a run came back without sums
+ * twice and ended the whole bench (likely cause, not confirmed: iperf3 -s serves one test at
+ * a time and turns away a client that comes while it winds up the previous one or waitTcp's
+ * probe); so such a run is tried again after a pause, and iperf3's error is printed.
  */
 async function iperfEnd(iperf3: string, args: string[], want: keyof IperfEnd): Promise<IperfEnd> {
   let last = '';
