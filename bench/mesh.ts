@@ -113,16 +113,46 @@ async function startMesh(dir: string, threads: number): Promise<void> {
   await waitTcp(meshAddr(threads), PUB_HTTP);
 }
 
+/** Tries of one iperf3 measure, and the pause between them. */
+const IPERF_TRIES = 3;
+const IPERF_RETRY_MS = 1_000;
+
+interface IperfEnd {
+  sum_received?: { bits_per_second: number };
+  sum?: { packets: number; lost_packets: number; seconds: number };
+}
+
+/**
+ * One iperf3 client run's `end` section. On the loaded machine a run came back without sums
+ * twice and ended the whole bench (likely cause, not confirmed: iperf3 -s serves one test at
+ * a time and turns away a client that comes while it winds up the previous one or waitTcp's
+ * probe); so such a run is tried again after a pause, and iperf3's error is printed.
+ */
+async function iperfEnd(iperf3: string, args: string[], want: keyof IperfEnd): Promise<IperfEnd> {
+  let last = '';
+  for (let i = 1; i <= IPERF_TRIES; i++) {
+    let out: { end?: IperfEnd; error?: string };
+    try {
+      out = JSON.parse(await run(iperf3, [...args, '-J'])) as typeof out;
+    } catch (err) {
+      out = { error: (err as Error).message }; // a non-zero exit: its JSON says why
+    }
+    if (out.end?.[want]) return out.end;
+    last = out.error ?? 'no result';
+    process.stderr.write(`  iperf3 ${args.join(' ')}: ${last} (try ${i}/${IPERF_TRIES})\n`);
+    await new Promise((r) => setTimeout(r, IPERF_RETRY_MS));
+  }
+  throw new Error(`iperf3 ${args.join(' ')}: ${last}`);
+}
+
 async function tcpThroughput(iperf3: string, p: PathDef, seconds: number): Promise<number> {
-  const out = JSON.parse(await run(iperf3, ['-c', p.host, '-p', String(p.iperf), '-t', String(seconds), '-J'])) as { end: { sum_received: { bits_per_second: number } } };
-  return out.end.sum_received.bits_per_second / 1e9;
+  const end = await iperfEnd(iperf3, ['-c', p.host, '-p', String(p.iperf), '-t', String(seconds)], 'sum_received');
+  return end.sum_received!.bits_per_second / 1e9;
 }
 
 async function udpRate(iperf3: string, p: PathDef, seconds: number): Promise<number> {
-  const out = JSON.parse(await run(iperf3, ['-c', p.host, '-p', String(p.iperf), '-u', '-b', '0', '-l', '64', '-t', String(seconds), '-J'])) as {
-    end: { sum: { packets: number; lost_packets: number; seconds: number } };
-  };
-  const s = out.end.sum;
+  const end = await iperfEnd(iperf3, ['-c', p.host, '-p', String(p.iperf), '-u', '-b', '0', '-l', '64', '-t', String(seconds)], 'sum');
+  const s = end.sum!;
   return (s.packets - s.lost_packets) / s.seconds;
 }
 

@@ -164,6 +164,46 @@ static napi_value pool_js(napi_env env, napi_callback_info info) {
   return ret_int(env, rc);
 }
 
+/* One snapshot call: fills up to max elements into out; returns how many it has (more
+ * than max, or max itself, when the snapshot may not have fitted) or -errno. */
+typedef int (*snapshot_fn)(struct relay_engine *e, uint32_t lid, void *ctx, void *out, int max);
+
+/* Calls fill with a buffer of `size`-byte elements grown (from `first`, doubling, or to the
+ * count it said it needs) until the snapshot fits or `limit` is reached. Returns the buffer
+ * (free() it) with *n its element count (at most the buffer's), or NULL with *n < 0 (gone)
+ * or 0 (no memory). */
+static void *snapshot(struct relay_engine *e, uint32_t lid, size_t size, int first, int limit, snapshot_fn fill, void *ctx, int *n) {
+  int max = first;
+  for (;;) {
+    void *out = calloc((size_t)max, size);
+    if (!out) {
+      *n = 0;
+      return NULL;
+    }
+    *n = fill(e, lid, ctx, out, max);
+    if (*n < 0) {
+      free(out);
+      return NULL;
+    }
+    if (*n < max || max >= limit) {
+      if (*n > max) *n = max;
+      return out;
+    }
+    free(out);
+    int want = *n > 2 * max ? *n + 1 : 2 * max;
+    max = want < limit ? want : limit;
+  }
+}
+
+static int fill_stats(struct relay_engine *e, uint32_t lid, void *ps, void *out, int max) {
+  return relay_pool_stats(e, lid, ps, out, max);
+}
+
+static int fill_conns(struct relay_engine *e, uint32_t lid, void *ctx, void *out, int max) {
+  (void)ctx;
+  return relay_conns(e, lid, out, max);
+}
+
 static napi_value stats_js(napi_env env, napi_callback_info info) {
   napi_value undef;
   uint32_t lid;
@@ -171,22 +211,9 @@ static napi_value stats_js(napi_env env, napi_callback_info info) {
   napi_get_undefined(env, &undef);
   if (!a) return undef;
   struct relay_pool_stats ps;
-  int max = 64;
-  struct relay_backend_stats *bs = NULL;
   int n;
-  for (;;) { /* sized by a first guess, again if the pool has more tasks */
-    free(bs);
-    bs = calloc((size_t)max, sizeof *bs);
-    if (!bs) return undef;
-    n = relay_pool_stats(a->e, lid, &ps, bs, max);
-    if (n <= max || max >= MAX_BACKENDS) break;
-    max = n < MAX_BACKENDS ? n : MAX_BACKENDS;
-  }
-  if (n < 0) {
-    free(bs);
-    return undef;
-  }
-  if (n > max) n = max;
+  struct relay_backend_stats *bs = snapshot(a->e, lid, sizeof *bs, 64, MAX_BACKENDS, fill_stats, &ps, &n);
+  if (!bs) return undef;
   size_t total = POOL_FIELDS + 1 + (size_t)n * BACKEND_FIELDS;
   double *v = malloc(total * sizeof *v);
   if (!v) {
@@ -222,16 +249,9 @@ static napi_value conns_js(napi_env env, napi_callback_info info) {
   struct relay_addon *a = lid_call(env, info, &lid);
   napi_get_undefined(env, &undef);
   if (!a) return undef;
-  int max = 1024, n;
-  struct relay_conn_info *c = NULL;
-  for (;;) { /* doubled until the snapshot fits */
-    free(c);
-    c = malloc((size_t)max * sizeof *c);
-    if (!c) return undef;
-    n = relay_conns(a->e, lid, c, max);
-    if (n < max || max >= MAX_CONNS) break;
-    max *= 2;
-  }
+  int n;
+  struct relay_conn_info *c = snapshot(a->e, lid, sizeof *c, 1024, MAX_CONNS, fill_conns, NULL, &n);
+  if (!c) return undef;
   double *v = malloc(((size_t)n * CONN_FIELDS + 1) * sizeof *v);
   if (!v) {
     free(c);

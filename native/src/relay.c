@@ -1,9 +1,11 @@
 /*
  * One relay, on the thread that accepted its client (see relay.h for its life).
  *
- * Pipeline per readiness (level-triggered epoll):
- *   start:     pick a task (pool_pick) -> socket, connect (non-blocking)
- *   connected: PROXY header + replay bytes queued first -> RUNNING
+ * Pipeline per readiness (edge-triggered epoll):
+ *   start:     pick a task (pool_pick) -> socket, connect (non-blocking) -> at once one
+ *              pump pass: the client's first bytes (as many as replay keeps) go out now
+ *   connected: the first send that succeeds, or EPOLLOUT -> RUNNING (connected())
+ *              (PROXY header + replay bytes queued first)
  *   client->task: pending bytes (header, replay, partial write) -> copy or splice
  *   task->client: pending bytes -> copy or splice
  *   EOF on one side -> shutdown(SHUT_WR) toward the other once nothing is buffered
@@ -13,6 +15,16 @@
  * edge said it has bytes, and until a recv() shorter than the buffer says it is
  * drained: no read ends in EAGAIN on the request/response path, and no epoll_ctl
  * call per state change.
+ *
+ * A task connection's life has three places, each one function: connect_next() starts
+ * it (connect()), connected() sees it complete, connect_failed() sees it fail (refused,
+ * reset, timed out).
+ *
+ * New connections take no extra poll round (HAProxy's speculative I/O): to a task on
+ * this host (loopback, a bridge) the handshake completes inside connect(), so the
+ * client's request is read and sent right after it; where it has not completed, send()
+ * says EAGAIN and the bytes wait in `up` for EPOLLOUT. SO_ERROR is read only when
+ * epoll reports an error, not on every connect.
  */
 #include "relay_engine.h"
 
@@ -89,10 +101,25 @@ static void connect_next(struct relay *r);
 
 /* The task failed before answering: back-off, and the next task gets the kept bytes. */
 static void retry(struct relay *r, int err, int empty) {
-  if (r->state == ST_CONNECTING) pool_connect_timed(r->b, relay_now_ns() - r->connect_ns);
   reset_task_side(r);
   pool_failed(r->pool, r, err, empty, r->t->now);
   connect_next(r);
+}
+
+/* Connect completed: the handshake is done (EPOLLOUT, or a send() went through). */
+static void connected(struct relay *r) {
+  pool_connect_timed(r->b, relay_now_ns() - r->connect_ns);
+  r->state = ST_RUNNING;
+  r->t->connecting--;
+}
+
+/* Connect failed (refused, reset, unreachable, timed out): the next task. Client bytes
+ * read early went nowhere, so they are resent from the replay copy; early reads keep
+ * within it, so only a failed allocation of that copy ends the relay here. */
+static void connect_failed(struct relay *r, int err) {
+  pool_connect_timed(r->b, relay_now_ns() - r->connect_ns);
+  if (r->bytes_in > 0 && !r->replay_on) return finish(r, err);
+  retry(r, err, 0);
 }
 
 /* Replay is possible while every client byte is still held and the client still waits. */
@@ -153,29 +180,30 @@ static int both_done(const struct relay *r) {
   return r->c_eof && r->u_eof && r->up_off == r->up_len && r->in_cu == 0 && r->dn_off == r->dn_len && r->in_uc == 0;
 }
 
-/* Sends what was just read; a short write keeps the rest for the next writability. */
-static int forward(int fd, char *src, ssize_t n, char **buf, size_t *len, size_t *off, int *err) {
+/* Sends what was just read; a short write keeps the rest for the next writability.
+ * Returns the bytes sent now (>= 0), -1 (send failed) or -2 (no memory to keep the rest). */
+static ssize_t forward(int fd, char *src, ssize_t n, char **buf, size_t *len, size_t *off, int *err) {
   ssize_t w = send(fd, src, (size_t)n, MSG_NOSIGNAL);
   if (w < 0 && errno != EAGAIN) {
     *err = errno;
     return -1;
   }
-  if (w < n) {
-    size_t done = w > 0 ? (size_t)w : 0;
-    if (queue_bytes(buf, len, off, src + done, (size_t)n - done) < 0) {
-      *err = ENOMEM;
-      return -2;
-    }
+  size_t done = w > 0 ? (size_t)w : 0;
+  if (done < (size_t)n && queue_bytes(buf, len, off, src + done, (size_t)n - done) < 0) {
+    *err = ENOMEM;
+    return -2;
   }
-  return 0;
+  return (ssize_t)done;
 }
 
 /* client -> task; *more: the client may still have bytes (cleared by a short read or EAGAIN) */
 static int pump_up(struct relay *r, int *err, int *more) {
   if (r->shut_u) return STEP_BLOCKED;
+  int connecting = r->state == ST_CONNECTING;
   if (r->up_off < r->up_len) {
     int rc = flush_buf(r->ufd, r->up, r->up_len, &r->up_off);
     if (rc < 0) *err = -rc;
+    if (rc > 0 && connecting) connected(r);
     return rc < 0 ? STEP_FAIL_TASK : rc;
   }
   if (r->in_cu > 0) {
@@ -189,15 +217,22 @@ static int pump_up(struct relay *r, int *err, int *more) {
     return STEP_FAIL_TASK;
   }
   if (r->c_eof) {
+    if (connecting) return STEP_BLOCKED; /* the FIN goes once the handshake is done */
     if (both_done(r)) return STEP_DONE;
     shutdown(r->ufd, SHUT_WR);
     r->shut_u = 1;
     return STEP_PROGRESS;
   }
   if (!*more) return STEP_BLOCKED;
+  size_t want = COPY_CHUNK;
+  if (connecting) { /* read early only what the replay copy can hold, for a connect that fails */
+    size_t room = r->replay_on ? r->pool->cfg.replay_limit - r->replay_len : 0;
+    if (room == 0) return STEP_BLOCKED;
+    if (room < want) want = room;
+  }
   if (r->replay_on || !r->splice_up) {
     char *buf = r->t->copybuf;
-    ssize_t n = recv(r->cfd, buf, COPY_CHUNK, 0);
+    ssize_t n = recv(r->cfd, buf, want, 0);
     if (n == 0) {
       r->c_eof = 1;
       return STEP_PROGRESS;
@@ -208,13 +243,14 @@ static int pump_up(struct relay *r, int *err, int *more) {
       *err = errno;
       return STEP_FAIL_CLIENT;
     }
-    if (n < COPY_CHUNK && *more == MORE_DATA) *more = 0;
+    if ((size_t)n < want && *more == MORE_DATA) *more = 0;
     else if (n == COPY_CHUNK) r->splice_up = 1;
     r->bytes_in += (uint64_t)n;
     r->last_ms = r->t->now;
     if (r->replay_on) keep_replay(r, buf, (size_t)n);
-    int rc = forward(r->ufd, buf, n, &r->up, &r->up_len, &r->up_off, err);
-    return rc == 0 ? STEP_PROGRESS : rc == -1 ? STEP_FAIL_TASK : STEP_FAIL_CLIENT;
+    ssize_t sent = forward(r->ufd, buf, n, &r->up, &r->up_len, &r->up_off, err);
+    if (sent > 0 && connecting) connected(r);
+    return sent >= 0 ? STEP_PROGRESS : sent == -1 ? STEP_FAIL_TASK : STEP_FAIL_CLIENT;
   }
   int perr = ensure_pipe(r->pcu);
   if (perr) {
@@ -297,8 +333,8 @@ static int pump_down(struct relay *r, int *err, int *more) {
       r->in_uc += (size_t)n;
       return STEP_PROGRESS;
     }
-    int rc = forward(r->cfd, buf, n, &r->dn, &r->dn_len, &r->dn_off, err);
-    return rc == 0 ? STEP_PROGRESS : STEP_FAIL_CLIENT;
+    ssize_t sent = forward(r->cfd, buf, n, &r->dn, &r->dn_len, &r->dn_off, err);
+    return sent >= 0 ? STEP_PROGRESS : STEP_FAIL_CLIENT;
   }
   if (n < 0 && errno == EAGAIN) {
     *more = 0;
@@ -313,11 +349,13 @@ static int pump_down(struct relay *r, int *err, int *more) {
   return STEP_FAIL_TASK;
 }
 
-/* Moves bytes until both directions block; c_more/u_more say which sides to read. */
+/* Moves bytes until both directions block; c_more/u_more say which sides to read.
+ * While connecting (the early pass after connect()): one pass, client -> task only. */
 static void pump(struct relay *r) {
   for (;;) {
     int err = 0;
     int up = pump_up(r, &err, &r->c_more);
+    if (up == STEP_FAIL_TASK && r->state == ST_CONNECTING) return connect_failed(r, err);
     if (up == STEP_FAIL_TASK && !r->answered && can_replay(r)) return retry(r, err, 1);
     if (up == STEP_DONE) return finish(r, 0);
     if (up >= STEP_FAIL_CLIENT) return finish(r, err);
@@ -327,17 +365,20 @@ static void pump(struct relay *r) {
     if (down >= STEP_FAIL_CLIENT) return finish(r, err);
     if (r->shut_u && r->shut_c) return finish(r, 0);
     if (up == STEP_BLOCKED && down == STEP_BLOCKED) break;
+    if (r->state == ST_CONNECTING) break; /* a send that said EAGAIN: wait for EPOLLOUT */
   }
 }
 
-static void on_connect(struct relay *r) {
+/* The task socket's first event while connecting. EPOLLOUT alone means the handshake
+ * completed; only an error event costs a getsockopt(SO_ERROR) (as HAProxy does). */
+static void on_connect(struct relay *r, uint32_t events) {
   int err = 0;
-  socklen_t len = sizeof err;
-  if (getsockopt(r->ufd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-  if (err) return retry(r, err, 0);
-  pool_connect_timed(r->b, relay_now_ns() - r->connect_ns);
-  r->state = ST_RUNNING;
-  r->t->connecting--;
+  if (events & (EPOLLERR | EPOLLHUP)) {
+    socklen_t len = sizeof err;
+    if (getsockopt(r->ufd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  }
+  if (err) return connect_failed(r, err);
+  connected(r);
   pump(r);
 }
 
@@ -368,16 +409,20 @@ static void connect_next(struct relay *r) {
   r->connect_ns = relay_now_ns();
   r->ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   r->u_batch = r->t->batch;
-  if (r->ufd < 0) return retry(r, errno, 0);
+  if (r->ufd < 0) return connect_failed(r, errno);
   int one = 1;
   setsockopt(r->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   setsockopt(r->ufd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  /* The client leg inherits its idle time from the listener; the task leg gets the same,
+   * not the kernel's 2 h default, so a task on a dead node is noticed as on the JS path. */
+  if (r->pool->cfg.keepalive_s > 0) setsockopt(r->ufd, IPPROTO_TCP, TCP_KEEPIDLE, &r->pool->cfg.keepalive_s, sizeof r->pool->cfg.keepalive_s);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(b->port), .sin_addr.s_addr = b->ip};
+  /* connect started */
   int rc = connect(r->ufd, (struct sockaddr *)&sa, sizeof sa);
-  if (rc < 0 && errno != EINPROGRESS) return retry(r, errno, 0);
+  if (rc < 0 && errno != EINPROGRESS) return connect_failed(r, errno);
   watch(r, 1);
-  /* On loopback the handshake often completes inside connect(): relay at once. */
-  if (rc == 0) on_connect(r);
+  if (rc == 0) return on_connect(r, EPOLLOUT);
+  pump(r); /* the early pass (see the top): no poll round between connect() and the request */
 }
 
 void relay_start(struct relay *r) {
@@ -392,7 +437,7 @@ void relay_ready(struct relay *r, int side, uint32_t events) {
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) *more = MORE_EOF;
   else if ((events & EPOLLIN) && !*more) *more = MORE_DATA;
   if (r->state == ST_CONNECTING && side == 1) {
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) on_connect(r);
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) on_connect(r, events);
     return;
   }
   if (r->state == ST_RUNNING) pump(r);
@@ -414,5 +459,5 @@ void relay_close(struct relay *r, int graceful) {
 }
 
 void relay_check_deadline(struct relay *r, int64_t now) {
-  if (r->state == ST_CONNECTING && now >= r->deadline) retry(r, ETIMEDOUT, 0);
+  if (r->state == ST_CONNECTING && now >= r->deadline) connect_failed(r, ETIMEDOUT);
 }
