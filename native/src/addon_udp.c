@@ -4,7 +4,7 @@
  *
  *   udpCreate(maxFlows, maxSockets, decisions: Uint32Array, events: Float64Array,
  *             onDecide(n), onEvents(n))         -> engine | -errno
- *       decisions: UDP_DECIDE_MAX x 8 uint32 (struct udp_decision), events:
+ *       decisions: UDP_DECIDE_MAX x 9 uint32 (struct udp_decision), events:
  *       UDP_EVENT_MAX x 8 doubles (struct udp_event); both stay owned by JS and are
  *       read and written in place. The hooks run synchronously on the JS thread.
  *   udpListen(engine, lid, ip, port, idleMs)    -> 0 | -errno
@@ -30,7 +30,7 @@
 
 
 /* Fields per record, as the TypeScript side reads them (src/mesh/udp-engine.ts). */
-#define DECISION_FIELDS 8
+#define DECISION_FIELDS 9
 #define EVENT_FIELDS 8
 #define FLOW_FIELDS 7
 /* Idle expiry runs this often. */
@@ -330,7 +330,7 @@ static napi_status constants(napi_env env, napi_value exports) {
   } table[] = {
       {"decideMax", UDP_DECIDE_MAX}, {"eventMax", UDP_EVENT_MAX},     {"decisionFields", DECISION_FIELDS},
       {"eventFields", EVENT_FIELDS}, {"flowFields", FLOW_FIELDS},     {"evClosed", UDP_EV_CLOSED},
-      {"evFailed", UDP_EV_FAILED},   {"rIdle", UDP_R_IDLE},           {"rEarlyDrop", UDP_R_EARLY_DROP},
+      {"evFailed", UDP_EV_FAILED},   {"evAnswered", UDP_EV_ANSWERED},   {"rIdle", UDP_R_IDLE},           {"rEarlyDrop", UDP_R_EARLY_DROP},
       {"rNoPort", UDP_R_NO_PORT},    {"rNoBackend", UDP_R_NO_BACKEND}, {"rClosed", UDP_R_CLOSED},
   };
   for (size_t i = 0; s == napi_ok && i < sizeof table / sizeof table[0]; i++) s = set_int(env, c, table[i].name, table[i].value);
