@@ -20,7 +20,7 @@ async function up(agent: AgentProc, service: string): Promise<number> {
 
 for (const [name, extra, n, port] of [['js', ['--no-native-relay'], 1, 5601], ['native', [], 3, 5602]] as const) {
   t.test(`${name}: a task's UDP failures end with its first answer`, async (t) => {
-    const agent = await startAgent(t, { ip: ip(n), args: extra });
+    const agent = await startAgent(t, { ip: ip(n), args: [...extra] });
     await agent.ok('service', 'create', '--name', 'health', '--publish', `5600:${port}/udp`);
     await agent.ok('task', 'add', '--service', 'health', '--addr', `${ip(2)}:${port}`);
     // Nothing listens yet: three clients, three ICMP errors, three consecutive failures.
