@@ -4,7 +4,7 @@
  *
  *   udpCreate(maxFlows, maxSockets, decisions: Uint32Array, events: Float64Array,
  *             onDecide(n), onEvents(n))         -> engine | -errno
- *       decisions: UDP_DECIDE_MAX x 8 uint32 (struct udp_decision), events:
+ *       decisions: UDP_DECIDE_MAX x 9 uint32 (struct udp_decision), events:
  *       UDP_EVENT_MAX x 8 doubles (struct udp_event); both stay owned by JS and are
  *       read and written in place. The hooks run synchronously on the JS thread.
  *   udpListen(engine, lid, ip, port, idleMs)    -> 0 | -errno
@@ -30,7 +30,7 @@
 
 
 /* Fields per record, as the TypeScript side reads them (src/mesh/udp-engine.ts). */
-#define DECISION_FIELDS 8
+#define DECISION_FIELDS 9
 #define EVENT_FIELDS 8
 #define FLOW_FIELDS 7
 /* Idle expiry runs this often. */
@@ -46,14 +46,26 @@ struct udp_addon {
   int handles; /* libuv handles not yet closed */
   int destroyed;
   int held; /* the External still points here: it frees this, not the close callback */
+  /* Inside a libuv callback (on_poll, on_timer), and the scopes JS runs in there, opened
+   * only when a hook first calls into JS: most passes move datagrams of known flows and
+   * call no JS, and a scope per pass (a handle scope, a resource object, a callback scope
+   * whose close checks for ticks) cost ~10 % of a one-flow packet stream with the
+   * garbage collector's share. */
+  int in_pass, scoped;
+  napi_handle_scope pass_hs;
+  napi_callback_scope pass_cs;
 };
+
+static int open_pass_scope(struct udp_addon *a);
 
 /* A hook into JS. The TypeScript side catches its own errors; one that escapes is
  * cleared so a bug in a handler cannot stop the data path (decisions left at 0 drop
  * their flows). */
+
 static void call_js(struct udp_addon *a, napi_ref ref, unsigned n) {
   napi_env env = a->env;
   napi_handle_scope scope;
+  if (a->in_pass && !a->scoped && open_pass_scope(a) < 0) return;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value cb, undef, argv[1];
   napi_get_reference_value(env, ref, &cb);
@@ -76,28 +88,37 @@ static void hook_events(void *ctx, unsigned n) {
   call_js(a, a->on_events, n);
 }
 
-/* As libuv callbacks run JS: in a callback scope, so promise jobs run when it closes. */
-static void in_callback_scope(struct udp_addon *a, void (*fn)(struct udp_engine *)) {
-  napi_handle_scope hs;
-  napi_callback_scope cs;
+/* As libuv callbacks run JS: in a callback scope, so promise jobs run when it closes
+ * (at the end of the pass, once the engine is out of its hooks). */
+static int open_pass_scope(struct udp_addon *a) {
   napi_value resource;
-  if (napi_open_handle_scope(a->env, &hs) != napi_ok) return;
-  napi_create_object(a->env, &resource);
-  if (napi_open_callback_scope(a->env, resource, a->async, &cs) == napi_ok) {
-    fn(a->e);
-    napi_close_callback_scope(a->env, cs);
+  if (napi_open_handle_scope(a->env, &a->pass_hs) != napi_ok) return -1;
+  if (napi_create_object(a->env, &resource) != napi_ok || napi_open_callback_scope(a->env, resource, a->async, &a->pass_cs) != napi_ok) {
+    napi_close_handle_scope(a->env, a->pass_hs);
+    return -1;
   }
-  napi_close_handle_scope(a->env, hs);
+  a->scoped = 1;
+  return 0;
+}
+
+static void in_pass(struct udp_addon *a, void (*fn)(struct udp_engine *)) {
+  a->in_pass = 1;
+  fn(a->e);
+  a->in_pass = 0;
+  if (!a->scoped) return;
+  a->scoped = 0;
+  napi_close_callback_scope(a->env, a->pass_cs);
+  napi_close_handle_scope(a->env, a->pass_hs);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
   struct udp_addon *a = h->data;
-  if (!a->destroyed) in_callback_scope(a, udp_process);
+  if (!a->destroyed) in_pass(a, udp_process);
 }
 
 static void on_timer(uv_timer_t *h) {
   struct udp_addon *a = h->data;
-  if (!a->destroyed) in_callback_scope(a, udp_tick);
+  if (!a->destroyed) in_pass(a, udp_tick);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -330,7 +351,7 @@ static napi_status constants(napi_env env, napi_value exports) {
   } table[] = {
       {"decideMax", UDP_DECIDE_MAX}, {"eventMax", UDP_EVENT_MAX},     {"decisionFields", DECISION_FIELDS},
       {"eventFields", EVENT_FIELDS}, {"flowFields", FLOW_FIELDS},     {"evClosed", UDP_EV_CLOSED},
-      {"evFailed", UDP_EV_FAILED},   {"rIdle", UDP_R_IDLE},           {"rEarlyDrop", UDP_R_EARLY_DROP},
+      {"evFailed", UDP_EV_FAILED},   {"evAnswered", UDP_EV_ANSWERED},   {"rIdle", UDP_R_IDLE},           {"rEarlyDrop", UDP_R_EARLY_DROP},
       {"rNoPort", UDP_R_NO_PORT},    {"rNoBackend", UDP_R_NO_BACKEND}, {"rClosed", UDP_R_CLOSED},
   };
   for (size_t i = 0; s == napi_ok && i < sizeof table / sizeof table[0]; i++) s = set_int(env, c, table[i].name, table[i].value);

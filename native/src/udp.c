@@ -145,7 +145,7 @@ static void queue_decision(struct udp_engine *e, struct udp_flow *f, uint32_t ex
   d->client_port = ntohs(f->client.sin_port);
   d->exclude = exclude;
   d->tries = f->tries;
-  d->tag = d->ip = d->port = 0;
+  d->tag = d->ip = d->port = d->flags = 0;
   e->dec_flow[j] = f;
   e->replay_len[j] = quote ? quote_len : -1;
   if (quote) memcpy(e->replay[j], quote, (size_t)quote_len);
@@ -181,6 +181,7 @@ static void run_decisions(struct udp_engine *e) {
       continue;
     }
     f->counted = 1;
+    f->watch = (d->flags & UDP_DEC_WATCH) != 0;
     if (udp_flow_bind(e, f, d->tag, d->ip, htons((uint16_t)d->port), &hint) < 0) {
       f->tag = d->tag;
       udp_flow_close(e, f, UDP_R_NO_PORT);
@@ -277,7 +278,10 @@ static void rx_tasks(struct udp_engine *e, uint32_t k) {
       e->stats[UDP_S_STRAY]++; /* no flow: a stranger, or a flow ended meanwhile */
       continue;
     }
-    if (!f->answered) udp_flow_answered(e, f);
+    if (!f->answered) {
+      udp_flow_answered(e, f);
+      if (f->watch) udp_emit(e, UDP_EV_ANSWERED, f, f->tag, 0);
+    }
     unsigned len = rx->msg[i].msg_len;
     f->bytes_out += len;
     udp_flow_touch(f, e->now);

@@ -37,7 +37,7 @@
 #define UDP_EVENT_MAX 256
 
 /* One decision JS makes: a task for a new flow, or another task after the flow's task
- * failed. Shared with TypeScript as 8 uint32 per record (src/mesh/udp-engine.ts). */
+ * failed. Shared with TypeScript as 9 uint32 per record (src/mesh/udp-engine.ts). */
 struct udp_decision {
   uint32_t lid;
   uint32_t client_ip;   /* network order */
@@ -47,11 +47,17 @@ struct udp_decision {
   uint32_t tag;         /* out: the task's tag (JS's name for it), 0: none, the flow is dropped */
   uint32_t ip;          /* out: the task's address, network order */
   uint32_t port;        /* out: host order */
+  uint32_t flags;       /* out: UDP_DEC_* */
 };
+
+/* Decision flags. WATCH: report the flow's first answer (event ANSWERED), so JS can
+ * clear a task's failure state (passive health) once it answers again. */
+#define UDP_DEC_WATCH 1u
 
 enum udp_event_type {
   UDP_EV_CLOSED = 1, /* tag: the task JS last gave the flow (0: none); arg: reason */
   UDP_EV_FAILED = 2, /* tag: the task that sent an ICMP error; arg: its errno */
+  UDP_EV_ANSWERED = 3, /* tag: the task that answered a watched flow first */
 };
 
 enum udp_close_reason {

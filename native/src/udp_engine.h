@@ -72,6 +72,7 @@ struct udp_flow {
   uint16_t last_len; /* of the last datagram sent: is an ICMP quote of it whole? */
   uint8_t answered, tries, dead;
   uint8_t counted; /* JS counted it open (gave it a task once): its end is an event */
+  uint8_t watch;   /* its first answer is an event (UDP_DEC_WATCH) */
   int64_t last_ms;
   uint64_t bytes_in, bytes_out;
 };

@@ -65,11 +65,16 @@ export class ConnTable {
     return this.#entries.size;
   }
 
-  /** Expires flows idle past their timeout. */
+  /**
+   * Expires flows idle past their timeout. A flow touched since the previous sweep stored
+   * that sweep's clock, however long ago a busy event loop ran it: such a flow is
+   * active, never idle (else a reply in flight would find its flow gone).
+   */
   sweep(now = Date.now()): void {
+    const prev = this.#clock;
     this.#clock = now;
     for (const e of this.#entries.values()) {
-      if (now - e.last >= e.idleTimeoutMs) e.expire();
+      if (e.last < prev && now - e.last >= e.idleTimeoutMs) e.expire();
     }
   }
 

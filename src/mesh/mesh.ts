@@ -19,6 +19,9 @@ import { UdpFlowBound, UdpListener } from './udp.js';
 import { UdpEngine, type UdpStats } from './udp-engine.js';
 import { NativeUdpListener } from './udp-native.js';
 
+/** The connection table's sweep at its finest (idle timeouts of a few tens of ms). */
+const MIN_SWEEP_MS = 10;
+
 const NO_UDP_STATS: UdpStats = {
   flows: 0,
   sockets: 0,
@@ -105,7 +108,11 @@ export class Mesh {
     this.settings = { ...DEFAULTS, ...settings };
     this.relay = options.nativeRelay === false ? undefined : NativeRelay.shared(options.threads ?? availableParallelism());
     if (options.nativeRelay === false) this.#udp = null;
-    this.table = new ConnTable(this.settings.sweepIntervalMs);
+    // Flows store the table's coarse clock, up to one sweep old; a sweep no longer than
+    // half the shortest idle timeout so an active flow never reads as idle (a 500 ms
+    // --udp-timeout under a 1 s sweep expired every busy JS flow each second).
+    const s = this.settings;
+    this.table = new ConnTable(Math.max(MIN_SWEEP_MS, Math.min(s.sweepIntervalMs, s.udpIdleTimeoutMs / 2, s.tcpIdleTimeoutMs / 2)));
     this.#jsUdpBound = new UdpFlowBound(this.settings.udpMaxFlows);
   }
 

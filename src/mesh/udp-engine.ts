@@ -6,7 +6,8 @@
  * Float64Array), dispatched to the listener by id.
  *
  *   C: batch of new flows -> decide(n) -> owner.decide per record -> tag, ip, port
- *   C: flows ended, tasks failed -> events(n) -> owner.closed / owner.failed
+ *   C: flows ended, tasks failed, watched flows answered -> events(n)
+ *      -> owner.closed / owner.failed / owner.answered
  */
 import { check, loadAddon, type Addon, type UdpHandle } from '../native/index.js';
 
@@ -15,6 +16,8 @@ export interface UdpTarget {
   readonly tag: number;
   readonly ip: number;
   readonly port: number;
+  /** Whether C should report the flow's first answer (the task has failures to clear). */
+  readonly watch: boolean;
 }
 
 /** A listener's side of the engine. Handlers run synchronously inside the engine and must not call back into it. */
@@ -25,6 +28,8 @@ export interface UdpFlowOwner {
   closed(tag: number, reason: number, bytesIn: number, bytesOut: number): void;
   /** Task `tag` answered a flow's datagram with an ICMP error (errno as the kernel names it). */
   failed(tag: number, errno: number): void;
+  /** Task `tag` answered a flow decided with `watch` set: it works again. */
+  answered(tag: number): void;
 }
 
 /** The engine's counters (names from native/src/udp.h UDP_STATS). */
@@ -49,7 +54,7 @@ export interface UdpStats {
 }
 
 /** Constants from C (addon udpConst): record sizes, event types, close reasons. */
-const CONST_KEYS = ['decideMax', 'eventMax', 'decisionFields', 'eventFields', 'flowFields', 'evClosed', 'evFailed', 'rIdle', 'rEarlyDrop', 'rNoPort', 'rNoBackend', 'rClosed'] as const;
+const CONST_KEYS = ['decideMax', 'eventMax', 'decisionFields', 'eventFields', 'flowFields', 'evClosed', 'evFailed', 'evAnswered', 'rIdle', 'rEarlyDrop', 'rNoPort', 'rNoBackend', 'rClosed'] as const;
 export type UdpConst = Record<(typeof CONST_KEYS)[number], number>;
 
 export interface UdpEngineOptions {
@@ -160,6 +165,7 @@ export class UdpEngine {
       d[b + 5] = t?.tag ?? 0;
       d[b + 6] = t?.ip ?? 0;
       d[b + 7] = t?.port ?? 0;
+      d[b + 8] = t?.watch ? 1 : 0;
     }
   }
 
@@ -173,6 +179,7 @@ export class UdpEngine {
       try {
         if (e[b] === this.c.evClosed) owner.closed(e[b + 2]!, e[b + 3]!, e[b + 4]!, e[b + 5]!);
         else if (e[b] === this.c.evFailed) owner.failed(e[b + 2]!, e[b + 3]!);
+        else if (e[b] === this.c.evAnswered) owner.answered(e[b + 2]!);
       } catch {
         this.handlerErrors++;
       }

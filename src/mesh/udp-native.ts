@@ -7,6 +7,8 @@
  *   decide (failover) -> release the failed task, pick another (back-off already set)
  *   failed            -> task error + back-off (pool.fail)
  *   closed            -> release the task, bytes into the task's and service's counters
+ *   answered          -> the task's failures cleared (pool.succeed), asked for only
+ *                        while it has failures: the flow's first reply, as a TCP connect
  *
  * Per task the listener keeps one Closable in the pool (BackendFlows), holding the
  * count of the task's flows here, so draining works as for the JS flows: a drained
@@ -39,6 +41,10 @@ class BackendFlows implements UdpTarget, Closable {
 
   close(_reason: string): void {
     this.closeAll(this.tag);
+  }
+
+  get watch(): boolean {
+    return this.backend.failures > 0;
   }
 }
 
@@ -125,6 +131,11 @@ export class NativeUdpListener implements UdpFlowOwner {
     if (!t) return;
     t.backend.error(errno === constants.errno.ECONNREFUSED ? 'refused' : errnoName(errno).toLowerCase());
     this.pool.fail(t.backend);
+  }
+
+  answered(tag: number): void {
+    const t = this.#byTag[tag];
+    if (t) this.pool.succeed(t.backend);
   }
 
   /** Rows for `conn ls`, read from C. */

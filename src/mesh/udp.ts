@@ -9,7 +9,7 @@
  *
  * A connected UDP socket reports ICMP port unreachable as ECONNREFUSED: the task is
  * put in back-off and the flow moves to another task, resending the last datagram
- * if no reply had come yet.
+ * if no reply had come yet. A flow's first reply ends its task's failures.
  *
  * This is the fallback of the native engine (udp-native.ts); it shares its flow bound
  * (--max-flows, UdpFlowBound), which here also bounds the sockets.
@@ -171,6 +171,8 @@ class UdpFlow implements ConnEntry {
     this.#up = up;
     this.#ready = false;
     up.on('message', (reply) => {
+      // The task answers: its passive-health failures are over (as a TCP connect).
+      if (!this.#answered) this.pool.succeed(b);
       this.#answered = true;
       this.bound.unanswered.delete(this);
       this.bytesOut += reply.length;

@@ -41,3 +41,19 @@ t.test('idle flows expire; active ones stay', async (t) => {
   t.same(table.list().map((e) => e.client), ['c']);
   t.equal(ConnTable.key('tcp', '1.2.3.4', 5, '6.7.8.9', 10), 'tcp 1.2.3.4:5 6.7.8.9:10');
 });
+
+t.test('a flow touched since the previous sweep is active, however late this sweep runs', async (t) => {
+  const table = new ConnTable(60_000);
+  t.teardown(() => table.close());
+  const expired: string[] = [];
+  table.sweep(1000);
+  // Touched after the sweep at 1000: it stores that clock.
+  const busy = entry(table, 'busy', 300, table.clock, expired);
+  entry(table, 'idle', 300, 500, expired);
+  // The event loop was stalled: the next sweep comes 2 s later.
+  table.sweep(3000);
+  t.same(expired, ['idle'], 'only the flow untouched since the previous sweep expires');
+  table.sweep(3400);
+  t.same(expired, ['idle', 'busy'], 'untouched for a whole sweep past its timeout, it expires');
+  t.equal(busy.last, 1000);
+});
