@@ -1,8 +1,8 @@
 /*
  * TCP relay engine: the routing mesh's TCP data plane in C, on N threads.
  *
- * Each thread has its own epoll set; every listener's socket is in all of them with
- * EPOLLEXCLUSIVE, so the kernel hands each new connection to one waiting thread, and
+ * Each thread has its own epoll set and, for every listener, a listening socket of its
+ * own (SO_REUSEPORT: the kernel spreads new connections over the group), and
  * the thread that accepts a client keeps its relay to the end: no cross-thread
  * wake-up on any data path. A thread accepts, picks the task (the listener's pool:
  * the scheduler and the task table that JS pushes, see relay_pool_set), connects,

@@ -53,7 +53,8 @@ struct pool {
   atomic_int refs; /* the listener table's, plus one per relay */
   struct relay_listen_args cfg;
   int listening;
-  int lfd;
+  int *lfd; /* one listening socket per relay thread (SO_REUSEPORT), lfd[t->index] */
+  int nlfd;
   /* scheduler */
   int lb;
   struct backend *all; /* every backend, known or still referenced */
@@ -111,6 +112,7 @@ struct relay_thread {
   pthread_t tid;
   pthread_mutex_t lock;
   int ep;
+  int index; /* in e->threads: which of a pool's listening sockets is this thread's */
   struct relay *relays; /* live relays of this thread */
   struct relay *dead;   /* freed after the batch */
   struct relay *fins;   /* relays whose FIN to the client waits one poll round */

@@ -64,7 +64,8 @@ void pool_put(struct relay_engine *e, struct pool *p) {
     }
   }
   pthread_mutex_unlock(&e->lock);
-  close(p->lfd);
+  for (int i = 0; i < p->nlfd; i++) close(p->lfd[i]);
+  free(p->lfd);
   free_backends(p);
   free(p->list);
   free(p->mh);

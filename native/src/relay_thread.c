@@ -4,9 +4,15 @@
  * Each thread: epoll_wait -> take its lock -> accept on ready listeners / drive ready
  * relays -> connect deadlines (every TICK_MS while connecting) -> idle expiry (every
  * SWEEP_MS) -> free what ended -> drop the lock. The JS thread never wakes a relay
- * thread: it adds listener sockets to every thread's epoll set (EPOLLEXCLUSIVE, so
- * one waiting thread takes each new connection) and takes a thread's lock to list
- * or close that thread's relays.
+ * thread: it gives every thread a listening socket of its own for each published port
+ * (SO_REUSEPORT: the kernel spreads new connections over the group by their addresses)
+ * and takes a thread's lock to list or close that thread's relays.
+ *
+ * Why not one socket in every thread's epoll set with EPOLLEXCLUSIVE: the kernel wakes
+ * the first idle waiter, which then accepts a batch, so the connections of a burst
+ * (wrk's 50 keep-alive connections) landed 48 on one thread and 2 on the other, and a
+ * second thread added nothing to a request/response workload. With one thread the
+ * listener is a plain one: nothing else may bind the port.
  *
  * epoll data: a listener is LISTENER_TAG | lid (looked up under e->lock, so an event
  * of a listener closed meanwhile finds nothing); a relay side is the relay's address
@@ -96,7 +102,7 @@ static void on_accept(struct relay_thread *t, uint32_t lid) {
   for (int i = 0; i < ACCEPT_BATCH; i++) {
     struct sockaddr_in peer;
     socklen_t plen = sizeof peer;
-    int fd = accept4(p->lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept4(p->lfd[t->index], (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) break; /* EAGAIN, or out of fds: the backlog waits for the next wakeup */
     new_relay(t, p, fd, &peer);
   }
@@ -212,6 +218,7 @@ struct relay_engine *relay_engine_start(int threads) {
   for (; started < threads; started++) {
     struct relay_thread *t = &e->threads[started];
     t->e = e;
+    t->index = started;
     t->now = t->last_sweep = relay_now_ms();
     pthread_mutex_init(&t->lock, NULL);
     t->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -239,11 +246,16 @@ int relay_engine_threads(const struct relay_engine *e) {
   return e->nthreads;
 }
 
-static int listen_socket(const struct relay_listen_args *a) {
+static int listen_socket(const struct relay_listen_args *a, int reuseport) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (a->keepalive_s > 0) {
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
@@ -264,25 +276,37 @@ int relay_listen(struct relay_engine *e, const struct relay_listen_args *a) {
   int dup = pool_find(e, a->lid) != NULL;
   pthread_mutex_unlock(&e->lock);
   if (dup) return -EEXIST;
-  int fd = listen_socket(a);
-  if (fd < 0) return fd;
   struct pool *p = calloc(1, sizeof *p);
-  if (!p) {
-    close(fd);
+  int *fds = calloc((size_t)e->nthreads, sizeof *fds);
+  if (!p || !fds) {
+    free(p);
+    free(fds);
     return -ENOMEM;
+  }
+  for (int i = 0; i < e->nthreads; i++) {
+    /* The first bind fails as a plain one would if another socket holds the port. */
+    fds[i] = listen_socket(a, e->nthreads > 1);
+    if (fds[i] < 0) {
+      int err = fds[i];
+      while (i-- > 0) close(fds[i]);
+      free(fds);
+      free(p);
+      return err;
+    }
   }
   pthread_mutex_init(&p->lock, NULL);
   atomic_init(&p->refs, 1);
   p->cfg = *a;
-  p->lfd = fd;
+  p->lfd = fds;
+  p->nlfd = e->nthreads;
   p->listening = 1;
   pthread_mutex_lock(&e->lock);
   p->next = e->pools;
   e->pools = p;
   pthread_mutex_unlock(&e->lock);
   for (int i = 0; i < e->nthreads; i++) {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = LISTENER_TAG | a->lid};
-    if (epoll_ctl(e->threads[i].ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTENER_TAG | a->lid};
+    if (epoll_ctl(e->threads[i].ep, EPOLL_CTL_ADD, p->lfd[i], &ev) < 0) {
       int err = errno;
       relay_unlisten(e, a->lid);
       return -err;
@@ -300,11 +324,11 @@ int relay_unlisten(struct relay_engine *e, uint32_t lid) {
   }
   p->listening = 0;
   pthread_mutex_unlock(&e->lock);
-  for (int i = 0; i < e->nthreads; i++) epoll_ctl(e->threads[i].ep, EPOLL_CTL_DEL, p->lfd, NULL);
+  for (int i = 0; i < p->nlfd; i++) epoll_ctl(e->threads[i].ep, EPOLL_CTL_DEL, p->lfd[i], NULL);
   /* Stop listening now (clients still in the backlog are reset) and let a new listener
    * bind the port; the descriptor itself stays open until the pool is freed, so a
    * thread that found the pool a moment ago never accepts on a reused fd number. */
-  shutdown(p->lfd, SHUT_RDWR);
+  for (int i = 0; i < p->nlfd; i++) shutdown(p->lfd[i], SHUT_RDWR);
   pool_put(e, p);
   return 0;
 }

@@ -63,6 +63,26 @@ t.test('concurrent clients spread over both threads; rr stays exact', async (t) 
   t.same([c.get('t1'), c.get('t2'), c.get('t3')], Array(3).fill(picks.length / 3), 'one round robin across threads');
 });
 
+t.test('a burst of persistent connections is shared by both threads (a listener per thread)', async (t) => {
+  await service('keep', 22006, 'rr');
+  const active = async () => {
+    const m = await agent.metrics();
+    return [0, 1].map((i) => metricValue(m, 'swarmnet_relay_thread_connections_active', `thread="${i}"`) ?? 0);
+  };
+  const base = await active();
+  // 50 keep-alive connections opened at once, as wrk -c50 does. One listening socket in both
+  // threads' epoll sets (EPOLLEXCLUSIVE) gave 48 and 2: the first idle waiter accepted the burst.
+  const conns = await Promise.all(Array.from({ length: 50 }, () => openConn(agent.ingress, 22006)));
+  t.teardown(() => conns.forEach((c) => c.close()));
+  const replies = await Promise.all(conns.map((c, i) => c.ask(`k${i}`)));
+  t.equal(replies.length, 50, 'every connection answered');
+  const [a, b] = (await active()).map((n, i) => n - base[i]!);
+  t.equal(a! + b!, 50, `50 relays open (${a} + ${b})`);
+  // SO_REUSEPORT hashes each connection's addresses: an even split is binomial(50, 1/2), and
+  // fewer than 10 on one side has a probability under 1e-5.
+  t.ok(a! >= 10 && b! >= 10, `both threads hold a share: ${a} and ${b}`);
+});
+
 t.test('sh and mh in C pick what the JavaScript schedulers pick', async (t) => {
   for (const [lb, port] of [['sh', 22002], ['mh', 22003]] as const) {
     await service(lb, port, lb);
