@@ -2,7 +2,8 @@
  * Control-plane metrics: how fast the store's watch brings writes back (our own
  * heartbeat, stamped and seen on this node's clock) and how this node judges the others.
  */
-import { Gauge, Histogram, type Registry } from 'prom-client';
+import { Histogram, type Registry } from 'prom-client';
+import { by, readMetrics, type Sample } from '../util/metrics.js';
 import type { View } from './view.js';
 
 /** Watch lag buckets, seconds: a local embedded store answers in microseconds, a loaded NATS cluster in tens of ms. */
@@ -23,41 +24,19 @@ export class ControlMetrics {
 
   register(registry: Registry, view: View): void {
     registry.registerMetric(this.watchLag);
-    new Gauge({
-      name: 'swarmnet_node_up',
-      help: 'Nodes as this node judges them: 1 ready and heard within the node timeout, 0 down',
-      labelNames: ['node', 'hostname'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const n of view.nodes.values()) {
-          if (n.status === 'removed') continue;
-          this.set({ node: n.id, hostname: n.hostname }, view.liveness.status(n) === 'ready' ? 1 : 0);
-        }
-      },
-    });
-    new Gauge({
-      name: 'swarmnet_node_heartbeat_age_seconds',
-      help: "Seconds since this node last received each node's heartbeat through the watch (its monotonic clock)",
-      labelNames: ['node', 'hostname'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const n of view.nodes.values()) {
-          const ago = view.liveness.heardMsAgo(n.id);
-          if (n.status !== 'removed' && ago !== undefined) this.set({ node: n.id, hostname: n.hostname }, ago / 1000);
-        }
-      },
-    });
-    new Gauge({
-      name: 'swarmnet_control_objects',
-      help: "Objects in this node's view of the store, by kind",
-      labelNames: ['kind'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [kind, map] of [['services', view.services], ['tasks', view.tasks], ['networks', view.networks], ['nodes', view.nodes]] as const) this.set({ kind }, map.size);
-      },
-    });
+    const m = readMetrics(registry);
+    const live = () => [...view.nodes.values()].filter((n) => n.status !== 'removed');
+    m.gauge('swarmnet_node_up', 'Nodes as this node judges them: 1 ready and heard within the node timeout, 0 down', ['node', 'hostname'], () =>
+      live().map((n): Sample => [{ node: n.id, hostname: n.hostname }, view.liveness.status(n) === 'ready' ? 1 : 0]),
+    );
+    m.gauge('swarmnet_node_heartbeat_age_seconds', "Seconds since this node last received each node's heartbeat through the watch (its monotonic clock)", ['node', 'hostname'], () =>
+      live().flatMap((n): Sample[] => {
+        const ago = view.liveness.heardMsAgo(n.id);
+        return ago === undefined ? [] : [[{ node: n.id, hostname: n.hostname }, ago / 1000]];
+      }),
+    );
+    m.gauge('swarmnet_control_objects', "Objects in this node's view of the store, by kind", ['kind'], () =>
+      by('kind', { services: view.services.size, tasks: view.tasks.size, networks: view.networks.size, nodes: view.nodes.size }),
+    );
   }
 }

@@ -3,9 +3,9 @@
  * keys): the primary's age shows a rotation that stopped (it passes --key-rotation), the
  * number of generations a ring that is stuck between install and promotion.
  */
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { View } from '../control/view.js';
-import { one, readMetrics } from '../util/metrics.js';
+import { one, readMetrics, type Sample } from '../util/metrics.js';
 
 /** What the key rotator (agent/key-rotator.ts, single node and managers) counted on this node. */
 export interface KeyRotatorCounts {
@@ -23,28 +23,15 @@ export function registerKeyRotatorMetrics(registry: Registry, r: KeyRotatorCount
 }
 
 export function registerKeyMetrics(registry: Registry, view: View, now: () => number = Date.now): void {
-  new Gauge({
-    name: 'swarmnet_esp_key_age_seconds',
-    help: "Age of each encrypted network's primary key (the one senders use), by its creator's wall clock",
-    labelNames: ['network'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const ring of view.keys.values()) {
-        const primary = ring.keys.find((k) => k.gen === ring.primary);
-        const name = view.networks.get(ring.network)?.name ?? ring.network;
-        if (primary) this.set({ network: name }, Math.max(0, now() - primary.createdAt) / 1000);
-      }
-    },
-  });
-  new Gauge({
-    name: 'swarmnet_esp_key_generations',
-    help: 'Keys in the ring of each encrypted network (at most 3: the primary, the one before it, one being installed)',
-    labelNames: ['network'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const ring of view.keys.values()) this.set({ network: view.networks.get(ring.network)?.name ?? ring.network }, ring.keys.length);
-    },
-  });
+  const m = readMetrics(registry);
+  const network = (id: string) => ({ network: view.networks.get(id)?.name ?? id });
+  m.gauge('swarmnet_esp_key_age_seconds', "Age of each encrypted network's primary key (the one senders use), by its creator's wall clock", ['network'], () =>
+    [...view.keys.values()].flatMap((ring): Sample[] => {
+      const primary = ring.keys.find((k) => k.gen === ring.primary);
+      return primary ? [[network(ring.network), Math.max(0, now() - primary.createdAt) / 1000]] : [];
+    }),
+  );
+  m.gauge('swarmnet_esp_key_generations', 'Keys in the ring of each encrypted network (at most 3: the primary, the one before it, one being installed)', ['network'], () =>
+    [...view.keys.values()].map((ring): Sample => [network(ring.network), ring.keys.length]),
+  );
 }
