@@ -20,6 +20,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { agentApi, startAgent } from './lib/agent.js';
 import { inTempDir, run, start, waitTcp, which } from './lib/procs.js';
+import { udp64Args, udpReceivedRate } from './lib/iperf.js';
 import { runWrk } from './lib/wrk.js';
 import { report, type Measure, type PathDef, type Results } from './mesh-report.js';
 
@@ -119,25 +120,31 @@ const IPERF_RETRY_MS = 1_000;
 
 interface IperfEnd {
   sum_received?: { bits_per_second: number };
-  sum?: { packets: number; lost_packets: number; seconds: number };
+  sum?: object;
+}
+
+interface IperfOut {
+  end?: IperfEnd;
+  server_output_text?: string;
+  error?: string;
 }
 
 /**
- * One iperf3 client run's `end` section. On the loaded machine a run came back without sums
+ * One iperf3 client run's JSON (its `end` holding `want`). On the loaded machine a run came back without sums
  * twice and ended the whole bench (likely cause, not confirmed: iperf3 -s serves one test at
  * a time and turns away a client that comes while it winds up the previous one or waitTcp's
  * probe); so such a run is tried again after a pause, and iperf3's error is printed.
  */
-async function iperfEnd(iperf3: string, args: string[], want: keyof IperfEnd): Promise<IperfEnd> {
+async function iperfRun(iperf3: string, args: string[], want: keyof IperfEnd): Promise<IperfOut & { end: IperfEnd }> {
   let last = '';
   for (let i = 1; i <= IPERF_TRIES; i++) {
-    let out: { end?: IperfEnd; error?: string };
+    let out: IperfOut;
     try {
-      out = JSON.parse(await run(iperf3, [...args, '-J'])) as typeof out;
+      out = JSON.parse(await run(iperf3, args.includes('-J') ? args : [...args, '-J'])) as IperfOut;
     } catch (err) {
       out = { error: (err as Error).message }; // a non-zero exit: its JSON says why
     }
-    if (out.end?.[want]) return out.end;
+    if (out.end?.[want]) return out as IperfOut & { end: IperfEnd };
     last = out.error ?? 'no result';
     process.stderr.write(`  iperf3 ${args.join(' ')}: ${last} (try ${i}/${IPERF_TRIES})\n`);
     await new Promise((r) => setTimeout(r, IPERF_RETRY_MS));
@@ -146,14 +153,13 @@ async function iperfEnd(iperf3: string, args: string[], want: keyof IperfEnd): P
 }
 
 async function tcpThroughput(iperf3: string, p: PathDef, seconds: number): Promise<number> {
-  const end = await iperfEnd(iperf3, ['-c', p.host, '-p', String(p.iperf), '-t', String(seconds)], 'sum_received');
+  const { end } = await iperfRun(iperf3, ['-c', p.host, '-p', String(p.iperf), '-t', String(seconds)], 'sum_received');
   return end.sum_received!.bits_per_second / 1e9;
 }
 
+/** Datagrams the server received (lib/iperf.ts says why not the client's count). */
 async function udpRate(iperf3: string, p: PathDef, seconds: number): Promise<number> {
-  const end = await iperfEnd(iperf3, ['-c', p.host, '-p', String(p.iperf), '-u', '-b', '0', '-l', '64', '-t', String(seconds)], 'sum');
-  const s = end.sum!;
-  return (s.packets - s.lost_packets) / s.seconds;
+  return udpReceivedRate(await iperfRun(iperf3, udp64Args(p.host, p.iperf, seconds), 'sum'));
 }
 
 function responderCfg(): string {

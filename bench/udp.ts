@@ -16,7 +16,7 @@
 import { join } from 'node:path';
 import { agentApi, startAgent } from './lib/agent.js';
 import { inTempDir, median, run, start, waitTcp, which } from './lib/procs.js';
-import { serverReceived } from './lib/iperf.js';
+import { udp64Args, udpReceivedRate } from './lib/iperf.js';
 import { results as record } from './lib/results.js';
 import { buildUdpFlows, flood, startEcho, udpFlowsUnavailable } from './lib/udpflows.js';
 
@@ -92,18 +92,9 @@ export async function udpBench(o: UdpBenchOptions): Promise<void> {
   });
 }
 
-/**
- * iperf3 UDP, 64-byte datagrams, unlimited rate: datagrams the server received, per
- * second, from the server's own report (--get-server-output). The client's JSON is no
- * measure of delivery: its `packets` is what the client sent and `lost_packets` the
- * gaps the server saw below the highest sequence number that arrived, so a path that
- * stops delivering part-way reads as a fast path with no loss (the JS path did: 170,000
- * "pkt/s" while the server received 2,600/s).
- */
+/** iperf3 UDP, 64-byte datagrams, unlimited rate: datagrams the server received, per second (lib/iperf.ts). */
 async function packetRate(iperf3: string, p: Path, seconds: number): Promise<number> {
-  const json = await run(iperf3, ['-c', p.host, '-p', String(p.iperf), '-u', '-b', '0', '-l', '64', '-t', String(seconds), '-J', '--get-server-output']);
-  const text = (JSON.parse(json) as { server_output_text?: string }).server_output_text ?? '';
-  return serverReceived(text);
+  return udpReceivedRate(JSON.parse(await run(iperf3, udp64Args(p.host, p.iperf, seconds))) as { server_output_text?: string });
 }
 
 function report(paths: Path[], results: Map<string, Figures>, o: UdpBenchOptions): void {
