@@ -37,7 +37,10 @@ struct dns_server {
 
 /* What the forwarders did since the last dnsTakeForwardStats. */
 struct dns_forward_stats {
-  uint64_t forwarded;    /* queries sent upstream (once each, whatever the failovers) */
+  /* Queries sent upstream (once each, whatever the failovers). Signed: one handed back to
+   * JavaScript is taken off here and counted there, in the same callback, so a scrape may
+   * see -1 from C and +1 from JavaScript, never a total that goes down. */
+  int64_t forwarded;
   uint64_t timeout, error;  /* exchanges with one upstream that failed (the next is tried) */
   /* Upstream datagrams dropped: unreadable (short, QR clear, truncated by the buffer), an id
    * not in flight, from another address than the one asked, another question (RFC 5452 section 9.1). */

@@ -238,6 +238,7 @@ static void on_upstream(uv_poll_t *h, int status, int events) {
       put16(p->query, p->client_id);
       uint16_t flags = be16(b + 2);
       if ((flags & F_TC) || len > p->q.max) {
+        st->forwarded--; /* JavaScript counts it when it asks again: one query, counted once */
         items[njs++] = (struct dns_js_item){.msg = p->query, .len = p->len, .from = &p->client};
         continue;
       }

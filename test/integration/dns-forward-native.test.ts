@@ -207,10 +207,13 @@ t.test('TC from upstream: back to JavaScript, which asks over TCP', async (t) =>
   t.teardown(() => tcp.close());
   const s = { host: ip(4), ...(await server(ip(4), [up])) };
   for (const round of ['JavaScript', 'marked: C, then JavaScript']) {
+    const before = counts();
     const r = await ask(s, 'd.nosoa');
     t.same(r?.answers?.map(data), ['10.1.2.3'], `${round}: the TCP answer`);
     t.notOk(r && r.flags! & packet.TRUNCATED_RESPONSE, 'not truncated');
+    t.equal(counts().forwarded - before.forwarded, 1, 'one query, counted as forwarded once');
   }
+  t.equal(up.seen.length, 3, 'over UDP: once by JavaScript, then by C and again by JavaScript');
 });
 
 t.test('a cacheable reply relayed by C is kept in the forward cache', async (t) => {
