@@ -50,6 +50,10 @@ export interface NativeDnsOptions {
 /** The header of an entry as addon_dns.c reads it (put_from). */
 const PUT_HEAD = 20;
 const ROT_HEAD = 8;
+/** An upstream as dnsForward reads it: ip(4) port(BE16). */
+const UPSTREAM_BYTES = 6;
+/** dnsTakeForwardStats: the latency buckets follow these counters. */
+const FORWARD_HEAD = 8;
 /** The C table's server id of the cluster's answers. */
 const CLUSTER = 0;
 
@@ -98,10 +102,10 @@ export class NativeDns {
       forwardFromC: (upstreams, timeoutMs) => {
         const ups = upstreams.filter((u) => isIPv4(u.host));
         if (!addon.dnsForward || !ups.length || ups.length !== upstreams.length) return false;
-        const b = Buffer.alloc(6 * ups.length);
+        const b = Buffer.alloc(UPSTREAM_BYTES * ups.length);
         ups.forEach((u, i) => {
-          u.host.split('.').forEach((octet, k) => (b[6 * i + k] = Number(octet)));
-          b.writeUInt16BE(u.port, 6 * i + 4);
+          u.host.split('.').forEach((octet, k) => (b[UPSTREAM_BYTES * i + k] = Number(octet)));
+          b.writeUInt16BE(u.port, UPSTREAM_BYTES * i + 4);
         });
         return addon.dnsForward(engine, id, b, timeoutMs) === 0;
       },
@@ -199,6 +203,6 @@ export class NativeDns {
     into.upstreamDropped.bad_source += f[5]!;
     into.upstreamDropped.bad_question += f[6]!;
     into.upstreamSeconds.sum += f[7]!;
-    for (let b = 0; b < into.upstreamSeconds.counts.length; b++) into.upstreamSeconds.counts[b]! += f[8 + b] ?? 0;
+    for (let b = 0; b < into.upstreamSeconds.counts.length; b++) into.upstreamSeconds.counts[b]! += f[FORWARD_HEAD + b] ?? 0;
   }
 }
