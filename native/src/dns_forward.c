@@ -80,13 +80,18 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Random ids ready: 1, or 0 when the kernel's CSPRNG has none yet (early boot). */
+static int have_random(struct dns_forwarder *f) {
+  if (f->nrnd) return 1;
+  if (getrandom(f->rnd, sizeof f->rnd, GRND_NONBLOCK) != (ssize_t)sizeof f->rnd) return 0;
+  f->nrnd = RANDOM_IDS;
+  return 1;
+}
+
 /* A fresh id not in flight, from the kernel's CSPRNG in batches (RFC 5452 section 9.2); -1 if none. */
 static int fresh_id(struct dns_forwarder *f) {
   for (int tries = 0; tries < 64; tries++) {
-    if (f->nrnd == 0) {
-      if (getrandom(f->rnd, sizeof f->rnd, GRND_NONBLOCK) != (ssize_t)sizeof f->rnd) return -1;
-      f->nrnd = RANDOM_IDS;
-    }
+    if (!have_random(f)) return -1;
     uint16_t id = f->rnd[--f->nrnd];
     if (!f->slot[id]) return id;
   }
@@ -160,6 +165,8 @@ static void on_tick(uv_timer_t *t) {
 
 int dns_forward_start(struct dns_forwarder *f, const uint8_t *req, size_t len, const struct sockaddr_in *client, const struct dnsf_query *q) {
   if (f->inflight >= MAX_INFLIGHT || f->nup == 0) return -EBUSY;
+  /* No random ids yet: JavaScript forwards (crypto.randomInt waits for the pool) rather than SERVFAIL. */
+  if (!have_random(f)) return -EAGAIN;
   struct pending *p = malloc(sizeof *p + len);
   if (!p) return -ENOMEM;
   memset(p, 0, sizeof *p);
