@@ -10,7 +10,7 @@
  */
 import t from 'tap';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,15 +38,18 @@ if (!node.native) {
 
 type Script = (q: packet.DecodedPacket, msg: Buffer, from: RemoteInfo, sock: Socket) => void;
 
-/** A scripted upstream on `host`: every query is kept and handed to `script`. */
-async function upstream(host: string, script: Script): Promise<{ port: number; seen: Buffer[]; sock: Socket; script: Script }> {
+/** A scripted upstream on `host` (`port`, else one the kernel picks): every query is kept and handed to `script`. */
+async function upstream(host: string, script: Script, port = 0): Promise<{ port: number; seen: Buffer[]; sock: Socket; script: Script }> {
   const sock = createSocket('udp4');
   const u = { port: 0, seen: [] as Buffer[], sock, script };
   sock.on('message', (msg, from) => {
     u.seen.push(msg);
     u.script(packet.decode(msg), msg, from, sock);
   });
-  await new Promise<void>((resolve) => sock.bind(0, host, resolve));
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(port, host, resolve);
+  });
   u.port = sock.address().port;
   t.teardown(() => sock.close());
   return u;
@@ -193,7 +196,6 @@ t.test('a silent upstream times out, the next answers; none left: SERVFAIL with 
 
 t.test('TC from upstream: back to JavaScript, which asks over TCP', async (t) => {
   const big = { type: 'A' as const, name: 'd.nosoa', ttl: 0, data: '10.1.2.3' };
-  const up = await upstream('127.0.0.1', (q, _m, from, sock) => sock.send(reply(q, { flags: packet.RECURSION_AVAILABLE | packet.TRUNCATED_RESPONSE }), from.port, from.address));
   const tcp = createServer((c) =>
     c.on('data', (d) => {
       const q = packet.decode(d.subarray(2));
@@ -203,8 +205,10 @@ t.test('TC from upstream: back to JavaScript, which asks over TCP', async (t) =>
       c.end(Buffer.concat([len, out]));
     }),
   );
-  await new Promise<void>((resolve) => tcp.listen(up.port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
   t.teardown(() => tcp.close());
+  // UDP and TCP on one port, as a resolver serves both: the kernel picked the TCP one.
+  const up = await upstream('127.0.0.1', (q, _m, from, sock) => sock.send(reply(q, { flags: packet.RECURSION_AVAILABLE | packet.TRUNCATED_RESPONSE }), from.port, from.address), (tcp.address() as AddressInfo).port);
   const s = { host: ip(4), ...(await server(ip(4), [up])) };
   for (const round of ['JavaScript', 'marked: C, then JavaScript']) {
     const before = counts();
