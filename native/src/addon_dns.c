@@ -4,6 +4,7 @@
  *
  *   readable -> recvmmsg (up to BATCH datagrams) -> dnsf_answer each
  *            -> replies: sendmmsg in one batch
+ *            -> forwarded names (DNSF_FORWARD): upstream from C (dns_forward.c)
  *            -> misses: onMiss(server, datagram, ip, port) in JavaScript, one callback
  *               scope per batch (the slow path answers with dnsSend)
  *
@@ -15,6 +16,11 @@
  *   dnsScopes(engine, pairs)                   -> 0 | -errno   (pairs: [ip(4) id(BE32)]...)
  *   dnsClear(engine)                           -> 0
  *   dnsTakeStats(engine) -> [hits, fwdHits, truncated, short, long, send, (qtype, rcode, n)...], zeroed
+ *   dnsForward(engine, id, upstreams, timeoutMs) -> 0 | -errno  (names JS marked go upstream from C: dns_forward.c)
+ *   dnsTakeForwardStats(engine) -> [forwarded, timeout, error, malformed, badId, badSource, badQuestion, latencySum, buckets...], zeroed
+ *
+ *   dnsEngine(onMiss, onAnswer?): onAnswer(server, query, reply, ip) gets the upstream
+ *   replies C relayed that JavaScript's forward cache may keep.
  */
 #define _GNU_SOURCE
 #include "addon_dns.h"
@@ -28,44 +34,15 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "dns_engine.h"
 #include "dns_fast.h"
 #include "napi_util.h"
 
-#define BATCH 64
-/* A wake-up serves at most this many batches, then lets the loop run other work. */
-#define ROUNDS 16
-#define MAX_SERVERS 1024
 /* Ready answers kept before the table starts over (DEFAULTS.answerCacheEntries plus upstream answers). */
 #define MAX_ENTRIES (65536 + 16384)
 
-
-struct dns_engine;
-
-struct dns_server {
-  struct dns_engine *eng;
-  uv_poll_t poll;
-  int fd;
-  uint16_t id;
-  int closing;
-};
-
-struct dns_engine {
-  napi_env env;
-  napi_ref on_miss;
-  napi_async_context async;
-  struct dnsf_table *table;
-  struct dns_server *servers[MAX_SERVERS];
-  /* One batch's buffers, shared by the servers (the loop serves one at a time). */
-  struct mmsghdr in[BATCH], out[BATCH];
-  struct iovec in_iov[BATCH], out_iov[BATCH];
-  struct sockaddr_in from[BATCH];
-  uint8_t in_buf[BATCH][DNSF_REPLY_MAX];
-  uint8_t out_buf[BATCH][DNSF_REPLY_MAX];
-  int miss[BATCH];
-};
-
 /* Sends replies [0, n); a datagram the kernel refuses is counted and skipped. */
-static void send_batch(struct dns_server *s, int n) {
+void dns_send_batch(struct dns_server *s, int n) {
   struct dns_engine *e = s->eng;
   int at = 0;
   while (at < n) {
@@ -80,29 +57,38 @@ static void send_batch(struct dns_server *s, int n) {
   }
 }
 
-/* The batch's misses to JavaScript, as libuv callbacks run JS: in a callback scope, so
- * promise continuations run when it closes. */
-static void call_misses(struct dns_server *s, int nmiss) {
+/* Datagrams to JavaScript, as libuv callbacks run JS: in a callback scope, so promise
+ * continuations run when it closes. */
+void dns_call_js(struct dns_server *s, const struct dns_js_item *items, int n) {
   struct dns_engine *e = s->eng;
   napi_env env = e->env;
   napi_handle_scope hs;
   napi_callback_scope cs;
-  napi_value resource, cb, undef;
+  napi_value resource, miss, answer = NULL, undef;
   if (napi_open_handle_scope(env, &hs) != napi_ok) return;
   napi_create_object(env, &resource);
   if (napi_open_callback_scope(env, resource, e->async, &cs) == napi_ok) {
     napi_get_undefined(env, &undef);
-    napi_get_reference_value(env, e->on_miss, &cb);
-    for (int m = 0; m < nmiss && !s->closing; m++) {
-      int i = e->miss[m];
+    napi_get_reference_value(env, e->on_miss, &miss);
+    if (e->on_answer) napi_get_reference_value(env, e->on_answer, &answer);
+    for (int m = 0; m < n && !s->closing; m++) {
+      const struct dns_js_item *it = &items[m];
       napi_value argv[4];
       void *data;
       char ip[INET_ADDRSTRLEN];
-      inet_ntop(AF_INET, &e->from[i].sin_addr, ip, sizeof ip);
+      inet_ntop(AF_INET, &it->from->sin_addr, ip, sizeof ip);
       napi_create_uint32(env, s->id, &argv[0]);
-      napi_create_buffer_copy(env, e->in[i].msg_len, e->in_buf[i], &data, &argv[1]);
-      napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &argv[2]);
-      napi_create_uint32(env, ntohs(e->from[i].sin_port), &argv[3]);
+      napi_create_buffer_copy(env, it->len, it->msg, &data, &argv[1]);
+      napi_value cb = miss;
+      if (it->reply) {
+        if (!answer) continue;
+        cb = answer;
+        napi_create_buffer_copy(env, it->reply_len, it->reply, &data, &argv[2]);
+        napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &argv[3]);
+      } else {
+        napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &argv[2]);
+        napi_create_uint32(env, ntohs(it->from->sin_port), &argv[3]);
+      }
       if (napi_call_function(env, undef, cb, 4, argv, NULL) == napi_pending_exception) {
         napi_value err;
         napi_get_and_clear_last_exception(env, &err);
@@ -114,15 +100,20 @@ static void call_misses(struct dns_server *s, int nmiss) {
   napi_close_handle_scope(env, hs);
 }
 
+int dns_recv_batch(struct dns_engine *e, int fd) {
+  for (int i = 0; i < DNS_BATCH; i++) {
+    e->in_iov[i] = (struct iovec){e->in_buf[i], DNSF_REPLY_MAX};
+    e->in[i].msg_hdr = (struct msghdr){.msg_name = &e->from[i], .msg_namelen = sizeof e->from[i], .msg_iov = &e->in_iov[i], .msg_iovlen = 1};
+  }
+  return recvmmsg(fd, e->in, DNS_BATCH, MSG_DONTWAIT, NULL);
+}
+
 static void on_readable(uv_poll_t *h, int status, int events) {
   struct dns_server *s = h->data;
   struct dns_engine *e = s->eng;
-  for (int round = 0; round < ROUNDS && !s->closing; round++) {
-    for (int i = 0; i < BATCH; i++) {
-      e->in_iov[i] = (struct iovec){e->in_buf[i], DNSF_REPLY_MAX};
-      e->in[i].msg_hdr = (struct msghdr){.msg_name = &e->from[i], .msg_namelen = sizeof e->from[i], .msg_iov = &e->in_iov[i], .msg_iovlen = 1};
-    }
-    int n = recvmmsg(s->fd, e->in, BATCH, MSG_DONTWAIT, NULL);
+  struct dns_js_item items[DNS_BATCH];
+  for (int round = 0; round < DNS_ROUNDS && !s->closing; round++) {
+    int n = dns_recv_batch(e, s->fd);
     if (n <= 0) break;
     int nout = 0, nmiss = 0;
     for (int i = 0; i < n; i++) {
@@ -130,7 +121,10 @@ static void on_readable(uv_poll_t *h, int status, int events) {
         dnsf_stats(e->table)->long_++;
         continue;
       }
-      int len = dnsf_answer(e->table, s->id, e->in_buf[i], e->in[i].msg_len, e->from[i].sin_addr.s_addr, e->out_buf[nout], DNSF_REPLY_MAX);
+      struct dnsf_query q;
+      int len = dnsf_answer(e->table, s->id, e->in_buf[i], e->in[i].msg_len, e->from[i].sin_addr.s_addr, e->out_buf[nout], DNSF_REPLY_MAX, &q);
+      /* A forwarded name goes upstream from C; when C cannot take it, JavaScript forwards it. */
+      if (len == DNSF_FORWARD && !(s->fwd && dns_forward_start(s->fwd, e->in_buf[i], e->in[i].msg_len, &e->from[i], &q) == 0)) len = DNSF_MISS;
       if (len == DNSF_MISS) {
         e->miss[nmiss++] = i;
       } else if (len > 0) {
@@ -139,9 +133,13 @@ static void on_readable(uv_poll_t *h, int status, int events) {
         nout++;
       }
     }
-    if (nout) send_batch(s, nout);
-    if (nmiss) call_misses(s, nmiss);
-    if (n < BATCH) break;
+    if (nout) dns_send_batch(s, nout);
+    for (int m = 0; m < nmiss; m++) {
+      int i = e->miss[m];
+      items[m] = (struct dns_js_item){.msg = e->in_buf[i], .len = e->in[i].msg_len, .from = &e->from[i]};
+    }
+    if (nmiss) dns_call_js(s, items, nmiss);
+    if (n < DNS_BATCH) break;
   }
 }
 
@@ -152,8 +150,8 @@ static struct dns_engine *engine_of(napi_env env, napi_value v) {
 }
 
 static napi_value dns_engine_js(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], name, out;
+  size_t argc = 2;
+  napi_value argv[2], name, out;
   NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct dns_engine *e = calloc(1, sizeof *e);
   if (!e) return ret_int(env, -ENOMEM);
@@ -164,6 +162,9 @@ static napi_value dns_engine_js(napi_env env, napi_callback_info info) {
   }
   e->env = env;
   NAPI_CHECK(napi_create_reference(env, argv[0], 1, &e->on_miss));
+  napi_valuetype t = napi_undefined;
+  if (argc >= 2) napi_typeof(env, argv[1], &t);
+  if (t == napi_function) NAPI_CHECK(napi_create_reference(env, argv[1], 1, &e->on_answer));
   NAPI_CHECK(napi_create_string_utf8(env, "swarmnet-dns", NAPI_AUTO_LENGTH, &name));
   NAPI_CHECK(napi_async_init(env, NULL, name, &e->async));
   /* Lives as long as the process: servers refer to it from libuv handles. */
@@ -182,7 +183,7 @@ static napi_value dns_open_js(napi_env env, napi_callback_info info) {
   NAPI_CHECK(napi_get_value_int32(env, argv[2], &port));
   if (port <= 0 || port > 65535) return ret_int(env, -EINVAL);
   uint16_t id = 0;
-  for (uint16_t i = 1; i < MAX_SERVERS; i++)
+  for (uint16_t i = 1; i < DNS_MAX_SERVERS; i++)
     if (!e->servers[i]) {
       id = i;
       break;
@@ -226,7 +227,7 @@ static void on_closed(uv_handle_t *h) {
 
 static struct dns_server *server_arg(napi_env env, struct dns_engine *e, napi_value v) {
   uint32_t id;
-  if (!e || napi_get_value_uint32(env, v, &id) != napi_ok || id == 0 || id >= MAX_SERVERS) return NULL;
+  if (!e || napi_get_value_uint32(env, v, &id) != napi_ok || id == 0 || id >= DNS_MAX_SERVERS) return NULL;
   return e->servers[id];
 }
 
@@ -239,21 +240,27 @@ static napi_value dns_close_js(napi_env env, napi_callback_info info) {
   if (!s) return ret_int(env, -EBADF);
   e->servers[s->id] = NULL;
   s->closing = 1;
+  if (s->fwd) dns_forward_close(s->fwd);
+  s->fwd = NULL;
   uv_poll_stop(&s->poll);
   uv_close((uv_handle_t *)&s->poll, on_closed);
   return ret_int(env, 0);
 }
 
+/* The (engine, server id, ...) arguments of a call taking `want` of them; the server or NULL. */
+static struct dns_server *server_call(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) return NULL;
+  return server_arg(env, engine_of(env, argv[0]), argv[1]);
+}
+
 static napi_value dns_send_js(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
   void *data;
   size_t len;
   uint32_t ip;
   int32_t port;
-  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct dns_engine *e = engine_of(env, argv[0]);
-  struct dns_server *s = argc < 5 ? NULL : server_arg(env, e, argv[1]);
+  struct dns_server *s = server_call(env, info, 5, argv);
   if (!s) return ret_int(env, -EBADF);
   if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok || get_ip(env, argv[3], &ip) < 0) return ret_int(env, -EINVAL);
   NAPI_CHECK(napi_get_value_int32(env, argv[4], &port));
@@ -274,14 +281,14 @@ static int put_from(struct dnsf_table *t, const uint8_t *p, size_t len) {
 #define U32(o) ((uint32_t)p[o] << 24 | (uint32_t)p[(o) + 1] << 16 | (uint32_t)p[(o) + 2] << 8 | p[(o) + 3])
   struct dnsf_put_args a = {.server = U16(0), .scope = U32(2), .qtype = U16(6), .variant = p[8], .name_len = p[9], .flags = U16(10), .ttl_ms = U32(12), .nrot = U16(16), .nttl = U16(18)};
   size_t at = PUT_HEAD;
-  if (a.nrot == 0 || a.nrot > 1024 || at + a.name_len + 2u * a.nttl > len) return -EINVAL;
+  if (a.nrot > 1024 || at + a.name_len + 2u * a.nttl > len) return -EINVAL;
   a.name = p + at;
   at += a.name_len;
   uint16_t ttl_at[512];
   if (a.nttl > 512) return -EINVAL;
   for (uint16_t i = 0; i < a.nttl; i++, at += 2) ttl_at[i] = U16(at);
   a.ttl_at = ttl_at;
-  struct dnsf_records *rot = calloc(a.nrot, sizeof *rot);
+  struct dnsf_records *rot = calloc(a.nrot ? a.nrot : 1, sizeof *rot);
   if (!rot) return -ENOMEM;
   int rc = 0;
   for (uint16_t i = 0; i < a.nrot && rc == 0; i++) {
@@ -352,11 +359,17 @@ static napi_value dns_clear_js(napi_env env, napi_callback_info info) {
   return ret_int(env, 0);
 }
 
-static napi_value dns_take_stats_js(napi_env env, napi_callback_info info) {
+/* The engine of a call taking only it; NULL when it is not one. */
+static struct dns_engine *engine_call(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], out, v;
-  NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct dns_engine *e = engine_of(env, argv[0]);
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return NULL;
+  return engine_of(env, argv[0]);
+}
+
+static napi_value dns_take_stats_js(napi_env env, napi_callback_info info) {
+  napi_value out, v;
+  struct dns_engine *e = engine_call(env, info);
   if (!e) return ret_int(env, -EINVAL);
   struct dnsf_stats *st = dnsf_stats(e->table);
   NAPI_CHECK(napi_create_array(env, &out));
@@ -381,6 +394,53 @@ static napi_value dns_take_stats_js(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* dnsForward(engine, id, upstreams, timeoutMs): upstreams [ip(4) port(BE16)]...; none: JavaScript forwards. */
+static napi_value dns_forward_js(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  void *data;
+  size_t len;
+  uint32_t timeout_ms;
+  struct dns_server *s = server_call(env, info, 4, argv);
+  if (!s) return ret_int(env, -EBADF);
+  if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok || len % 6 || len / 6 > DNS_MAX_UPSTREAMS || napi_get_value_uint32(env, argv[3], &timeout_ms) != napi_ok) return ret_int(env, -EINVAL);
+  struct sockaddr_in ups[DNS_MAX_UPSTREAMS];
+  int n = (int)(len / 6);
+  for (int i = 0; i < n; i++) {
+    const uint8_t *p = (const uint8_t *)data + 6 * i;
+    ups[i] = (struct sockaddr_in){.sin_family = AF_INET};
+    memcpy(&ups[i].sin_addr.s_addr, p, 4);
+    memcpy(&ups[i].sin_port, p + 4, 2);
+  }
+  if (s->fwd) dns_forward_close(s->fwd);
+  s->fwd = NULL;
+  if (n == 0) return ret_int(env, 0);
+  uv_loop_t *loop;
+  NAPI_CHECK(napi_get_uv_event_loop(env, &loop));
+  s->fwd = dns_forward_new(s, loop, ups, n, timeout_ms);
+  return ret_int(env, s->fwd ? 0 : -errno);
+}
+
+/* [forwarded, timeout, error, malformed, badId, badSource, badQuestion, latencySum, latency buckets...], zeroed. */
+static napi_value dns_take_forward_stats_js(napi_env env, napi_callback_info info) {
+  napi_value out, v;
+  struct dns_engine *e = engine_call(env, info);
+  if (!e) return ret_int(env, -EINVAL);
+  struct dns_forward_stats *st = &e->fstats;
+  double head[] = {(double)st->forwarded, (double)st->timeout, (double)st->error, (double)st->malformed, (double)st->bad_id, (double)st->bad_source, (double)st->bad_question, st->latency_sum};
+  NAPI_CHECK(napi_create_array(env, &out));
+  uint32_t at = 0;
+  for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) {
+    napi_create_double(env, head[i], &v);
+    napi_set_element(env, out, at++, v);
+  }
+  for (int b = 0; b <= DNS_LATENCY_BUCKETS; b++) {
+    napi_create_double(env, (double)st->latency[b], &v);
+    napi_set_element(env, out, at++, v);
+  }
+  memset(st, 0, sizeof *st);
+  return out;
+}
+
 napi_status dns_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"dnsEngine", NULL, dns_engine_js, NULL, NULL, NULL, napi_default, NULL},
@@ -391,6 +451,8 @@ napi_status dns_register(napi_env env, napi_value exports) {
       {"dnsScopes", NULL, dns_scopes_js, NULL, NULL, NULL, napi_default, NULL},
       {"dnsClear", NULL, dns_clear_js, NULL, NULL, NULL, napi_default, NULL},
       {"dnsTakeStats", NULL, dns_take_stats_js, NULL, NULL, NULL, napi_default, NULL},
+      {"dnsForward", NULL, dns_forward_js, NULL, NULL, NULL, napi_default, NULL},
+      {"dnsTakeForwardStats", NULL, dns_take_forward_stats_js, NULL, NULL, NULL, napi_default, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -189,7 +189,8 @@ static struct entry **find(struct dnsf_table *t, uint16_t server, uint32_t scope
 }
 
 int dnsf_put(struct dnsf_table *t, const struct dnsf_put_args *a) {
-  if (a->name_len == 0 || a->name_len > MAX_NAME || a->nrot == 0) return -EINVAL;
+  if (a->name_len == 0 || a->name_len > MAX_NAME) return -EINVAL;
+  if (a->nrot == 0 && (a->server == 0 || a->nttl || a->ttl_ms)) return -EINVAL; /* a forward marker: a server's, for good */
   if (a->nttl && (a->nrot != 1 || !a->ttl_ms)) return -EINVAL;
   size_t body = 0;
   for (uint16_t i = 0; i < a->nrot; i++) body += a->rot[i].len;
@@ -257,7 +258,19 @@ static inline void count_reply(struct dnsf_table *t, uint16_t qtype, int rcode) 
   t->stats.replies[qtype < DNSF_QTYPE_ROWS - 1 ? qtype : DNSF_QTYPE_ROWS - 1][rcode < DNSF_RCODE_COLS ? rcode : DNSF_RCODE_COLS - 1]++;
 }
 
-int dnsf_answer(struct dnsf_table *t, uint16_t server, const uint8_t *req, size_t len, uint32_t client, uint8_t *out, size_t cap) {
+void dnsf_count_reply(struct dnsf_table *t, uint16_t qtype, int rcode) { count_reply(t, qtype, rcode); }
+
+int dnsf_error_reply(const uint8_t *req, const struct dnsf_query *q, int rcode, uint8_t *out) {
+  memcpy(out, req, q->qend);
+  put16(out + 2, (uint16_t)(F_QR | F_RA | (be16(req + 2) & F_RD) | (rcode & RCODE_MASK)));
+  put16(out + 6, 0);
+  put16(out + 8, 0);
+  put16(out + 10, q->edns ? 1 : 0);
+  if (q->edns) write_opt(out + q->qend, q->dnssec_ok, rcode);
+  return q->qend + (q->edns ? OPT_BYTES : 0);
+}
+
+int dnsf_answer(struct dnsf_table *t, uint16_t server, const uint8_t *req, size_t len, uint32_t client, uint8_t *out, size_t cap, struct dnsf_query *info) {
   if (len < HEADER) {
     t->stats.short_++;
     return DNSF_DROP;
@@ -331,6 +344,10 @@ int dnsf_answer(struct dnsf_table *t, uint16_t server, const uint8_t *req, size_
       t->count--;
       return DNSF_MISS;
     }
+  }
+  if (e->nrot == 0) {
+    *info = (struct dnsf_query){.qtype = qtype, .qend = (uint16_t)qend, .max = (uint16_t)max, .edns = (uint8_t)edns, .dnssec_ok = (uint8_t)dnssec_ok};
+    return DNSF_FORWARD;
   }
   const struct rot *r = &e->rots[e->nrot == 1 ? 0 : e->next_rot++ % e->nrot];
   size_t opt = edns ? OPT_BYTES : 0;

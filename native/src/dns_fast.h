@@ -22,6 +22,9 @@
 /* Return of dnsf_answer besides a length: JavaScript must answer; drop silently. */
 #define DNSF_MISS 0
 #define DNSF_DROP (-1)
+/* A name this server forwards (a marker JavaScript put after the cluster declined it):
+ * the caller sends it upstream from C (dns_forward.c), with the query's facts in `info`. */
+#define DNSF_FORWARD (-2)
 
 /* Counters, read and zeroed by dnsf_take_stats. Reply counts by (qtype, rcode): qtypes
  * above 255 share row 256; rcode 16 is BADVERS (RFC 6891). */
@@ -58,6 +61,16 @@ struct dnsf_put_args {
   const uint16_t *ttl_at; /* offsets of the 32-bit TTLs in rot[0].bytes (ttl_ms only) */
   uint16_t nttl;
 };
+/* nrot 0 (no records, no TTL) puts a forward marker: the key's queries go upstream from C. */
+
+/* What dnsf_answer read of a query it returned DNSF_FORWARD for. */
+struct dnsf_query {
+  uint16_t qtype;
+  uint16_t qend;      /* end of the question: the header and question are req[0, qend) */
+  uint16_t max;       /* the largest UDP reply the client takes (512, or its EDNS size up to 4096) */
+  uint8_t edns;       /* the query had an OPT */
+  uint8_t dnssec_ok;  /* ... with DO set */
+};
 
 struct dnsf_table;
 
@@ -75,6 +88,12 @@ struct dnsf_stats *dnsf_stats(struct dnsf_table *t);
  * (`cap` bytes, at least DNSF_REPLY_MAX): its length, DNSF_MISS or DNSF_DROP.
  */
 #define DNSF_REPLY_MAX 4096
-int dnsf_answer(struct dnsf_table *t, uint16_t server, const uint8_t *req, size_t len, uint32_t client, uint8_t *out, size_t cap);
+int dnsf_answer(struct dnsf_table *t, uint16_t server, const uint8_t *req, size_t len, uint32_t client, uint8_t *out, size_t cap, struct dnsf_query *info);
+
+/* A reply of `rcode` with no records to the query read into `q` (its header and question,
+ * RD kept, RA set, our OPT if it had one), written into `out` (DNSF_REPLY_MAX): its length. */
+int dnsf_error_reply(const uint8_t *req, const struct dnsf_query *q, int rcode, uint8_t *out);
+/* One reply sent (by type and rcode), counted as dnsf_answer counts its own. */
+void dnsf_count_reply(struct dnsf_table *t, uint16_t qtype, int rcode);
 
 #endif

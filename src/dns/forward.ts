@@ -23,7 +23,7 @@ export interface ForwardOptions {
 }
 
 export function forwardHandler(o: ForwardOptions): Handler {
-  const udp = new UpstreamUdp();
+  const udp = new UpstreamUdp(o.stats && ((why) => o.stats!.upstreamDropped[why]++));
   return async (q): Promise<Reply> => {
     if (o.stats) o.stats.forwarded++;
     for (const up of o.upstreams) {
@@ -31,7 +31,7 @@ export function forwardHandler(o: ForwardOptions): Handler {
       try {
         let raw = q.transport === 'tcp' ? await overTcp(up, q.raw, o.timeoutMs) : await udp.exchange(up, q.raw, o.timeoutMs);
         if (q.transport === 'udp' && raw.length >= 4 && raw.readUInt16BE(2) & FLAG.TC) raw = await overTcp(up, q.raw, o.timeoutMs);
-        o.stats?.upstreamSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+        o.stats?.observeUpstream(Number(process.hrtime.bigint() - started) / 1e9);
         return { raw };
       } catch (err) {
         // Counted, then the next upstream.

@@ -4,8 +4,8 @@
  * server and every network gateway's). Label sets are bounded: query types are a known
  * list plus `other`, rcodes the ones RFC 1035 and RFC 6891 define that we send plus `other`.
  */
-import { Histogram, type Registry } from 'prom-client';
-import { by, one, readMetrics, type Sample } from '../util/metrics.js';
+import type { Registry } from 'prom-client';
+import { by, one, readMetrics, registerBucketHistogram, type Sample } from '../util/metrics.js';
 import { EDNS, QTYPE, RCODE } from './constants.js';
 
 const TYPE_LABELS = ['A', 'AAAA', 'PTR', 'SRV', 'TXT', 'MX', 'CNAME', 'NS', 'SOA', 'ANY', 'other'] as const;
@@ -16,11 +16,13 @@ const RCODE_INDEX = new Map<number, number>(RCODE_LABELS.slice(0, -1).map((l, i)
 const OTHER_TYPE = TYPE_LABELS.length - 1;
 const OTHER_RCODE = RCODE_LABELS.length - 1;
 
-/** Upstream exchange times, seconds: loopback resolvers answer in well under a millisecond, the timeout is 2 s. */
-const UPSTREAM_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2];
+/** Upstream exchange times, seconds: loopback resolvers answer in well under a millisecond, the timeout is 2 s (native/src/dns_engine.h counts in the same buckets). */
+export const UPSTREAM_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2];
 
 export type DropReason = 'short' | 'long' | 'send';
 export type UpstreamError = 'timeout' | 'error';
+/** Upstream datagrams dropped (RFC 5452 section 9.1): unreadable, an id not in flight, from another address than asked, another question. */
+export type UpstreamDrop = 'malformed' | 'bad_id' | 'bad_source' | 'bad_question';
 
 export class DnsStats {
   /** Replies sent, by query type (row) and rcode (column); a query we cannot read counts as type `other`. */
@@ -43,8 +45,18 @@ export class DnsStats {
   nativeReplies = 0;
   /** Counters kept elsewhere (the native path), folded in before a scrape. */
   readonly #sources: Array<(into: DnsStats) => void> = [];
-  /** Successful upstream exchanges (the slow path: a round trip dominates an observe). */
-  readonly upstreamSeconds = new Histogram({ name: 'swarmnet_dns_upstream_duration_seconds', help: 'Time for an upstream resolver to answer a forwarded query', buckets: UPSTREAM_BUCKETS, registers: [] });
+  /** Upstream replies dropped unmatched (both paths: upstream-udp.ts and native/src/dns_forward.c). */
+  readonly upstreamDropped: Record<UpstreamDrop, number> = { malformed: 0, bad_id: 0, bad_source: 0, bad_question: 0 };
+  /** Successful upstream exchanges, per bucket of UPSTREAM_BUCKETS (the last: above them), and their sum in seconds; C adds its own. */
+  readonly upstreamSeconds = { counts: new Float64Array(UPSTREAM_BUCKETS.length + 1), sum: 0 };
+
+  /** One upstream exchange of `seconds`. */
+  observeUpstream(seconds: number): void {
+    let b = 0;
+    while (b < UPSTREAM_BUCKETS.length && seconds > UPSTREAM_BUCKETS[b]!) b++;
+    this.upstreamSeconds.counts[b]!++;
+    this.upstreamSeconds.sum += seconds;
+  }
 
   /** `fold` adds what it counted since its last call to `into`; called before every read. */
   addSource(fold: (into: DnsStats) => void): void {
@@ -80,7 +92,17 @@ export function registerDnsMetrics(registry: Registry, stats: DnsStats): void {
   m.counter('swarmnet_dns_native_replies_total', 'DNS replies sent by the native (C) fast path; they are counted in swarmnet_dns_queries_total too', [], synced(() => one(stats.nativeReplies)));
   m.counter('swarmnet_dns_forward_cache_total', 'Upstream answers served from the forward cache (hit, negative ones included: RFC 2308) or stored in it (store)', ['result'], synced(() => by('result', { hit: stats.forwardCache.hits, store: stats.forwardCache.stores })));
   m.counter('swarmnet_dns_answer_cache_total', 'Cluster answers served from the ready-answer cache (hit) or built for it (build)', ['result'], synced(() => by('result', { hit: stats.cache.hits, build: stats.cache.builds })));
-  registry.registerMetric(stats.upstreamSeconds);
+  m.counter('swarmnet_dns_upstream_dropped_total', 'Datagrams from the upstream socket dropped unmatched, by reason (malformed; bad_id: no query in flight with that id; bad_source: not from the upstream asked; bad_question: another question; RFC 5452 section 9.1)', ['reason'], synced(() => by('reason', stats.upstreamDropped)));
+  registerBucketHistogram(registry, {
+    name: 'swarmnet_dns_upstream_duration_seconds',
+    help: 'Time for an upstream resolver to answer a forwarded query',
+    labelNames: [],
+    buckets: UPSTREAM_BUCKETS,
+    read: () => {
+      stats.sync();
+      return [{ labels: {}, counts: stats.upstreamSeconds.counts, sum: stats.upstreamSeconds.sum }];
+    },
+  });
 }
 
 /** The non-zero cells of the type x rcode table. */

@@ -5,6 +5,9 @@
  *                -> C miss -> onMiss (the server's JavaScript path answers, with dnsSend)
  *                   -> the answer it built is copied into the C table (put*): the next
  *                      query of that name is C's
+ *                   -> a name it forwarded is marked in the C table (markForward): the
+ *                      next queries of it go upstream from C (native/src/dns_forward.c),
+ *                      their cacheable replies back here (onAnswer) for the forward cache
  *   view change  -> the C table and the client scopes emptied at once (as the JS cache)
  *   scrape       -> C's counters folded into the node's DnsStats
  *
@@ -21,11 +24,20 @@ import type { DnsStats } from './metrics.js';
 import type { ReadyRecords } from './wire.js';
 
 export type MissHandler = (msg: Buffer, ip: string, port: number) => void;
+/** An upstream's reply to `query` that C relayed to client `ip`, for the forward cache. */
+export type AnswerHandler = (query: Buffer, reply: Buffer, ip: string) => void;
+
+interface ServerHandlers {
+  miss: MissHandler;
+  answer?: AnswerHandler;
+}
 
 /** A UDP socket of one DNS server, owned by C. */
 export interface NativeUdp {
   readonly id: number;
   send(reply: Buffer, ip: string, port: number): void;
+  /** Forwards the names marked with `markForward` from C to `upstreams`; false when the addon cannot. */
+  forwardFromC(upstreams: ReadonlyArray<{ host: string; port: number }>, timeoutMs: number): boolean;
   close(): void;
 }
 
@@ -38,6 +50,10 @@ export interface NativeDnsOptions {
 /** The header of an entry as addon_dns.c reads it (put_from). */
 const PUT_HEAD = 20;
 const ROT_HEAD = 8;
+/** An upstream as dnsForward reads it: ip(4) port(BE16). */
+const UPSTREAM_BYTES = 6;
+/** dnsTakeForwardStats: the latency buckets follow these counters. */
+const FORWARD_HEAD = 8;
 /** The C table's server id of the cluster's answers. */
 const CLUSTER = 0;
 
@@ -49,7 +65,7 @@ export class NativeDns {
     private readonly addon: Addon,
     private readonly engine: DnsEngineHandle,
     /** Server id -> its JavaScript path, for C's misses. */
-    private readonly servers: Map<number, MissHandler>,
+    private readonly servers: Map<number, ServerHandlers>,
     private readonly o: NativeDnsOptions,
   ) {
     o.view.onChange(() => {
@@ -64,21 +80,34 @@ export class NativeDns {
   static create(o: NativeDnsOptions): NativeDns | undefined {
     const addon = loadAddon();
     if (!addon || typeof addon.dnsEngine !== 'function') return undefined;
-    const servers = new Map<number, MissHandler>();
-    const engine = addon.dnsEngine((id, msg, ip, port) => servers.get(id)?.(msg, ip, port));
+    const servers = new Map<number, ServerHandlers>();
+    const engine = addon.dnsEngine(
+      (id, msg, ip, port) => servers.get(id)?.miss(msg, ip, port),
+      (id, query, reply, ip) => servers.get(id)?.answer?.(query, reply, ip),
+    );
     if (typeof engine === 'number') return undefined;
     return new NativeDns(addon, engine, servers, o);
   }
 
   /** Binds host:port (UDP) in C; datagrams C cannot answer go to `onMiss`. */
-  open(host: string, port: number, onMiss: MissHandler): NativeUdp {
+  open(host: string, port: number, onMiss: MissHandler, onAnswer?: AnswerHandler): NativeUdp {
     const { addon, engine } = this;
     const id = check(addon.dnsOpen(engine, host, port), 'bind');
-    this.servers.set(id, onMiss);
+    this.servers.set(id, { miss: onMiss, answer: onAnswer });
     return {
       id,
       send: (reply, ip, p) => {
         if (addon.dnsSend(engine, id, reply, ip, p) < 0) this.o.stats.dropped.send++;
+      },
+      forwardFromC: (upstreams, timeoutMs) => {
+        const ups = upstreams.filter((u) => isIPv4(u.host));
+        if (!addon.dnsForward || !ups.length || ups.length !== upstreams.length) return false;
+        const b = Buffer.alloc(UPSTREAM_BYTES * ups.length);
+        ups.forEach((u, i) => {
+          u.host.split('.').forEach((octet, k) => (b[UPSTREAM_BYTES * i + k] = Number(octet)));
+          b.writeUInt16BE(u.port, UPSTREAM_BYTES * i + 4);
+        });
+        return addon.dnsForward(engine, id, b, timeoutMs) === 0;
       },
       close: () => {
         this.servers.delete(id);
@@ -97,6 +126,11 @@ export class NativeDns {
     this.#put({ server, scopeKey, qtype, variant, name, rotations: [a.records], ttlMs: Math.floor(a.ttlMs), ttlAt: a.ttlAt });
   }
 
+  /** A name `server` forwards (the cluster declined it for this scope): its next queries go upstream from C. */
+  markForward(server: number, scopeKey: string, qtype: number, variant: number, name: string): void {
+    this.#put({ server, scopeKey, qtype, variant, name, rotations: [], ttlMs: 0, ttlAt: [] });
+  }
+
   #put(e: { server: number; scopeKey: string; qtype: number; variant: number; name: string; rotations: readonly ReadyRecords[]; ttlMs: number; ttlAt: number[] }): void {
     if (e.ttlMs <= 0 && e.ttlAt.length) return;
     const scope = this.#scopeId(e.scopeKey);
@@ -110,7 +144,7 @@ export class NativeDns {
     b.writeUInt16BE(e.qtype, 6);
     b[8] = e.variant;
     b[9] = name.length;
-    b.writeUInt16BE(e.rotations[0]!.flags, 10);
+    b.writeUInt16BE(e.rotations[0]?.flags ?? 0, 10);
     b.writeUInt32BE(e.ttlMs, 12);
     b.writeUInt16BE(e.rotations.length, 16);
     b.writeUInt16BE(e.ttlAt.length, 18);
@@ -159,5 +193,16 @@ export class NativeDns {
       into.reply(s[i]!, s[i + 1]!, s[i + 2]!);
       into.nativeReplies += s[i + 2]!;
     }
+    const f = this.addon.dnsTakeForwardStats?.(this.engine);
+    if (!f) return;
+    into.forwarded += f[0]!;
+    into.upstreamErrors.timeout += f[1]!;
+    into.upstreamErrors.error += f[2]!;
+    into.upstreamDropped.malformed += f[3]!;
+    into.upstreamDropped.bad_id += f[4]!;
+    into.upstreamDropped.bad_source += f[5]!;
+    into.upstreamDropped.bad_question += f[6]!;
+    into.upstreamSeconds.sum += f[7]!;
+    for (let b = 0; b < into.upstreamSeconds.counts.length; b++) into.upstreamSeconds.counts[b]! += f[FORWARD_HEAD + b] ?? 0;
   }
 }

@@ -42,6 +42,7 @@ export class NodeDns {
   serverOptions(upstreams: Upstream[]): Omit<DnsServerOptions, 'host' | 'port'> {
     return {
       handlers: [this.#cluster, forwardHandler({ upstreams, timeoutMs: DEFAULTS.upstreamTimeoutMs, stats: this.stats })],
+      forward: { upstreams, timeoutMs: DEFAULTS.upstreamTimeoutMs },
       answers: this.answers,
       stats: this.stats,
       ...(this.#native && { native: this.#native }),

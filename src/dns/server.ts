@@ -9,7 +9,10 @@
  *   -> UDP: over 512 bytes (or the client's EDNS size) -> truncated reply with TC set
  *
  * With the addon (native.ts) the UDP socket is C's: it answers what its table holds (the
- * same records, copied there from here) and hands the rest to this class (onMiss). Upstream
+ * same records, copied there from here) and hands the rest to this class (onMiss). A name
+ * forwarded here over UDP is marked in C's table, which forwards its next queries itself
+ * (native/src/dns_forward.c, same upstreams and timeout) and hands back the cacheable
+ * replies (onAnswer) and what it cannot finish (TC, too large: onMiss). Upstream
  * answers are kept in a forward cache (forward-cache.ts, RFC 2308 for negative ones) and
  * served by both paths until their TTL runs out.
  *
@@ -39,6 +42,8 @@ export interface DnsServerOptions {
   stats?: DnsStats;
   /** The C fast path; without it UDP is served by a `dgram` socket. */
   native?: NativeDns;
+  /** The forward handler's upstreams and timeout, for C to forward the names it forwards (with `native`). */
+  forward?: { upstreams: ReadonlyArray<{ host: string; port: number }>; timeoutMs: number };
 }
 
 type Transport = 'udp' | 'tcp';
@@ -51,6 +56,8 @@ const RCODE_MASK = 0xf;
 export class DnsServer {
   #udp: Socket | undefined;
   #native: NativeUdp | undefined;
+  /** C forwards the names marked in its table (native and `forward` given). */
+  #nativeForward = false;
   readonly #tcp: Server;
   readonly #forwarded = new ForwardCache({ maxEntries: DEFAULTS.forwardCacheEntries, maxTtlSeconds: DEFAULTS.forwardMaxTtlSeconds });
   readonly stats: DnsStats;
@@ -66,7 +73,13 @@ export class DnsServer {
 
   async listen(): Promise<void> {
     if (this.o.native) {
-      this.#native = this.o.native.open(this.o.host, this.o.port, (msg, ip, port) => this.#onDatagram(msg, ip, (out) => this.#native?.send(out, ip, port)));
+      this.#native = this.o.native.open(
+        this.o.host,
+        this.o.port,
+        (msg, ip, port) => this.#onDatagram(msg, ip, (out) => this.#native?.send(out, ip, port)),
+        (query, reply, ip) => this.#remember(query, ip, reply),
+      );
+      this.#nativeForward = !!this.o.forward && this.#native.forwardFromC(this.o.forward.upstreams, this.o.forward.timeoutMs);
     } else {
       const udp = this.#dgram();
       await new Promise<void>((resolve, reject) => {
@@ -163,15 +176,20 @@ export class DnsServer {
     return out;
   }
 
-  /** Keeps an upstream's answer to a plain query for the fast paths (both: JS and C). */
-  #remember(msg: Buffer, client: string, raw: Buffer): void {
+  /**
+   * Keeps an upstream's answer to a plain query for the fast paths (both: JS and C). One it
+   * may not keep (RFC 2308 section 5) that reached the client whole over UDP marks the name
+   * in C's table (`mark`): C forwards its next queries itself.
+   */
+  #remember(msg: Buffer, client: string, raw: Buffer, mark = false): void {
     const q = readQuery(msg, this.#scratch);
     if (!q) return;
     const scope = this.o.answers?.scopeKey(client) ?? '';
     const kept = this.#forwarded.store(scope, msg, q, raw);
-    if (!kept) return;
-    this.stats.forwardCache.stores++;
-    if (this.#native) this.o.native!.putForward(this.#native.id, scope, q.qtype, variantOf(q), q.name, kept);
+    if (kept) this.stats.forwardCache.stores++;
+    if (!this.#native) return;
+    if (kept) this.o.native!.putForward(this.#native.id, scope, q.qtype, variantOf(q), q.name, kept);
+    else if (mark && this.#nativeForward) this.o.native!.markForward(this.#native.id, scope, q.qtype, variantOf(q), q.name);
   }
 
   /** RFC 6891 section 6.1.3: a version we do not speak gets BADVERS and our version, nothing else. */
@@ -212,8 +230,8 @@ export class DnsServer {
     }
     // An upstream's reply is passed on as it came (its own OPT, or none if it has no EDNS).
     if (reply && 'raw' in reply) {
-      this.#remember(msg, q.client, reply.raw);
       const out = this.#fit(reply.raw, transport, udpMax(edns));
+      this.#remember(msg, q.client, reply.raw, transport === 'udp' && out === reply.raw && !(out.length >= 4 && out.readUInt16BE(2) & FLAG.TC));
       this.stats.reply(qtype, out.length >= 4 ? out[3]! & RCODE_MASK : RCODE.SERVFAIL);
       return out;
     }

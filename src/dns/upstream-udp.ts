@@ -11,6 +11,7 @@
 import { randomInt } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { HEADER_BYTES, UDP_EDNS_MAX } from './constants.js';
+import type { UpstreamDrop } from './metrics.js';
 
 export interface UdpTarget {
   host: string;
@@ -35,6 +36,9 @@ const ID_SPACE = 0x10000;
 export class UpstreamUdp {
   #socket: Socket | undefined;
   readonly #pending = new Map<number, Pending>();
+
+  /** `onDrop` counts a datagram that matched no query in flight. */
+  constructor(private readonly onDrop?: (why: UpstreamDrop) => void) {}
 
   exchange(target: UdpTarget, query: Buffer, timeoutMs: number): Promise<Buffer> {
     if (this.#pending.size >= ID_SPACE / 2) return Promise.reject(new Error('too many queries in flight'));
@@ -72,9 +76,11 @@ export class UpstreamUdp {
   }
 
   #onReply(msg: Buffer, address: string, port: number): void {
-    if (msg.length < HEADER_BYTES || msg.length > UDP_EDNS_MAX * 16) return;
+    if (msg.length < HEADER_BYTES || msg.length > UDP_EDNS_MAX * 16) return this.onDrop?.('malformed');
     const p = this.#pending.get(msg.readUInt16BE(0));
-    if (!p || p.target.host !== address || p.target.port !== port || !sameQuestion(p.query, msg)) return;
+    if (!p) return this.onDrop?.('bad_id');
+    if (p.target.host !== address || p.target.port !== port) return this.onDrop?.('bad_source');
+    if (!sameQuestion(p.query, msg)) return this.onDrop?.('bad_question');
     const reply = Buffer.from(msg);
     reply.writeUInt16BE(p.clientId, 0);
     p.done(undefined, reply);

@@ -43,7 +43,7 @@ export interface Addon {
   /** Record sizes, event types and close reasons, from the C side (the one place they are defined). */
   udpConst: Record<string, number>;
   /** DNS fast path (native/src/addon_dns.c): UDP servers in C, ready answers in a C table. */
-  dnsEngine(onMiss: (server: number, msg: Buffer, ip: string, port: number) => void): DnsEngineHandle | number;
+  dnsEngine(onMiss: (server: number, msg: Buffer, ip: string, port: number) => void, onAnswer?: (server: number, query: Buffer, reply: Buffer, ip: string) => void): DnsEngineHandle | number;
   dnsOpen(engine: DnsEngineHandle, ip: string, port: number): number;
   dnsClose(engine: DnsEngineHandle, server: number): number;
   dnsSend(engine: DnsEngineHandle, server: number, reply: Buffer, ip: string, port: number): number;
@@ -52,6 +52,10 @@ export interface Addon {
   dnsClear(engine: DnsEngineHandle): number;
   /** [hits, fwdHits, truncated, short, long, send, then (qtype, rcode, n) triples]; zeroed by the call. */
   dnsTakeStats(engine: DnsEngineHandle): number[];
+  /** Names marked for forwarding go to these upstreams (ip(4) port(BE16) each) from C; none: JavaScript forwards (native/src/dns_forward.c). */
+  dnsForward?(engine: DnsEngineHandle, server: number, upstreams: Buffer, timeoutMs: number): number;
+  /** [forwarded, timeout, error, malformed, badId, badSource, badQuestion, latencySum, latency buckets...]; zeroed by the call. */
+  dnsTakeForwardStats?(engine: DnsEngineHandle): number[];
 }
 
 /** An engine made by udpCreate (a Node-API External). */
