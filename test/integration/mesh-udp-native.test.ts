@@ -49,6 +49,28 @@ t.test('the agent runs UDP on the native engine', async (t) => {
   t.equal(await metric('swarmnet_udp_flows'), 1, 'the flow is in the C table');
 });
 
+t.test('bursts on one flow are all forwarded across the engine\'s receive coalescing, and a lone datagram after them', async (t) => {
+  // A pass that moves 8 datagrams or more is followed by a pause in which the engine's
+  // fd is not polled (native/src/addon_udp.c, COALESCE_*): the datagrams that arrive
+  // meanwhile must be taken by the next pass, never left in the socket.
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  t.teardown(() => s.close());
+  const got = new Set<string>();
+  s.on('message', (m) => got.add(m.toString()));
+  const WAVES = 3;
+  const BURST = 100;
+  for (let w = 0; w < WAVES; w++) {
+    for (let i = 0; i < BURST; i++) s.send(`b${w}.${i}`, 6001, agent.ingress);
+    await until(`wave ${w} answered`, async () => got.size >= (w + 1) * BURST, 5000, async () => `${got.size} answers`, 10);
+  }
+  t.equal(got.size, WAVES * BURST, 'every datagram of every burst answered');
+  t.ok(got.has(`u1 b${WAVES - 1}.${BURST - 1}`), 'answers come from the task');
+  const lone = await openUdp(agent.ingress, 6001);
+  t.teardown(() => lone.close());
+  t.equal((await lone.ask('after')).toString(), 'u1 after', 'a lone datagram after the bursts is answered');
+});
+
 t.test('a flood of unanswered flows: the established flow stays answered, drops are counted, fds bounded', async (t) => {
   await service(agent, 'sink', 6002, `${ip(3)}:5409`);
   const est = await openUdp(agent.ingress, 6001);
