@@ -68,6 +68,8 @@ static void reset_task_side(struct relay *r) {
   if (r->ufd >= 0) close(r->ufd);
   r->ufd = -1;
   r->u_more = 0;
+  r->u_fin = 0;
+  r->ka_u = 0;
   free(r->up);
   r->up = NULL;
   r->up_len = r->up_off = 0;
@@ -182,8 +184,8 @@ static int both_done(const struct relay *r) {
 
 /* Sends what was just read; a short write keeps the rest for the next writability.
  * Returns the bytes sent now (>= 0), -1 (send failed) or -2 (no memory to keep the rest). */
-static ssize_t forward(int fd, char *src, ssize_t n, char **buf, size_t *len, size_t *off, int *err) {
-  ssize_t w = send(fd, src, (size_t)n, MSG_NOSIGNAL);
+static ssize_t forward(int fd, char *src, ssize_t n, char **buf, size_t *len, size_t *off, int *err, int flags) {
+  ssize_t w = send(fd, src, (size_t)n, MSG_NOSIGNAL | flags);
   if (w < 0 && errno != EAGAIN) {
     *err = errno;
     return -1;
@@ -248,7 +250,7 @@ static int pump_up(struct relay *r, int *err, int *more) {
     r->bytes_in += (uint64_t)n;
     r->last_ms = r->t->now;
     if (r->replay_on) keep_replay(r, buf, (size_t)n);
-    ssize_t sent = forward(r->ufd, buf, n, &r->up, &r->up_len, &r->up_off, err);
+    ssize_t sent = forward(r->ufd, buf, n, &r->up, &r->up_len, &r->up_off, err, 0);
     if (sent > 0 && connecting) connected(r);
     return sent >= 0 ? STEP_PROGRESS : sent == -1 ? STEP_FAIL_TASK : STEP_FAIL_CLIENT;
   }
@@ -298,8 +300,9 @@ static int pump_down(struct relay *r, int *err, int *more) {
   if (r->u_eof) {
     if (both_done(r)) return STEP_DONE;
     /* The client's own FIN often follows at once (it read the reply and closes): give
-     * it one more poll round, then both sockets just close. */
-    if (r->fin_c == FIN_NONE) relay_defer_fin(r);
+     * it one more poll round, then both sockets just close. Not when the last bytes
+     * went with MSG_MORE: they wait in the socket for this FIN. */
+    if (r->fin_c == FIN_NONE && !r->dn_more) relay_defer_fin(r);
     if (r->fin_c == FIN_DEFERRED) return STEP_BLOCKED;
     shutdown(r->cfd, SHUT_WR);
     r->shut_c = 1;
@@ -333,7 +336,13 @@ static int pump_down(struct relay *r, int *err, int *more) {
       r->in_uc += (size_t)n;
       return STEP_PROGRESS;
     }
-    ssize_t sent = forward(r->cfd, buf, n, &r->dn, &r->dn_len, &r->dn_off, err);
+    /* The task's FIN is queued behind these bytes (a short read drained them): the
+     * FIN goes right after them, and MSG_MORE lets the kernel put both in one segment
+     * (HAProxy does the same), which saves the client a separate FIN and its ACK of
+     * the data: two loopback segments of the ~19 a short connection costs. */
+    int fin_next = r->u_fin && n < COPY_CHUNK;
+    if (fin_next) r->dn_more = 1;
+    ssize_t sent = forward(r->cfd, buf, n, &r->dn, &r->dn_len, &r->dn_off, err, fin_next ? MSG_MORE : 0);
     return sent >= 0 ? STEP_PROGRESS : STEP_FAIL_CLIENT;
   }
   if (n < 0 && errno == EAGAIN) {
@@ -397,11 +406,32 @@ static int queue_preamble(struct relay *r) {
   return 0;
 }
 
+/* The client's first bytes, read before the first connect(): a client sends its request
+ * right after its handshake, so they are usually there. They go into the replay copy
+ * (and from it into `up`, queue_preamble), so a failed connect gives them to the next
+ * task as before. Returns the bytes read (0: none yet, or the client's FIN) or -errno. */
+static ssize_t read_first(struct relay *r) {
+  size_t want = r->pool->cfg.replay_limit < COPY_CHUNK ? r->pool->cfg.replay_limit : COPY_CHUNK;
+  ssize_t n = recv(r->cfd, r->t->copybuf, want, 0);
+  if (n == 0) r->c_eof = 1;
+  if (n <= 0) {
+    r->c_more = 0;
+    return n == 0 || errno == EAGAIN ? 0 : -errno;
+  }
+  if ((size_t)n < want && r->c_more == MORE_DATA) r->c_more = 0;
+  r->bytes_in += (uint64_t)n;
+  r->last_ms = r->t->now;
+  keep_replay(r, r->t->copybuf, (size_t)n);
+  return r->replay_on ? n : -ENOMEM; /* the copy failed: the bytes are nowhere else */
+}
+
 static void connect_next(struct relay *r) {
   struct backend *b = pool_pick(r->pool, r, r->t->now);
   if (!b) return finish(r, ECANCELED);
   /* First attempt: replay on until proven otherwise. Later attempts keep the state. */
   if (!r->answered && r->pool->cfg.replay_limit && r->bytes_in == 0) r->replay_on = 1;
+  ssize_t early = 0;
+  if (r->replay_on && r->bytes_in == 0 && r->c_more && !r->c_eof && (early = read_first(r)) < 0) return finish(r, (int)-early);
   if (queue_preamble(r) < 0) return finish(r, ENOMEM);
   r->deadline = r->t->now + r->pool->cfg.connect_timeout_ms;
   r->state = ST_CONNECTING;
@@ -412,10 +442,15 @@ static void connect_next(struct relay *r) {
   if (r->ufd < 0) return connect_failed(r, errno);
   int one = 1;
   setsockopt(r->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  setsockopt(r->ufd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-  /* The client leg inherits its idle time from the listener; the task leg gets the same,
-   * not the kernel's 2 h default, so a task on a dead node is noticed as on the JS path. */
-  if (r->pool->cfg.keepalive_s > 0) setsockopt(r->ufd, IPPROTO_TCP, TCP_KEEPIDLE, &r->pool->cfg.keepalive_s, sizeof r->pool->cfg.keepalive_s);
+  /* Bytes to send as soon as the handshake completes: the kernel then holds its final
+   * ACK and the first data segment carries it (HAProxy's tcp-smart-connect), one loopback
+   * segment less per connection. Only with bytes in hand: a task that speaks first
+   * (SMTP, MySQL) is not accepted until that ACK, which would wait for the delayed-ACK
+   * timer. The kernel leaves this mode (quick ACKs) once the handshake completes. */
+  if (early > 0) {
+    int zero = 0;
+    setsockopt(r->ufd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
+  }
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(b->port), .sin_addr.s_addr = b->ip};
   /* connect started */
   int rc = connect(r->ufd, (struct sockaddr *)&sa, sizeof sa);
@@ -436,6 +471,7 @@ void relay_ready(struct relay *r, int side, uint32_t events) {
   /* a FIN already queued: a short read does not mean drained, read on until recv() says 0 */
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) *more = MORE_EOF;
   else if ((events & EPOLLIN) && !*more) *more = MORE_DATA;
+  if (side == 1 && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == EPOLLRDHUP) r->u_fin = 1;
   if (r->state == ST_CONNECTING && side == 1) {
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) on_connect(r, events);
     return;
@@ -456,6 +492,31 @@ void relay_close(struct relay *r, int graceful) {
     shutdown(r->ufd, SHUT_WR);
   }
   finish(r, graceful ? 0 : ECANCELED);
+}
+
+/*
+ * TCP keepalive, set by the thread's sweep on a connection that has lived a sweep period
+ * (relay_thread.c), not at accept and connect: a short connection (most of them) then
+ * never pays the two setsockopt() calls per leg nor a keepalive timer per socket, and a
+ * long one gets it a second or two late against an idle time of keepalive_s (60 s), which
+ * no peer can tell apart. The client leg as the JS relay's (keepalive_s, none at 0); the
+ * task leg always, with keepalive_s as its idle time when set rather than the kernel's
+ * 2 h default, so a task on a dead node is noticed as on the JS path.
+ */
+static void set_keepalive(int fd, int idle_s) {
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  if (idle_s > 0) setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+}
+
+void relay_keepalive(struct relay *r) {
+  int idle_s = r->pool->cfg.keepalive_s;
+  if (!r->ka_c && idle_s > 0) set_keepalive(r->cfd, idle_s);
+  r->ka_c = 1;
+  if (!r->ka_u && r->ufd >= 0 && r->state == ST_RUNNING) {
+    set_keepalive(r->ufd, idle_s);
+    r->ka_u = 1;
+  }
 }
 
 void relay_check_deadline(struct relay *r, int64_t now) {

@@ -86,6 +86,8 @@ struct relay {
   int state;
   int c_more, u_more; /* edge-triggered: MORE_DATA the side may hold bytes, MORE_EOF up to a FIN */
   int fin_c;          /* FIN toward the client after the task's: FIN_NONE, FIN_DEFERRED, FIN_SENT */
+  int u_fin;          /* epoll said the task's FIN is queued (EPOLLRDHUP, no error) */
+  int dn_more;        /* the task's last bytes went to the client with MSG_MORE: their FIN follows at once */
   uint64_t fin_batch; /* the batch that deferred it */
   struct relay *next_fin;
   int pcu[2], puc[2];
@@ -103,6 +105,8 @@ struct relay {
   int64_t connect_ns; /* monotonic ns when the connect to b started */
   uint64_t bytes_in, bytes_out;
   int64_t last_ms;
+  int64_t born_ms;      /* accepted (monotonic ms) */
+  int ka_c, ka_u;       /* keepalive set on the client / task leg (relay_keepalive) */
   struct relay *prev, *next; /* the thread's list */
   struct relay *next_dead;
 };
@@ -154,6 +158,7 @@ void relay_start(struct relay *r);              /* pick and connect; may finish 
 void relay_ready(struct relay *r, int side, uint32_t events); /* epoll readiness; side 0 client, 1 task */
 void relay_close(struct relay *r, int graceful); /* FIN both ways (graceful) or at once */
 void relay_check_deadline(struct relay *r, int64_t now);
+void relay_keepalive(struct relay *r);        /* keepalive on both legs, once each (see relay.c) */
 void relay_fin_now(struct relay *r);          /* the deferred FIN toward the client */
 
 /* relay_thread.c */

@@ -82,7 +82,7 @@ static void new_relay(struct relay_thread *t, struct pool *p, int fd, const stru
   r->cfd = fd;
   r->ufd = -1;
   r->pcu[0] = r->pcu[1] = r->puc[0] = r->puc[1] = -1;
-  r->last_ms = t->now;
+  r->last_ms = r->born_ms = t->now;
   r->next = t->relays;
   if (t->relays) t->relays->prev = r;
   t->relays = r;
@@ -95,7 +95,8 @@ static void new_relay(struct relay_thread *t, struct pool *p, int fd, const stru
   relay_start(r);
 }
 
-/* TCP_NODELAY and keepalive were set on the listener: accepted sockets inherit them. */
+/* TCP_NODELAY was set on the listener: accepted sockets inherit it (keepalive comes later,
+ * relay_keepalive). */
 static void on_accept(struct relay_thread *t, uint32_t lid) {
   struct pool *p = listening_pool(t->e, lid);
   if (!p) return;
@@ -160,6 +161,7 @@ static void timers(struct relay_thread *t) {
   for (struct relay *r = t->relays, *next; r; r = next) {
     next = r->next;
     if (r->state == ST_RUNNING && t->now - r->last_ms >= r->pool->cfg.idle_timeout_ms) relay_close(r, 1);
+    else if (r->state == ST_RUNNING && !(r->ka_c && r->ka_u) && t->now - r->born_ms >= SWEEP_MS) relay_keepalive(r);
   }
 }
 
@@ -257,10 +259,6 @@ static int listen_socket(const struct relay_listen_args *a, int reuseport) {
     return -err;
   }
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (a->keepalive_s > 0) {
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &a->keepalive_s, sizeof a->keepalive_s);
-  }
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(a->port), .sin_addr.s_addr = a->ip};
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
     int err = errno;
