@@ -20,6 +20,7 @@
  *
  * Unthreaded, the engine's epoll fd is polled on Node's loop (uv_poll).
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
@@ -267,6 +268,7 @@ static int64_t mono_ms(void) {
  * with the coalescing pause as a sleep (the thread has nothing else to do meanwhile). */
 static void *engine_thread(void *arg) {
   struct udp_addon *a = arg;
+  pthread_setname_np(pthread_self(), "swarmnet-udp"); /* as ps -L and /proc/PID/task/TID/comm show it */
   int64_t next_tick = mono_ms() + TICK_MS;
   uint64_t last = 0;
   for (;;) {

@@ -201,6 +201,11 @@ export class Mesh {
     return { ...NO_UDP_STATS, flows: b.flows, sockets: b.flows, earlyDrop: b.earlyDrop, tableFull: b.tableFull };
   }
 
+  /** The native UDP engine's counters per data-plane thread (empty without the engine). */
+  udpThreadStats(): UdpStats[] {
+    return (this.#udp && this.#udp.threadStats()) ?? [];
+  }
+
   #countersFor(service: string): ServiceCounters {
     let c = this.#counters.get(service);
     if (!c) this.#counters.set(service, (c = newCounters()));
