@@ -24,6 +24,8 @@ const NET = '127.0.77';
 const NATIVE = `${NET}.1`;
 const BACKEND = `${NET}.2`;
 const JS = `${NET}.4`;
+/** The native engine on Node's loop (--threads 1), beside NATIVE on one engine thread per core. */
+const NATIVE1 = `${NET}.5`;
 const IPERF_PORT = 5201;
 const PUB_IPERF = 15201;
 const ECHO_PORT = 17000;
@@ -56,7 +58,7 @@ export async function udpBench(o: UdpBenchOptions): Promise<void> {
     const tool = noFlows ? undefined : buildUdpFlows(dir);
     start(iperf3, ['-s', '-B', BACKEND, '-p', String(IPERF_PORT)]);
     if (tool) await startEcho(tool, BACKEND, ECHO_PORT, ECHO_TASKS);
-    for (const [ip, extra] of [[NATIVE, []], [JS, ['--no-native-relay']]] as const) {
+    for (const [ip, extra] of [[NATIVE, []], [NATIVE1, ['--threads', '1']], [JS, ['--no-native-relay']]] as const) {
       const socket = join(dir, `agent-${ip}.sock`);
       await startAgent({ socket, args: ['--data-dir', join(dir, `agent-${ip}`), '--ingress-addr', ip, '--log-level', 'warn', '--no-overlay', '--udp-timeout', UDP_TIMEOUT, ...extra] });
       // iperf3 runs its control connection over TCP on the same port.
@@ -71,6 +73,7 @@ export async function udpBench(o: UdpBenchOptions): Promise<void> {
     const paths: Path[] = [
       { name: 'direct', host: BACKEND, iperf: IPERF_PORT, echo: ECHO_PORT },
       { name: 'mesh native', host: NATIVE, iperf: PUB_IPERF, echo: PUB_ECHO },
+      { name: 'native 1 thr', host: NATIVE1, iperf: PUB_IPERF, echo: PUB_ECHO },
       { name: 'mesh js', host: JS, iperf: PUB_IPERF, echo: PUB_ECHO },
     ];
     const results = new Map<string, Figures>(paths.map((p) => [p.name, { pps: [], fps: [] }]));

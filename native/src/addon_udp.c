@@ -3,7 +3,10 @@
  * by an External; every call returns 0, a count, or -errno.
  *
  *   udpCreate(maxFlows, maxSockets, decisions: Uint32Array, events: Float64Array,
- *             onDecide(n), onEvents(n))         -> engine | -errno
+ *             onDecide(n), onEvents(n), threaded?) -> engine | -errno
+ *       threaded: the engine runs on a thread of its own, listeners SO_REUSEPORT (one
+ *       engine per data-plane thread, each binding the same ports); hooks still run on
+ *       the JS thread, handed off through uv_async while the engine waits.
  *       decisions: UDP_DECIDE_MAX x 9 uint32 (struct udp_decision), events:
  *       UDP_EVENT_MAX x 8 doubles (struct udp_event); both stay owned by JS and are
  *       read and written in place. The hooks run synchronously on the JS thread.
@@ -15,8 +18,9 @@
  *   udpDestroy(engine)                          -> 0 (sockets closed once libuv lets go)
  *   udpConst                                    -> sizes, event types and close reasons
  *
- * The engine's epoll fd is polled on Node's loop (uv_poll), as the TCP relay's is.
+ * Unthreaded, the engine's epoll fd is polled on Node's loop (uv_poll).
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
@@ -27,7 +31,11 @@
 #include "addon_udp.h"
 #include "napi_util.h"
 
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 #include "udp.h"
 
@@ -72,6 +80,23 @@ struct udp_addon {
   int in_pass, scoped;
   napi_handle_scope pass_hs;
   napi_callback_scope pass_cs;
+  /* Threaded (udpCreate's 7th argument): the engine runs on a data-plane thread of its
+   * own (epoll loop, idle ticks, coalescing), its listeners bound with SO_REUSEPORT
+   * beside the other threads' engines. A hook there hands off to the JS thread (uv_async)
+   * and waits, the engine paused mid-pass, until JS has answered; a call from JS takes
+   * the engine between passes (serving a pending hook first, so neither side waits for
+   * the other). mu guards the engine; cv signals every change of busy and pending. */
+  int threaded;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  uv_async_t wake_js;
+  int wake_fd; /* eventfd: stop the thread */
+  int ep;      /* the thread's epoll: the engine's fd and wake_fd */
+  int stop, busy, pending;
+  unsigned pending_n;
+  int serving, on_js; /* the JS thread is in a hook / in a call of this engine */
+  struct udp_decision *dec;
 };
 
 static int open_pass_scope(struct udp_addon *a);
@@ -96,14 +121,60 @@ static void call_js(struct udp_addon *a, napi_ref ref, unsigned n) {
   napi_close_handle_scope(env, scope);
 }
 
+enum { PENDING_DECIDE = 1, PENDING_EVENTS = 2 };
+
+/* On the engine's thread, mu held: the JS thread answers the hook, meanwhile mu is free. */
+static void hand_off(struct udp_addon *a, int kind, unsigned n) {
+  if (kind == PENDING_DECIDE)
+    for (unsigned i = 0; i < n; i++) a->dec[i].tag = 0; /* unanswered (stopping): dropped */
+  if (a->stop) return;
+  a->pending = kind;
+  a->pending_n = n;
+  pthread_cond_broadcast(&a->cv);
+  uv_async_send(&a->wake_js);
+  while (a->pending && !a->stop) pthread_cond_wait(&a->cv, &a->mu);
+  a->pending = 0;
+}
+
 static void hook_decide(void *ctx, unsigned n) {
   struct udp_addon *a = ctx;
-  call_js(a, a->on_decide, n);
+  if (a->threaded && !a->on_js) hand_off(a, PENDING_DECIDE, n);
+  else call_js(a, a->on_decide, n);
 }
 
 static void hook_events(void *ctx, unsigned n) {
   struct udp_addon *a = ctx;
-  call_js(a, a->on_events, n);
+  if (a->threaded && !a->on_js) hand_off(a, PENDING_EVENTS, n);
+  else call_js(a, a->on_events, n);
+}
+
+/* On the JS thread, mu held: runs the hook the engine's thread waits on. */
+static void serve(struct udp_addon *a) {
+  a->serving = 1;
+  call_js(a, a->pending == PENDING_DECIDE ? a->on_decide : a->on_events, a->pending_n);
+  a->serving = 0;
+  a->pending = 0;
+  pthread_cond_broadcast(&a->cv);
+}
+
+/* A call from JS takes a threaded engine between passes; -EBUSY from inside its own
+ * hook (as the engine answers on one thread). */
+static int enter(struct udp_addon *a) {
+  if (!a->threaded) return 0;
+  if (a->serving || a->on_js) return -EBUSY;
+  pthread_mutex_lock(&a->mu);
+  while (a->busy) {
+    if (a->pending) serve(a);
+    else pthread_cond_wait(&a->cv, &a->mu);
+  }
+  a->on_js = 1;
+  return 0;
+}
+
+static void leave(struct udp_addon *a) {
+  if (!a->threaded) return;
+  a->on_js = 0;
+  pthread_mutex_unlock(&a->mu);
 }
 
 /* As libuv callbacks run JS: in a callback scope, so promise jobs run when it closes
@@ -119,17 +190,22 @@ static int open_pass_scope(struct udp_addon *a) {
   return 0;
 }
 
-static void in_pass(struct udp_addon *a, void (*fn)(struct udp_engine *)) {
-  a->in_pass = 1;
-  fn(a->e);
-  a->in_pass = 0;
+static void close_pass_scope(struct udp_addon *a) {
   if (!a->scoped) return;
   a->scoped = 0;
   napi_close_callback_scope(a->env, a->pass_cs);
   napi_close_handle_scope(a->env, a->pass_hs);
 }
 
+static void in_pass(struct udp_addon *a, void (*fn)(struct udp_engine *)) {
+  a->in_pass = 1;
+  fn(a->e);
+  a->in_pass = 0;
+  close_pass_scope(a);
+}
+
 static void on_pause_end(uv_poll_t *h, int status, int events);
+static void on_handle_closed(uv_handle_t *h);
 
 /* Datagrams the engine has taken in and sent out so far. */
 static uint64_t moved(const struct udp_addon *a) {
@@ -170,10 +246,107 @@ static void on_timer(uv_timer_t *h) {
   if (!a->destroyed) in_pass(a, udp_tick);
 }
 
+/* The engine's thread waits on a hook: answer it (promise jobs run once mu is free). */
+static void on_wake_js(uv_async_t *h) {
+  struct udp_addon *a = h->data;
+  if (a->destroyed || a->serving || a->on_js) return;
+  pthread_mutex_lock(&a->mu);
+  a->in_pass = 1;
+  if (a->pending) serve(a);
+  a->in_pass = 0;
+  pthread_mutex_unlock(&a->mu);
+  close_pass_scope(a);
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A data-plane thread: the loop on_poll, on_pause_end and on_timer make on Node's loop,
+ * with the coalescing pause as a sleep (the thread has nothing else to do meanwhile). */
+static void *engine_thread(void *arg) {
+  struct udp_addon *a = arg;
+  pthread_setname_np(pthread_self(), "swarmnet-udp"); /* as ps -L and /proc/PID/task/TID/comm show it */
+  int64_t next_tick = mono_ms() + TICK_MS;
+  uint64_t last = 0;
+  for (;;) {
+    int64_t wait = next_tick - mono_ms();
+    struct epoll_event ev[2];
+    int n = epoll_wait(a->ep, ev, 2, wait < 0 ? 0 : (int)wait), ready = 0;
+    for (int i = 0; i < n; i++) ready |= ev[i].data.u32 == 1;
+    pthread_mutex_lock(&a->mu);
+    if (a->stop) {
+      pthread_mutex_unlock(&a->mu);
+      break;
+    }
+    a->busy = 1;
+    if (ready) udp_process(a->e);
+    if (mono_ms() >= next_tick) {
+      udp_tick(a->e);
+      next_tick = mono_ms() + TICK_MS;
+    }
+    uint64_t now = moved(a);
+    a->busy = 0;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    if (ready && now - last >= COALESCE_MIN) {
+      struct timespec pause = {.tv_nsec = COALESCE_US * 1000L};
+      nanosleep(&pause, NULL);
+    }
+    last = now;
+  }
+  return NULL;
+}
+
+static void stop_thread(struct udp_addon *a) {
+  uint64_t one = 1;
+  pthread_mutex_lock(&a->mu);
+  a->stop = 1;
+  pthread_cond_broadcast(&a->cv);
+  pthread_mutex_unlock(&a->mu);
+  if (write(a->wake_fd, &one, sizeof one) < 0) { /* the stop flag is read after any wake-up */
+  }
+  pthread_join(a->thread, NULL);
+  close(a->ep);
+  close(a->wake_fd);
+}
+
+/* Threaded: epoll and wake-up for the thread, the hand-off to JS, then the thread. */
+static int start_thread(struct udp_addon *a, uv_loop_t *loop) {
+  a->ep = epoll_create1(EPOLL_CLOEXEC);
+  a->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  struct epoll_event ee = {.events = EPOLLIN, .data.u32 = 1}, we = {.events = EPOLLIN, .data.u32 = 2};
+  int rc = a->ep < 0 || a->wake_fd < 0 ? -errno : 0;
+  if (rc == 0 && (epoll_ctl(a->ep, EPOLL_CTL_ADD, udp_fd(a->e), &ee) < 0 || epoll_ctl(a->ep, EPOLL_CTL_ADD, a->wake_fd, &we) < 0)) rc = -errno;
+  if (rc == 0) rc = uv_async_init(loop, &a->wake_js, on_wake_js);
+  if (rc == 0) {
+    a->wake_js.data = a;
+    a->handles++;
+    uv_unref((uv_handle_t *)&a->wake_js);
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    rc = -pthread_create(&a->thread, NULL, engine_thread, a);
+    if (rc == 0) return 0;
+    a->destroyed = 1;
+    a->threaded = 0; /* no thread to stop */
+    uv_close((uv_handle_t *)&a->wake_js, on_handle_closed);
+    return rc;
+  }
+  if (a->ep >= 0) close(a->ep);
+  if (a->wake_fd >= 0) close(a->wake_fd);
+  return rc;
+}
+
 static void on_handle_closed(uv_handle_t *h) {
   struct udp_addon *a = h->data;
   if (--a->handles > 0) return;
   udp_destroy(a->e);
+  if (a->threaded) {
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
+  }
   if (a->pause_fd >= 0) close(a->pause_fd);
   napi_delete_reference(a->env, a->on_decide);
   napi_delete_reference(a->env, a->on_events);
@@ -187,6 +360,11 @@ static void on_handle_closed(uv_handle_t *h) {
 static void destroy(struct udp_addon *a) {
   if (a->destroyed) return;
   a->destroyed = 1;
+  if (a->threaded) {
+    stop_thread(a);
+    uv_close((uv_handle_t *)&a->wake_js, on_handle_closed);
+    return;
+  }
   uv_poll_stop(&a->poll);
   uv_timer_stop(&a->timer);
   uv_close((uv_handle_t *)&a->poll, on_handle_closed);
@@ -225,8 +403,8 @@ static struct udp_addon *engine_of(napi_env env, napi_value v) {
 }
 
 static napi_value udp_create_js(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], ext, name;
+  size_t argc = 7;
+  napi_value argv[7], ext, name;
   NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 6) return ret_int(env, -EINVAL);
   uint32_t max_flows, max_sockets;
@@ -239,7 +417,11 @@ static napi_value udp_create_js(napi_env env, napi_callback_info info) {
   if (!a) return ret_int(env, -ENOMEM);
   a->env = env;
   a->pause_fd = -1;
-  struct udp_config cfg = {.max_flows = max_flows, .max_sockets = max_sockets};
+  a->dec = dec;
+  bool threaded = false;
+  if (argc >= 7) napi_get_value_bool(env, argv[6], &threaded);
+  a->threaded = threaded;
+  struct udp_config cfg = {.max_flows = max_flows, .max_sockets = max_sockets, .reuseport = threaded};
   struct udp_hooks hooks = {.decide = hook_decide, .events = hook_events, .ctx = a, .dec = dec, .ev = ev};
   int rc = udp_create(&cfg, &hooks, &a->e);
   if (rc < 0) {
@@ -254,6 +436,19 @@ static napi_value udp_create_js(napi_env env, napi_callback_info info) {
   NAPI_CHECK(napi_create_reference(env, argv[5], 1, &a->on_events));
   NAPI_CHECK(napi_create_string_utf8(env, "swarmnet-udp", NAPI_AUTO_LENGTH, &name));
   NAPI_CHECK(napi_async_init(env, NULL, name, &a->async));
+  if (a->threaded) {
+    rc = start_thread(a, loop);
+    if (rc < 0) {
+      if (!a->destroyed) {
+        udp_destroy(a->e);
+        free(a);
+      }
+      return ret_int(env, rc);
+    }
+    NAPI_CHECK(napi_create_external(env, a, finalize, NULL, &ext));
+    a->held = 1;
+    return ext;
+  }
   a->poll.data = a->timer.data = a;
   rc = uv_poll_init(loop, &a->poll, udp_fd(a->e));
   if (rc == 0) {
@@ -307,7 +502,12 @@ static napi_value udp_listen_js(napi_env env, napi_callback_info info) {
   NAPI_CHECK(napi_get_value_int32(env, argv[3], &port));
   NAPI_CHECK(napi_get_value_uint32(env, argv[4], &idle));
   if (port < 0 || port > 65535) return ret_int(env, -EINVAL);
-  return ret_int(env, udp_listen(a->e, lid, ip, (uint16_t)port, idle));
+  int rc = enter(a);
+  if (rc == 0) {
+    rc = udp_listen(a->e, lid, ip, (uint16_t)port, idle);
+    leave(a);
+  }
+  return ret_int(env, rc);
 }
 
 static napi_value udp_unlisten_js(napi_env env, napi_callback_info info) {
@@ -318,7 +518,12 @@ static napi_value udp_unlisten_js(napi_env env, napi_callback_info info) {
   struct udp_addon *a = argc == 2 ? engine_of(env, argv[0]) : NULL;
   if (!a) return ret_int(env, -EBADF);
   NAPI_CHECK(napi_get_value_uint32(env, argv[1], &lid));
-  return ret_int(env, udp_unlisten(a->e, lid));
+  int rc = enter(a);
+  if (rc == 0) {
+    rc = udp_unlisten(a->e, lid);
+    leave(a);
+  }
+  return ret_int(env, rc);
 }
 
 static napi_value udp_close_tag_js(napi_env env, napi_callback_info info) {
@@ -330,7 +535,12 @@ static napi_value udp_close_tag_js(napi_env env, napi_callback_info info) {
   if (!a) return ret_int(env, -EBADF);
   NAPI_CHECK(napi_get_value_uint32(env, argv[1], &lid));
   NAPI_CHECK(napi_get_value_uint32(env, argv[2], &tag));
-  return ret_int(env, udp_close_tag(a->e, lid, tag));
+  int rc = enter(a);
+  if (rc == 0) {
+    rc = udp_close_tag(a->e, lid, tag);
+    leave(a);
+  }
+  return ret_int(env, rc);
 }
 
 struct flow_fill {
@@ -365,12 +575,15 @@ static napi_value udp_flows_js(napi_env env, napi_callback_info info) {
   if (!a) return ret_int(env, -EBADF);
   NAPI_CHECK(napi_get_value_uint32(env, argv[1], &lid));
   struct flow_fill w = {0};
-  int n = udp_flows(a->e, lid, count_flow, &w);
+  int n = enter(a);
   if (n < 0) return ret_int(env, n);
-  void *data;
-  NAPI_CHECK(napi_create_arraybuffer(env, w.cap * sizeof(double), &data, &ab));
+  n = udp_flows(a->e, lid, count_flow, &w);
+  void *data = NULL;
+  if (n >= 0 && napi_create_arraybuffer(env, w.cap * sizeof(double), &data, &ab) != napi_ok) n = -ENOMEM;
   w.out = data;
-  udp_flows(a->e, lid, fill_flow, &w);
+  if (n >= 0) udp_flows(a->e, lid, fill_flow, &w);
+  leave(a);
+  if (n < 0) return ret_int(env, n);
   NAPI_CHECK(napi_create_typedarray(env, napi_float64_array, w.i, ab, 0, &out));
   return out;
 }
@@ -382,7 +595,10 @@ static napi_value udp_stats_js(napi_env env, napi_callback_info info) {
   struct udp_addon *a = argc == 1 ? engine_of(env, argv[0]) : NULL;
   if (!a) return ret_int(env, -EBADF);
   uint64_t s[UDP_S_COUNT];
+  int rc = enter(a);
+  if (rc < 0) return ret_int(env, rc);
   udp_stats(a->e, s);
+  leave(a);
   NAPI_CHECK(napi_create_object(env, &out));
   for (int i = 0; i < UDP_S_COUNT; i++) {
     napi_create_double(env, (double)s[i], &v);
@@ -396,6 +612,7 @@ static napi_value udp_destroy_js(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   NAPI_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct udp_addon *a = argc == 1 ? engine_of(env, argv[0]) : NULL;
+  if (a && (a->serving || a->on_js)) return ret_int(env, -EBUSY); /* from its own hook */
   if (a) destroy(a);
   return ret_int(env, 0);
 }

@@ -115,8 +115,10 @@ int udp_listen(struct udp_engine *e, uint32_t lid, uint32_t ip, uint16_t port, u
   }
   int size = LISTENER_RCVBUF, rc = 0;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  int one = 1;
+  if (e->cfg.reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) rc = -errno;
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = ip};
-  if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) rc = -errno;
+  if (rc == 0 && bind(fd, (struct sockaddr *)&a, sizeof a) < 0) rc = -errno;
   if (rc == 0) rc = epoll_add(e, fd, LISTENER_TAG | lid);
   if (rc < 0) {
     close(fd);

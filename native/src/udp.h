@@ -113,6 +113,9 @@ struct udp_hooks {
 struct udp_config {
   uint32_t max_flows;
   uint32_t max_sockets; /* pool size: fds, and flows toward one task at most */
+  /* Listeners bind with SO_REUSEPORT: an engine per data-plane thread binds the same
+   * ip:port and the kernel hashes each flow's 4-tuple to one of them. */
+  uint32_t reuseport;
 };
 
 struct udp_flow_info {

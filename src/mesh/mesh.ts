@@ -101,12 +101,15 @@ export class Mesh {
   readonly relay: NativeRelay | undefined;
   /** The native UDP engine: made with the first UDP listener; null when off or not built. */
   #udp: UdpEngine | null | undefined;
+  /** Data-plane threads (--threads): the TCP relay's and the UDP engine's. */
+  readonly #threads: number;
   /** --max-flows for the JS UDP path. */
   readonly #jsUdpBound: UdpFlowBound;
 
   constructor(settings: Partial<MeshSettings> = {}, options: { nativeRelay?: boolean; threads?: number } = {}) {
     this.settings = { ...DEFAULTS, ...settings };
-    this.relay = options.nativeRelay === false ? undefined : NativeRelay.shared(options.threads ?? availableParallelism());
+    this.#threads = options.threads ?? availableParallelism();
+    this.relay = options.nativeRelay === false ? undefined : NativeRelay.shared(this.#threads);
     if (options.nativeRelay === false) this.#udp = null;
     // Flows store the table's coarse clock, up to one sweep old; a sweep no longer than
     // half the shortest idle timeout so an active flow never reads as idle (a 500 ms
@@ -187,7 +190,7 @@ export class Mesh {
 
   /** The native UDP engine, made on first use; undefined when the addon lacks it (the JS path then). */
   #udpEngine(): UdpEngine | undefined {
-    if (this.#udp === undefined) this.#udp = UdpEngine.create({ maxFlows: this.settings.udpMaxFlows, sockets: this.settings.udpSockets }) ?? null;
+    if (this.#udp === undefined) this.#udp = UdpEngine.create({ maxFlows: this.settings.udpMaxFlows, sockets: this.settings.udpSockets, threads: this.#threads }) ?? null;
     return this.#udp ?? undefined;
   }
 
@@ -196,6 +199,11 @@ export class Mesh {
     if (this.#udp) return this.#udp.stats();
     const b = this.#jsUdpBound;
     return { ...NO_UDP_STATS, flows: b.flows, sockets: b.flows, earlyDrop: b.earlyDrop, tableFull: b.tableFull };
+  }
+
+  /** The native UDP engine's counters per data-plane thread (empty without the engine). */
+  udpThreadStats(): UdpStats[] {
+    return (this.#udp && this.#udp.threadStats()) ?? [];
   }
 
   #countersFor(service: string): ServiceCounters {

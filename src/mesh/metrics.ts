@@ -51,5 +51,5 @@ export function registerMeshMetrics(registry: Registry, mesh: Mesh): void {
   m.counter('swarmnet_relay_thread_connections_total', 'TCP connections accepted per relay thread', ['thread'], perThread((s) => s.accepted));
   m.gauge('swarmnet_relay_thread_connections_active', 'Open TCP relays per relay thread', ['thread'], perThread((s) => s.open));
 
-  registerUdpMetrics(registry, () => mesh.udpStats());
+  registerUdpMetrics(registry, () => mesh.udpStats(), () => mesh.udpThreadStats());
 }

@@ -1,6 +1,6 @@
 /**
  * The native UDP engine (native/src/udp.h) as seen from TypeScript: one per Mesh, run
- * on this thread's event loop. C owns the sockets and the flows; JS decides which
+ * on this thread's event loop, or one per data-plane thread (options.threads). C owns the sockets and the flows; JS decides which
  * task a flow goes to (one call per receive batch of new flows, through a shared
  * Uint32Array) and hears of ended flows and failed tasks (batched, through a shared
  * Float64Array), dispatched to the listener by id.
@@ -59,8 +59,22 @@ export type UdpConst = Record<(typeof CONST_KEYS)[number], number>;
 
 export interface UdpEngineOptions {
   maxFlows: number;
-  /** Pool of upstream sockets: the engine's file descriptors, and the most flows toward one task. */
+  /** Pool of upstream sockets per thread: the engine's file descriptors, and the most flows toward one task. */
   sockets: number;
+  /**
+   * Data-plane threads (--threads). 1: the engine runs on this thread's loop. More: an
+   * engine per thread, each on a thread of its own with its own flow table (max-flows
+   * split evenly), pool and listeners bound with SO_REUSEPORT, so the kernel hashes each
+   * flow's 4-tuple to one thread; decisions and events still run here.
+   */
+  threads?: number;
+}
+
+/** One native engine: on this loop, or one data-plane thread's. */
+interface Part {
+  readonly handle: UdpHandle;
+  readonly dec: Uint32Array;
+  readonly ev: Float64Array;
 }
 
 /** in_addr.s_addr as read on a little-endian host <-> dotted quad. */
@@ -78,11 +92,11 @@ export function ipv4ToU32(s: string): number | undefined {
 
 export class UdpEngine {
   readonly #addon: Addon;
-  readonly #handle: UdpHandle;
+  readonly #parts: Part[] = [];
   readonly c: UdpConst;
-  readonly #dec: Uint32Array;
-  readonly #ev: Float64Array;
   readonly #owners = new Map<number, UdpFlowOwner>();
+  /** Per listener, the engines it is bound on: all, or the first only for an ephemeral port (each would draw its own). */
+  readonly #bound = new Map<number, Part[]>();
   #nextLid = 1;
   #destroyed = false;
   /** Exceptions thrown by owners' handlers (a bug); the engine carries on. */
@@ -91,11 +105,25 @@ export class UdpEngine {
   private constructor(addon: Addon, c: UdpConst, o: UdpEngineOptions) {
     this.#addon = addon;
     this.c = c;
-    this.#dec = new Uint32Array(c.decideMax * c.decisionFields);
-    this.#ev = new Float64Array(c.eventMax * c.eventFields);
-    const h = addon.udpCreate!(o.maxFlows, o.sockets, this.#dec, this.#ev, (n) => this.#decide(n), (n) => this.#events(n));
-    if (typeof h === 'number') check(h, 'udpCreate');
-    this.#handle = h as UdpHandle;
+    const threads = Math.max(1, Math.floor(o.threads ?? 1));
+    const maxFlows = Math.ceil(o.maxFlows / threads);
+    try {
+      for (let i = 0; i < threads; i++) {
+        const dec = new Uint32Array(c.decideMax * c.decisionFields);
+        const ev = new Float64Array(c.eventMax * c.eventFields);
+        const h = addon.udpCreate!(maxFlows, o.sockets, dec, ev, (n) => this.#decide(dec, n), (n) => this.#events(ev, n), threads > 1);
+        if (typeof h === 'number') check(h, 'udpCreate');
+        this.#parts.push({ handle: h as UdpHandle, dec, ev });
+      }
+    } catch (err) {
+      for (const p of this.#parts) addon.udpDestroy(p.handle);
+      throw err;
+    }
+  }
+
+  /** Engines (data-plane threads) running. */
+  get threads(): number {
+    return this.#parts.length;
   }
 
   /** An engine, or undefined when the addon is missing or predates the UDP engine. */
@@ -110,37 +138,71 @@ export class UdpEngine {
   listen(owner: UdpFlowOwner, ip: string, port: number, idleMs: number): number {
     const lid = this.#nextLid++;
     this.#owners.set(lid, owner);
+    const parts = port === 0 ? this.#parts.slice(0, 1) : this.#parts;
+    const done: Part[] = [];
     try {
-      check(this.#addon.udpListen(this.#handle, lid, ip, port, Math.min(idleMs, 0xffffffff)), 'bind');
+      for (const p of parts) {
+        check(this.#addon.udpListen(p.handle, lid, ip, port, Math.min(idleMs, 0xffffffff)), 'bind');
+        done.push(p);
+      }
     } catch (err) {
+      for (const p of done) this.#addon.udpUnlisten(p.handle, lid);
       this.#owners.delete(lid);
       throw err;
     }
+    this.#bound.set(lid, parts);
     return lid;
   }
 
   /** Closes the listener; its flows' CLOSED events reach the owner before this returns. */
   unlisten(lid: number): void {
-    if (!this.#destroyed) this.#addon.udpUnlisten(this.#handle, lid);
+    if (!this.#destroyed) for (const p of this.#on(lid)) this.#addon.udpUnlisten(p.handle, lid);
     this.#owners.delete(lid);
+    this.#bound.delete(lid);
   }
 
   /** Closes the listener's flows on task `tag` (drain timeout). */
   closeTag(lid: number, tag: number): void {
-    if (!this.#destroyed) this.#addon.udpCloseTag(this.#handle, lid, tag);
+    if (!this.#destroyed) for (const p of this.#on(lid)) this.#addon.udpCloseTag(p.handle, lid, tag);
+  }
+
+  #on(lid: number): readonly Part[] {
+    return this.#bound.get(lid) ?? [];
   }
 
   /** The listener's flows, `c.flowFields` numbers each: client ip, client port, tag, idle ms, bytes in, bytes out, answered. */
   flows(lid: number): Float64Array {
     if (this.#destroyed) return new Float64Array(0);
-    const r = this.#addon.udpFlows(this.#handle, lid);
-    return typeof r === 'number' ? new Float64Array(0) : r;
+    const all = this.#on(lid).map((p) => this.#addon.udpFlows(p.handle, lid)).filter((r): r is Float64Array => typeof r !== 'number');
+    if (all.length === 1) return all[0]!;
+    const out = new Float64Array(all.reduce((n, r) => n + r.length, 0));
+    let at = 0;
+    for (const r of all) {
+      out.set(r, at);
+      at += r.length;
+    }
+    return out;
   }
 
+  /** The counters summed over the threads. */
   stats(): UdpStats | undefined {
+    const per = this.threadStats();
+    if (!per) return undefined;
+    const sum: Record<string, number> = {};
+    for (const s of per) for (const [k, v] of Object.entries(s)) sum[k] = (sum[k] ?? 0) + v;
+    return sum as unknown as UdpStats;
+  }
+
+  /** Each thread's counters (one entry with --threads 1): how the kernel spread the flows. */
+  threadStats(): UdpStats[] | undefined {
     if (this.#destroyed) return undefined;
-    const s = this.#addon.udpStats(this.#handle);
-    return typeof s === 'number' ? undefined : (s as unknown as UdpStats);
+    const out: UdpStats[] = [];
+    for (const p of this.#parts) {
+      const s = this.#addon.udpStats(p.handle);
+      if (typeof s === 'number') return undefined;
+      out.push(s as unknown as UdpStats);
+    }
+    return out;
   }
 
   /** Closes every socket (once libuv releases the poll handle). Listeners first: they end their flows with events. */
@@ -148,11 +210,10 @@ export class UdpEngine {
     if (this.#destroyed) return;
     for (const lid of [...this.#owners.keys()]) this.unlisten(lid);
     this.#destroyed = true;
-    this.#addon.udpDestroy(this.#handle);
+    for (const p of this.#parts) this.#addon.udpDestroy(p.handle);
   }
 
-  #decide(n: number): void {
-    const d = this.#dec;
+  #decide(d: Uint32Array, n: number): void {
     const f = this.c.decisionFields;
     for (let i = 0; i < n; i++) {
       const b = i * f;
@@ -169,8 +230,7 @@ export class UdpEngine {
     }
   }
 
-  #events(n: number): void {
-    const e = this.#ev;
+  #events(e: Float64Array, n: number): void {
     const f = this.c.eventFields;
     for (let i = 0; i < n; i++) {
       const b = i * f;

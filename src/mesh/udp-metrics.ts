@@ -6,7 +6,7 @@ import type { Registry } from 'prom-client';
 import { by, readMetrics, type Sample } from '../util/metrics.js';
 import type { UdpStats } from './udp-engine.js';
 
-export function registerUdpMetrics(registry: Registry, stats: () => UdpStats | undefined): void {
+export function registerUdpMetrics(registry: Registry, stats: () => UdpStats | undefined, threads: () => UdpStats[] = () => []): void {
   const m = readMetrics(registry);
   const read = (pick: (s: UdpStats) => Sample[]) => (): Sample[] => {
     const s = stats();
@@ -19,5 +19,7 @@ export function registerUdpMetrics(registry: Registry, stats: () => UdpStats | u
   m.counter('swarmnet_udp_datagrams_dropped_total', 'Datagrams the UDP engine dropped, by reason', ['reason'], read((s) => by('reason', { truncated: s.truncated, bad_source: s.badSource, stray: s.stray, unforwarded: s.unforwarded, send: s.txErrors })));
   m.counter('swarmnet_udp_icmp_errors_total', 'ICMP errors read from the upstream sockets', [], read((s) => [[{}, s.icmp]]));
   m.counter('swarmnet_udp_replays_total', 'Unanswered datagrams of failed-over flows: resent to the next task, or lost (the ICMP quote was not the whole datagram)', ['result'], read((s) => by('result', { sent: s.replayed, lost: s.replayLost })));
+  // --threads: how the kernel's SO_REUSEPORT hash spread the flows over the engine's threads.
+  m.counter('swarmnet_udp_thread_flows_total', 'UDP flows the native engine took, per data-plane thread', ['thread'], () => threads().map((s, i): Sample => [{ thread: String(i) }, s.flowsTotal]));
   m.counter('swarmnet_udp_socket_errors_total', 'Upstream sockets the UDP engine could not open', [], read((s) => [[{}, s.socketErrors]]));
 }

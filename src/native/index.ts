@@ -33,7 +33,7 @@ export interface Addon {
   espSaDel(dir: number, spi: number, peer: string): number;
   espSaList(): Array<[dir: number, spi: number, vni: number, peer: string, seq: bigint]>;
   /** UDP engine (native/src/addon_udp.c, udp.h); absent from an addon built before it. */
-  udpCreate?(maxFlows: number, maxSockets: number, decisions: Uint32Array, events: Float64Array, onDecide: (n: number) => void, onEvents: (n: number) => void): UdpHandle | number;
+  udpCreate?(maxFlows: number, maxSockets: number, decisions: Uint32Array, events: Float64Array, onDecide: (n: number) => void, onEvents: (n: number) => void, threaded?: boolean): UdpHandle | number;
   udpListen(engine: UdpHandle, lid: number, ip: string, port: number, idleMs: number): number;
   udpUnlisten(engine: UdpHandle, lid: number): number;
   udpCloseTag(engine: UdpHandle, lid: number, tag: number): number;

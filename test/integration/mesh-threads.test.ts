@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { loopbackNet, metricValue, startAgent, startBackends } from '../helpers/procs.js';
-import { countBy, openConn, tcpRequest } from '../helpers/net.js';
+import { countBy, openConn, tcpRequest, udpRequest } from '../helpers/net.js';
 import { killMidRun } from '../helpers/scenarios.js';
 import { Backend, createScheduler } from '../../src/mesh/index.js';
 
@@ -111,4 +111,21 @@ t.test('a port re-opened with other settings while old connections drain', async
   const flows = JSON.parse(await agent.ok('conn', 'ls', '--service', 'reopen', '--format', 'json')) as Array<{ state: string; backendName: string }>;
   t.ok(flows.some((f) => f.state === 'ESTABLISHED' && /^reopen-t\d$/.test(f.backendName)), 'conn ls lists the old listener\'s connection');
   conn.close();
+});
+
+t.test('UDP flows from many source ports spread over both engine threads, all answered', async (t) => {
+  t.equal((await agent.cli('service', 'create', '--name', 'udpt', '--publish', '22010:53/udp')).code, 0);
+  t.equal((await agent.cli('task', 'add', '--service', 'udpt', '--addr', `${bip}:9501`, '--name', 'udpt-t1')).code, 0);
+  const before = (await agent.metrics()).split('\n');
+  const taken = (lines: string[], thread: number) => metricValue(lines.join('\n'), 'swarmnet_udp_thread_flows_total', `thread="${thread}"`) ?? 0;
+  // Each request from a socket of its own: a new source port, a new flow, hashed by the kernel to one thread.
+  const replies = await Promise.all(Array.from({ length: 64 }, (_, i) => udpRequest(agent.ingress, 22010, `q${i}`)));
+  t.same(replies, Array.from({ length: 64 }, (_, i) => `t1 q${i}`), 'every flow answered');
+  const after = (await agent.metrics()).split('\n');
+  const [a, b] = [0, 1].map((i) => taken(after, i) - taken(before, i));
+  t.equal(a! + b!, 64, 'each flow counted once, by one thread');
+  t.ok(a! > 0 && b! > 0, `both threads took flows (${a}, ${b})`);
+  const dir = `/proc/${agent.child.pid}/task`;
+  const comms = readdirSync(dir).map((tid) => readFileSync(`${dir}/${tid}/comm`, 'utf8').trim());
+  t.equal(comms.filter((c) => c === 'swarmnet-udp').length, 2, 'two UDP engine threads');
 });
