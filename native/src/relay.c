@@ -199,6 +199,26 @@ static ssize_t forward(int fd, char *src, ssize_t n, char **buf, size_t *len, si
 }
 
 /* client -> task; *more: the client may still have bytes (cleared by a short read or EAGAIN) */
+/* One recv() of the client's bytes into the thread's copy buffer, counted and kept for
+ * a replay: the bytes read (> 0), 0 at the client's FIN, or -errno (-EAGAIN: none now).
+ * `more` is cleared when the read drained the socket or failed. */
+static ssize_t recv_client(struct relay *r, size_t want, int *more) {
+  ssize_t n = recv(r->cfd, r->t->copybuf, want, 0);
+  if (n == 0) {
+    r->c_eof = 1;
+    return 0;
+  }
+  if (n < 0) {
+    *more = 0;
+    return -errno;
+  }
+  if ((size_t)n < want && *more == MORE_DATA) *more = 0;
+  r->bytes_in += (uint64_t)n;
+  r->last_ms = r->t->now;
+  if (r->replay_on) keep_replay(r, r->t->copybuf, (size_t)n);
+  return n;
+}
+
 static int pump_up(struct relay *r, int *err, int *more) {
   if (r->shut_u) return STEP_BLOCKED;
   int connecting = r->state == ST_CONNECTING;
@@ -233,24 +253,15 @@ static int pump_up(struct relay *r, int *err, int *more) {
     if (room < want) want = room;
   }
   if (r->replay_on || !r->splice_up) {
-    char *buf = r->t->copybuf;
-    ssize_t n = recv(r->cfd, buf, want, 0);
-    if (n == 0) {
-      r->c_eof = 1;
-      return STEP_PROGRESS;
-    }
+    ssize_t n = recv_client(r, want, more);
+    if (n == 0) return STEP_PROGRESS;
     if (n < 0) {
-      *more = 0;
-      if (errno == EAGAIN) return STEP_BLOCKED;
-      *err = errno;
+      if (n == -EAGAIN) return STEP_BLOCKED;
+      *err = (int)-n;
       return STEP_FAIL_CLIENT;
     }
-    if ((size_t)n < want && *more == MORE_DATA) *more = 0;
-    else if (n == COPY_CHUNK) r->splice_up = 1;
-    r->bytes_in += (uint64_t)n;
-    r->last_ms = r->t->now;
-    if (r->replay_on) keep_replay(r, buf, (size_t)n);
-    ssize_t sent = forward(r->ufd, buf, n, &r->up, &r->up_len, &r->up_off, err, 0);
+    if (n == COPY_CHUNK) r->splice_up = 1;
+    ssize_t sent = forward(r->ufd, r->t->copybuf, n, &r->up, &r->up_len, &r->up_off, err, 0);
     if (sent > 0 && connecting) connected(r);
     return sent >= 0 ? STEP_PROGRESS : sent == -1 ? STEP_FAIL_TASK : STEP_FAIL_CLIENT;
   }
@@ -412,16 +423,9 @@ static int queue_preamble(struct relay *r) {
  * task as before. Returns the bytes read (0: none yet, or the client's FIN) or -errno. */
 static ssize_t read_first(struct relay *r) {
   size_t want = r->pool->cfg.replay_limit < COPY_CHUNK ? r->pool->cfg.replay_limit : COPY_CHUNK;
-  ssize_t n = recv(r->cfd, r->t->copybuf, want, 0);
-  if (n == 0) r->c_eof = 1;
-  if (n <= 0) {
-    r->c_more = 0;
-    return n == 0 || errno == EAGAIN ? 0 : -errno;
-  }
-  if ((size_t)n < want && r->c_more == MORE_DATA) r->c_more = 0;
-  r->bytes_in += (uint64_t)n;
-  r->last_ms = r->t->now;
-  keep_replay(r, r->t->copybuf, (size_t)n);
+  ssize_t n = recv_client(r, want, &r->c_more);
+  if (n == 0) r->c_more = 0;
+  if (n <= 0) return n == -EAGAIN ? 0 : n;
   return r->replay_on ? n : -ENOMEM; /* the copy failed: the bytes are nowhere else */
 }
 
