@@ -260,14 +260,20 @@ static inline void count_reply(struct dnsf_table *t, uint16_t qtype, int rcode) 
 
 void dnsf_count_reply(struct dnsf_table *t, uint16_t qtype, int rcode) { count_reply(t, qtype, rcode); }
 
-int dnsf_error_reply(const uint8_t *req, const struct dnsf_query *q, int rcode, uint8_t *out) {
-  memcpy(out, req, q->qend);
-  put16(out + 2, (uint16_t)(F_QR | F_RA | (be16(req + 2) & F_RD) | (rcode & RCODE_MASK)));
+/* A reply of `rcode` with no records: the query's header and question, the query's
+ * `keep` flags, RA, and our OPT if the query had one (the rcode's upper bits in it). */
+static int error_reply(const uint8_t *req, size_t qend, int edns, int dnssec_ok, uint16_t keep, int rcode, uint8_t *out) {
+  memcpy(out, req, qend);
+  put16(out + 2, (uint16_t)(F_QR | F_RA | (be16(req + 2) & keep) | (rcode & RCODE_MASK)));
   put16(out + 6, 0);
   put16(out + 8, 0);
-  put16(out + 10, q->edns ? 1 : 0);
-  if (q->edns) write_opt(out + q->qend, q->dnssec_ok, rcode);
-  return q->qend + (q->edns ? OPT_BYTES : 0);
+  put16(out + 10, edns ? 1 : 0);
+  if (edns) write_opt(out + qend, dnssec_ok, rcode);
+  return (int)(qend + (edns ? OPT_BYTES : 0));
+}
+
+int dnsf_error_reply(const uint8_t *req, const struct dnsf_query *q, int rcode, uint8_t *out) {
+  return error_reply(req, q->qend, q->edns, q->dnssec_ok, F_RD, rcode, out);
 }
 
 int dnsf_answer(struct dnsf_table *t, uint16_t server, const uint8_t *req, size_t len, uint32_t client, uint8_t *out, size_t cap, struct dnsf_query *info) {
@@ -313,14 +319,8 @@ int dnsf_answer(struct dnsf_table *t, uint16_t server, const uint8_t *req, size_
     max = size < UDP_PLAIN_MAX ? UDP_PLAIN_MAX : size > UDP_EDNS_MAX ? UDP_EDNS_MAX : size;
     if (o[6] > EDNS_VERSION) {
       /* RFC 6891 section 6.1.3: BADVERS and our version, nothing else. */
-      memcpy(out, req, qend);
-      put16(out + 2, F_QR | F_RA | (qflags & (F_RD | F_CD)));
-      put16(out + 6, 0);
-      put16(out + 8, 0);
-      put16(out + 10, 1);
-      write_opt(out + qend, dnssec_ok, RCODE_BADVERS);
       count_reply(t, qtype, RCODE_BADVERS);
-      return (int)(qend + OPT_BYTES);
+      return error_reply(req, qend, 1, dnssec_ok, F_RD | F_CD, RCODE_BADVERS, out);
     }
   } else if (qend != len) {
     return DNSF_MISS;
