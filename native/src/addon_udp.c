@@ -207,21 +207,21 @@ static void in_pass(struct udp_addon *a, void (*fn)(struct udp_engine *)) {
 static void on_pause_end(uv_poll_t *h, int status, int events);
 static void on_handle_closed(uv_handle_t *h);
 
-/* Datagrams the engine has taken in and sent out so far. */
-static uint64_t moved(const struct udp_addon *a) {
+/* After a pass: whether it moved (took in and sent out) COALESCE_MIN datagrams or more
+ * since the last call, so a pause follows (COALESCE_*). */
+static int busy_pass(struct udp_addon *a) {
   uint64_t st[UDP_S_COUNT];
   udp_stats(a->e, st);
-  return st[UDP_S_RX_PACKETS] + st[UDP_S_TX_PACKETS];
+  uint64_t now = st[UDP_S_RX_PACKETS] + st[UDP_S_TX_PACKETS], n = now - a->moved;
+  a->moved = now;
+  return n >= COALESCE_MIN;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
   struct udp_addon *a = h->data;
   if (a->destroyed) return;
   in_pass(a, udp_process);
-  if (a->pause_fd < 0 || a->destroyed) return;
-  uint64_t now = moved(a), n = now - a->moved;
-  a->moved = now;
-  if (n < COALESCE_MIN) return;
+  if (a->pause_fd < 0 || a->destroyed || !busy_pass(a)) return;
   struct itimerspec its = {.it_value = {.tv_nsec = COALESCE_US * 1000L}};
   if (timerfd_settime(a->pause_fd, 0, &its, NULL) < 0) return;
   uv_poll_stop(&a->poll);
@@ -258,21 +258,14 @@ static void on_wake_js(uv_async_t *h) {
   close_pass_scope(a);
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A data-plane thread: the loop on_poll, on_pause_end and on_timer make on Node's loop,
  * with the coalescing pause as a sleep (the thread has nothing else to do meanwhile). */
 static void *engine_thread(void *arg) {
   struct udp_addon *a = arg;
   pthread_setname_np(pthread_self(), "swarmnet-udp"); /* as ps -L and /proc/PID/task/TID/comm show it */
-  int64_t next_tick = mono_ms() + TICK_MS;
-  uint64_t last = 0;
+  int64_t next_tick = udp_now_ms() + TICK_MS;
   for (;;) {
-    int64_t wait = next_tick - mono_ms();
+    int64_t wait = next_tick - udp_now_ms();
     struct epoll_event ev[2];
     int n = epoll_wait(a->ep, ev, 2, wait < 0 ? 0 : (int)wait), ready = 0;
     for (int i = 0; i < n; i++) ready |= ev[i].data.u32 == 1;
@@ -283,19 +276,18 @@ static void *engine_thread(void *arg) {
     }
     a->busy = 1;
     if (ready) udp_process(a->e);
-    if (mono_ms() >= next_tick) {
+    if (udp_now_ms() >= next_tick) {
       udp_tick(a->e);
-      next_tick = mono_ms() + TICK_MS;
+      next_tick = udp_now_ms() + TICK_MS;
     }
-    uint64_t now = moved(a);
+    int pause = busy_pass(a) && ready;
     a->busy = 0;
     pthread_cond_broadcast(&a->cv);
     pthread_mutex_unlock(&a->mu);
-    if (ready && now - last >= COALESCE_MIN) {
-      struct timespec pause = {.tv_nsec = COALESCE_US * 1000L};
-      nanosleep(&pause, NULL);
+    if (pause) {
+      struct timespec ts = {.tv_nsec = COALESCE_US * 1000L};
+      nanosleep(&ts, NULL);
     }
-    last = now;
   }
   return NULL;
 }

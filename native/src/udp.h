@@ -145,6 +145,8 @@ int udp_close_tag(struct udp_engine *e, uint32_t lid, uint32_t tag);
 /* Calls fn for each flow of the listener; returns how many or -errno. */
 int udp_flows(const struct udp_engine *e, uint32_t lid, void (*fn)(void *ctx, const struct udp_flow_info *f), void *ctx);
 void udp_stats(const struct udp_engine *e, uint64_t out[UDP_S_COUNT]);
+/* The engine's clock: CLOCK_MONOTONIC in milliseconds (its idle times and ticks). */
+int64_t udp_now_ms(void);
 /* Closes every socket and frees the engine; no events. */
 void udp_destroy(struct udp_engine *e);
 

@@ -156,7 +156,6 @@ struct udp_engine {
 };
 
 /* udp_table.c */
-int64_t udp_now_ms(void);
 struct udp_listener *udp_listener_find(const struct udp_engine *e, uint32_t lid);
 struct udp_flow *udp_flow_find(struct udp_engine *e, struct udp_listener *l, const struct sockaddr_in *client);
 /* A new unbound flow, evicting an unanswered one if the table is full; NULL: refused. */
