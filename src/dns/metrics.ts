@@ -5,7 +5,7 @@
  * list plus `other`, rcodes the ones RFC 1035 and RFC 6891 define that we send plus `other`.
  */
 import type { Registry } from 'prom-client';
-import { by, one, readMetrics, registerBucketHistogram, type Sample } from '../util/metrics.js';
+import { bucketOf, by, one, readMetrics, registerBucketHistogram, type Sample } from '../util/metrics.js';
 import { EDNS, QTYPE, RCODE } from './constants.js';
 
 const TYPE_LABELS = ['A', 'AAAA', 'PTR', 'SRV', 'TXT', 'MX', 'CNAME', 'NS', 'SOA', 'ANY', 'other'] as const;
@@ -52,9 +52,7 @@ export class DnsStats {
 
   /** One upstream exchange of `seconds`. */
   observeUpstream(seconds: number): void {
-    let b = 0;
-    while (b < UPSTREAM_BUCKETS.length && seconds > UPSTREAM_BUCKETS[b]!) b++;
-    this.upstreamSeconds.counts[b]!++;
+    this.upstreamSeconds.counts[bucketOf(UPSTREAM_BUCKETS, seconds)]!++;
     this.upstreamSeconds.sum += seconds;
   }
 

@@ -1,4 +1,5 @@
 /** Runtime state of one task endpoint inside a pool: load, health and counters. */
+import { bucketOf } from '../util/metrics.js';
 import { CONNECT_BUCKETS_S } from './constants.js';
 import type { BackendSpec } from './types.js';
 
@@ -47,9 +48,7 @@ export class Backend {
 
   /** A connect to the task ended (established or failed) after `seconds`. */
   connected(seconds: number): void {
-    let i = 0;
-    while (i < CONNECT_BUCKETS_S.length && seconds > CONNECT_BUCKETS_S[i]!) i++;
-    this.connectCounts[i]!++;
+    this.connectCounts[bucketOf(CONNECT_BUCKETS_S, seconds)]!++;
     this.connectSeconds += seconds;
   }
 

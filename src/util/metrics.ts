@@ -45,6 +45,13 @@ export interface BucketCounts {
   sum: number;
 }
 
+/** The bucket of `value` in BucketCounts.counts for ascending `bounds`: the first bound >= value, or bounds.length past them all. */
+export function bucketOf(bounds: readonly number[], value: number): number {
+  let i = 0;
+  while (i < bounds.length && value > bounds[i]!) i++;
+  return i;
+}
+
 export interface BucketHistogramOptions {
   name: string;
   help: string;

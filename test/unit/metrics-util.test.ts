@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { Registry } from 'prom-client';
-import { one, readMetrics, registerBucketHistogram, type BucketCounts, type Sample } from '../../src/util/metrics.js';
+import { bucketOf, one, readMetrics, registerBucketHistogram, type BucketCounts, type Sample } from '../../src/util/metrics.js';
 
 t.test('counters and gauges are read at scrape time and drop series whose source is gone', async (t) => {
   const registry = new Registry();
@@ -59,4 +59,13 @@ t.test('bounds must ascend and le is reserved', async (t) => {
   const registry = new Registry();
   t.throws(() => registerBucketHistogram(registry, { name: 'x_a', help: 'a', labelNames: [], buckets: [1, 1], read: () => [] }), RangeError);
   t.throws(() => registerBucketHistogram(registry, { name: 'x_b', help: 'b', labelNames: ['le'], buckets: [1], read: () => [] }), RangeError);
+});
+
+t.test('bucketOf: a value goes to the first bound at or above it, past them all to the last bucket', async (t) => {
+  const bounds = [0.001, 0.01, 0.1];
+  t.equal(bucketOf(bounds, 0), 0);
+  t.equal(bucketOf(bounds, 0.001), 0, 'on a bound: that bound (le)');
+  t.equal(bucketOf(bounds, 0.0011), 1);
+  t.equal(bucketOf(bounds, 0.1), 2);
+  t.equal(bucketOf(bounds, 5), 3, 'above every bound');
 });
