@@ -30,6 +30,7 @@
 
 #include "addon_udp.h"
 #include "napi_util.h"
+#include "sched_slice.h"
 
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -263,6 +264,7 @@ static void on_wake_js(uv_async_t *h) {
 static void *engine_thread(void *arg) {
   struct udp_addon *a = arg;
   pthread_setname_np(pthread_self(), "swarmnet-udp"); /* as ps -L and /proc/PID/task/TID/comm show it */
+  sched_slice_apply(); /* woken by every datagram batch: due soon after (sched_slice.h) */
   int64_t next_tick = udp_now_ms() + TICK_MS;
   for (;;) {
     int64_t wait = next_tick - udp_now_ms();

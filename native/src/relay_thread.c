@@ -19,6 +19,7 @@
  * with the side in bit 0 (relays are malloc-aligned).
  */
 #include "relay_engine.h"
+#include "sched_slice.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -168,6 +169,7 @@ static void timers(struct relay_thread *t) {
 static void *thread_main(void *arg) {
   struct relay_thread *t = arg;
   pthread_setname_np(pthread_self(), "swarmnet-relay"); /* as ps -L and /proc/PID/task/TID/comm show it */
+  sched_slice_apply(); /* woken by every segment: due soon after (sched_slice.h) */
   struct epoll_event events[MAX_EVENTS];
   int64_t last_tick = 0;
   for (;;) {

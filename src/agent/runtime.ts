@@ -41,6 +41,8 @@ export interface RuntimeOptions {
   nativeDns?: boolean;
   /** Threads of the native TCP data plane (--threads; default: the available cores). */
   threads?: number;
+  /** Scheduler slice the data-plane threads ask for, in microseconds (--thread-slice; 0: the kernel's default). */
+  threadSliceUs?: number;
   heartbeatMs: number;
   nodeTimeoutMs: number;
   logger: Logger;
@@ -109,7 +111,7 @@ export class Runtime {
     const control = new ControlMetrics();
     const view = new View(store, onInvalid, new Liveness({ self: nodeId, timeoutMs: o.nodeTimeoutMs, holdMs: 2 * o.heartbeatMs, onSelfBeat: (ms) => control.observeSelfBeat(ms) }));
     await view.start();
-    const mesh = new Mesh(o.mesh, { nativeRelay: o.nativeRelay, ...(o.threads !== undefined && { threads: o.threads }) });
+    const mesh = new Mesh(o.mesh, { nativeRelay: o.nativeRelay, ...(o.threads !== undefined && { threads: o.threads }), ...(o.threadSliceUs !== undefined && { threadSliceUs: o.threadSliceUs }) });
     const dnsTtl = o.dns?.ttlSeconds ?? DNS_DEFAULTS.ttlSeconds;
     // One cluster index and answer cache (rebuilt per view change) and one set of counters
     // behind --dns and every container gateway; only the upstreams differ.

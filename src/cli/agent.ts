@@ -7,6 +7,7 @@ import { parseDuration, parseIntArg, UsageError } from './format.js';
 import { VERSION } from './version.js';
 import { parseUpstreams, systemUpstreams } from '../dns/upstreams.js';
 import { ESP_PORT, OVERLAY_MTU, VXLAN_PORT } from '../overlay/constants.js';
+import { THREAD_SLICE_MAX_US, THREAD_SLICE_MIN_US } from '../mesh/constants.js';
 
 /** `--key-rotation` default: Swarm rotates the keys of encrypted overlays every 12 hours. */
 const KEY_ROTATION = '12h';
@@ -54,8 +55,17 @@ const MAX_FLOWS_CEILING = 16_777_216;
 /** Upstream sockets of the UDP engine: each is a source port, so fewer than the ports there are. */
 const UDP_SOCKETS_DEFAULT = '4096';
 const UDP_SOCKETS_CEILING = 60_000;
+/** The data-plane threads' slice: the shortest the kernel grants (docs/bench.md, "p99 at two threads"). */
+const THREAD_SLICE_DEFAULT = '100';
 /** Most data-plane threads `--threads` accepts: far above any core count this agent is meant for. */
 const MAX_THREADS = 256;
+
+/** `--thread-slice`: 0, or a scheduler slice in microseconds within what the kernel accepts. */
+export function parseThreadSlice(text: string): number {
+  const n = parseIntArg(text, '--thread-slice');
+  if (n !== 0 && (n < THREAD_SLICE_MIN_US || n > THREAD_SLICE_MAX_US)) throw new UsageError(`--thread-slice: ${n} is neither 0 nor from ${THREAD_SLICE_MIN_US} to ${THREAD_SLICE_MAX_US} microseconds`);
+  return n;
+}
 
 /** `--threads`: how many threads the TCP data plane runs on, from 1 to MAX_THREADS. */
 export function parseThreads(text: string): number {
@@ -107,6 +117,7 @@ export function agentCommand(program: Command): void {
     .option('--key-rotation <duration>', 'rotate the key of every encrypted network this often (managers and single nodes)', KEY_ROTATION)
     .option('--overlay-mtu <bytes>', 'MTU of overlay interfaces', String(OVERLAY_MTU))
     .option('--threads <n>', 'threads of the native TCP data plane (default: the cores this process may use)', String(availableParallelism()))
+    .option('--thread-slice <us>', "scheduler slice the data-plane threads ask for, in microseconds (Linux 6.12+ EEVDF: a woken relay runs sooner); 0: the kernel's default", THREAD_SLICE_DEFAULT)
     .option('--no-native-relay', 'relay TCP and UDP in JavaScript even when the native engines are built (env SWARMNET_NATIVE_RELAY=0)')
     .option('--no-native-dns', 'serve DNS over UDP in JavaScript even when the native fast path is built (env SWARMNET_NATIVE_DNS=0)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
@@ -167,6 +178,7 @@ export function agentCommand(program: Command): void {
         nativeRelay: o.nativeRelay !== false && process.env.SWARMNET_NATIVE_RELAY !== '0',
         nativeDns: o.nativeDns !== false && process.env.SWARMNET_NATIVE_DNS !== '0',
         threads: parseThreads(o.threads),
+        threadSliceUs: parseThreadSlice(o.threadSlice),
         heartbeatMs: parseDuration(o.heartbeat, '--heartbeat'),
         nodeTimeoutMs: parseDuration(o.nodeTimeout, '--node-timeout'),
         keyRotationMs,

@@ -12,6 +12,9 @@ export const PROXY_V2_TCP6 = 0x21;
 export const MAGLEV_SIZES = [65537, 131071, 262139, 524287, 1048573] as const;
 /** Source-hash buckets, as IPVS's IP_VS_SH_TAB_SIZE. */
 export const SH_TABLE_SIZE = 256;
+/** Bounds of a custom scheduler slice, in microseconds: what sched_setattr(2) grants a fair task (native/src/sched_slice.h). */
+export const THREAD_SLICE_MIN_US = 100;
+export const THREAD_SLICE_MAX_US = 100_000;
 
 /**
  * Upper bounds (seconds) of the connect-latency histogram's buckets: a loopback or

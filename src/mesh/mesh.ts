@@ -11,7 +11,7 @@ import { DEFAULTS, type MeshSettings } from './constants.js';
 import { HealthChecker } from './health.js';
 import { newCounters, type ListenerInfo, type ServiceCounters } from './listener.js';
 import { Pool } from './pool.js';
-import { NativeRelay } from './relay.js';
+import { NativeRelay, setThreadSlice } from './relay.js';
 import { TcpListener } from './tcp.js';
 import { NativeTcpListener } from './tcp-native.js';
 import type { BackendSpec } from './types.js';
@@ -106,9 +106,10 @@ export class Mesh {
   /** --max-flows for the JS UDP path. */
   readonly #jsUdpBound: UdpFlowBound;
 
-  constructor(settings: Partial<MeshSettings> = {}, options: { nativeRelay?: boolean; threads?: number } = {}) {
+  constructor(settings: Partial<MeshSettings> = {}, options: { nativeRelay?: boolean; threads?: number; threadSliceUs?: number } = {}) {
     this.settings = { ...DEFAULTS, ...settings };
     this.#threads = options.threads ?? availableParallelism();
+    if (options.nativeRelay !== false && options.threadSliceUs !== undefined) setThreadSlice(options.threadSliceUs);
     this.relay = options.nativeRelay === false ? undefined : NativeRelay.shared(this.#threads);
     if (options.nativeRelay === false) this.#udp = null;
     // Flows store the table's coarse clock, up to one sweep old; a sweep no longer than

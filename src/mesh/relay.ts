@@ -103,6 +103,18 @@ export function numberToIp(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
+/**
+ * The scheduler slice the data-plane threads (TCP relay, UDP engine) ask for when they
+ * start: under EEVDF (Linux 6.12+) a short slice makes a woken thread due soon, so a
+ * relay woken by a segment does not wait out the slice of whatever runs on its core
+ * (native/src/sched_slice.h; docs/bench.md, "p99 at two threads"). 0 keeps the
+ * kernel's default. Call before the threads start; nothing to do without the addon.
+ */
+export function setThreadSlice(us: number): void {
+  const addon = loadAddon();
+  if (addon) check(addon.threadSlice(us), 'threadSlice');
+}
+
 export class NativeRelay {
   readonly #addon: Addon;
   /** Threads the engine runs (the system may have refused some of those asked for). */

@@ -17,6 +17,8 @@ export interface Addon {
   relayCloseBackend(lid: number, bid: number): number;
   relayThreads(): Float64Array | undefined;
   relayConnectBuckets(): Float64Array;
+  /** The scheduler slice (microseconds, 0: the kernel's default) data-plane threads started from now on ask for (native/src/sched_slice.h). */
+  threadSlice(us: number): number;
   /** Overlay (native/src/addon_overlay.c): TAP devices and the VXLAN engine. */
   tapOpen(name: string, mtu: number): number;
   vxlanOpen(ip: string, port: number, espPort: number, onControl: (vni: number, frame: Buffer) => void): number;

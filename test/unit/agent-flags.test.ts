@@ -1,6 +1,6 @@
 /** Command-line parsing of the encryption options: agent flags, the test-only env, `network create --opt`. */
 import t from 'tap';
-import { parseEspSeqStart, parseKeyRotation, parseLimit, parsePort, parseThreads } from '../../src/cli/agent.js';
+import { parseEspSeqStart, parseKeyRotation, parseLimit, parsePort, parseThreadSlice, parseThreads } from '../../src/cli/agent.js';
 import { parseNetworkOpts } from '../../src/cli/network.js';
 import { parseDuration } from '../../src/cli/format.js';
 
@@ -36,6 +36,11 @@ t.test('--max-flows, --udp-sockets: whole numbers within a range, the flag named
 t.test('--threads: relay threads from 1 to 256', async (t) => {
   for (const [text, n] of [['1', 1], ['2', 2], ['256', 256], [' 4 ', 4]] as const) t.equal(parseThreads(text), n, text);
   for (const bad of ['0', '-1', '257', '1.5', 'two', '', '0x2']) t.throws(() => parseThreads(bad), { code: 'EUSAGE', message: /^--threads: / }, JSON.stringify(bad));
+});
+
+t.test('--thread-slice: 0, or 100 to 100000 microseconds', async (t) => {
+  for (const [text, n] of [['0', 0], ['100', 100], ['300', 300], ['100000', 100_000]] as const) t.equal(parseThreadSlice(text), n, text);
+  for (const bad of ['99', '1', '100001', '-100', '1.5', 'short', '']) t.throws(() => parseThreadSlice(bad), { code: 'EUSAGE', message: /^--thread-slice: / }, JSON.stringify(bad));
 });
 
 t.test('SWARMNET_TEST_ESP_SEQ_START: decimal or 0x hex, below 2^32', async (t) => {
