@@ -33,10 +33,15 @@ int sched_slice_set(uint32_t us) {
 int sched_slice_apply(void) {
   uint32_t us = atomic_load(&slice_us);
   if (us == 0) return 0;
+  /* Only a fair thread: a policy the operator chose (chrt: real-time, idle) stays as it is. */
+  int policy = sched_getscheduler(0);
+  if (policy < 0) return -errno;
+  policy &= ~SCHED_RESET_ON_FORK;
+  if (policy != SCHED_OTHER && policy != SCHED_BATCH) return 0;
   /* Keep the thread's nice level: sched_setattr sets it with the policy. */
   errno = 0;
   int nice = getpriority(PRIO_PROCESS, 0);
   if (nice == -1 && errno != 0) nice = 0;
-  struct slice_attr a = {.size = sizeof a, .sched_policy = SCHED_OTHER, .sched_nice = nice, .sched_runtime = (uint64_t)us * 1000};
+  struct slice_attr a = {.size = sizeof a, .sched_policy = (uint32_t)policy, .sched_nice = nice, .sched_runtime = (uint64_t)us * 1000};
   return syscall(SYS_sched_setattr, 0, &a, 0) < 0 ? -errno : 0;
 }

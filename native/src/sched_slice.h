@@ -12,7 +12,8 @@
  * 2-thread p99 (docs/bench.md, "p99 at two threads").
  *
  * Older kernels ignore sched_runtime for fair tasks: the call succeeds and changes
- * nothing. A refused call (a seccomp filter, a kernel without sched_setattr) leaves the
+ * nothing. A thread the operator put under another policy (chrt: real-time, idle) is left
+ * so; SCHED_BATCH keeps its policy and gets the slice. A refused call (a seccomp filter, a kernel without sched_setattr) leaves the
  * thread at the default; the data plane works the same, only its tail is longer.
  */
 #ifndef SWARMNET_SCHED_SLICE_H
