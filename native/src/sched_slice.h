@@ -13,8 +13,9 @@
  *
  * Older kernels ignore sched_runtime for fair tasks: the call succeeds and changes
  * nothing. A thread the operator put under another policy (chrt: real-time, idle) is left
- * so; SCHED_BATCH keeps its policy and gets the slice. A refused call (a seccomp filter, a kernel without sched_setattr) leaves the
- * thread at the default; the data plane works the same, only its tail is longer.
+ * so; SCHED_BATCH keeps its policy and gets the slice. A refused call (a seccomp filter,
+ * a kernel without sched_setattr) leaves the thread at the default; the data plane works
+ * the same, only its tail is longer.
  */
 #ifndef SWARMNET_SCHED_SLICE_H
 #define SWARMNET_SCHED_SLICE_H

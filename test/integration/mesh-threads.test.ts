@@ -25,8 +25,8 @@ async function service(name: string, port: number, lb: string, extra: string[] =
 
 const who = (reply: string) => reply.split(' ')[0]!;
 
-/** Each thread of a process by name (comm), with its scheduler slice in ns (se.slice, Linux 6.6+). */
-function threadSlices(pid: number): Array<{ comm: string; slice: number }> {
+/** Each thread of a process by name (comm), with its scheduler slice in ns (se.slice, Linux 6.6+; NaN before). */
+function threadsOf(pid: number): Array<{ comm: string; slice: number }> {
   const dir = `/proc/${pid}/task`;
   return readdirSync(dir).map((tid) => ({
     comm: readFileSync(`${dir}/${tid}/comm`, 'utf8').trim(),
@@ -38,13 +38,11 @@ const [major, minor] = release().split('.').map(Number);
 const customSlices = major! > 6 || (major === 6 && minor! >= 12);
 
 t.test('the agent runs two relay threads', async (t) => {
-  const dir = `/proc/${agent.child.pid}/task`;
-  const comms = readdirSync(dir).map((tid) => readFileSync(`${dir}/${tid}/comm`, 'utf8').trim());
-  t.equal(comms.filter((c) => c === 'swarmnet-relay').length, 2);
+  t.equal(threadsOf(agent.child.pid!).filter((x) => x.comm === 'swarmnet-relay').length, 2);
 });
 
 t.test('data-plane threads run with a short scheduler slice; Node\'s thread keeps the default', { skip: !customSlices && `kernel ${release()} has no custom slices (6.12+)` }, async (t) => {
-  const threads = threadSlices(agent.child.pid!);
+  const threads = threadsOf(agent.child.pid!);
   const relay = threads.filter((x) => x.comm === 'swarmnet-relay');
   t.same(relay.map((x) => x.slice), [100_000, 100_000], 'both relay threads: --thread-slice\'s default, 100 us');
   const main = threads.find((x) => x.comm !== 'swarmnet-relay' && x.comm !== 'swarmnet-udp')!;
@@ -56,9 +54,9 @@ t.test('--thread-slice sets the relay threads\' slice; 0 leaves the kernel\'s', 
     startAgent(t, { ip: ip(70), args: ['--threads', '1', '--thread-slice', '300'] }),
     startAgent(t, { ip: ip(71), args: ['--threads', '1', '--thread-slice', '0'] }),
   ]);
-  const relay300 = threadSlices(a300.child.pid!).filter((x) => x.comm === 'swarmnet-relay');
+  const relay300 = threadsOf(a300.child.pid!).filter((x) => x.comm === 'swarmnet-relay');
   t.same(relay300.map((x) => x.slice), [300_000], '--thread-slice 300: 300 us');
-  const all0 = threadSlices(a0.child.pid!);
+  const all0 = threadsOf(a0.child.pid!);
   const relay0 = all0.find((x) => x.comm === 'swarmnet-relay')!;
   t.equal(relay0.slice, all0[0]!.slice, '--thread-slice 0: the relay thread has the slice Node\'s thread has');
   t.not(relay0.slice, 100_000);
@@ -159,8 +157,7 @@ t.test('UDP flows from many source ports spread over both engine threads, all an
   const [a, b] = [0, 1].map((i) => taken(after, i) - taken(before, i));
   t.equal(a! + b!, 64, 'each flow counted once, by one thread');
   t.ok(a! > 0 && b! > 0, `both threads took flows (${a}, ${b})`);
-  const dir = `/proc/${agent.child.pid}/task`;
-  const comms = readdirSync(dir).map((tid) => readFileSync(`${dir}/${tid}/comm`, 'utf8').trim());
-  t.equal(comms.filter((c) => c === 'swarmnet-udp').length, 2, 'two UDP engine threads');
-  if (customSlices) t.same(threadSlices(agent.child.pid!).filter((x) => x.comm === 'swarmnet-udp').map((x) => x.slice), [100_000, 100_000], 'UDP engine threads: a 100 us slice');
+  const udp = threadsOf(agent.child.pid!).filter((x) => x.comm === 'swarmnet-udp');
+  t.equal(udp.length, 2, 'two UDP engine threads');
+  if (customSlices) t.same(udp.map((x) => x.slice), [100_000, 100_000], 'UDP engine threads: a 100 us slice');
 });
